@@ -1,0 +1,1 @@
+"""mmdd.core: the modality-agnostic matching core (never imports a domain)."""

@@ -1,0 +1,88 @@
+"""Coreset baselines: pick real samples per class instead of learning synthetic ones.
+
+* ``random`` — a uniform draw without replacement from each class;
+* ``herding`` — greedily add the sample that keeps the running mean of the selected features
+  closest to the class mean (Welling 2009);
+* ``kcenter`` — greedy k-center: start from a random sample, then repeatedly add the sample
+  farthest from everything selected so far (Sener & Savarese 2018).
+
+Herding and k-center work on feature vectors (pixels or a network embedding, chosen by the
+caller). Every function returns indices into the split, ``ipc`` per class, class-major.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .errors import ConfigError
+from .registry import Registry
+
+CORESETS: Registry[Callable] = Registry("coreset")
+
+
+def _per_class(labels: Tensor, num_classes: int, ipc: int, pick: Callable[[Tensor, int], Tensor]) -> Tensor:
+    chosen = []
+    for c in range(num_classes):
+        pool = torch.nonzero(labels == c, as_tuple=False).flatten()
+        if pool.numel() < ipc:
+            raise ConfigError(f"budget.ipc={ipc} but class {c} has only {pool.numel()} samples")
+        chosen.append(pool[pick(pool, c)])
+    return torch.cat(chosen)
+
+
+@CORESETS.register("random")
+def random_subset(labels: Tensor, num_classes: int, ipc: int, gen: torch.Generator,
+                  features: Tensor | None = None) -> Tensor:
+    return _per_class(labels, num_classes, ipc, lambda pool, c: torch.randperm(pool.numel(), generator=gen)[:ipc])
+
+
+def herding_order(feats: Tensor, k: int) -> Tensor:
+    """Indices of ``k`` rows chosen by herding on ``feats`` (n×d)."""
+    mu = feats.mean(0)
+    selected: list[int] = []
+    running = torch.zeros_like(mu)
+    available = torch.ones(feats.shape[0], dtype=torch.bool)
+    for t in range(1, k + 1):
+        candidate_means = (running.unsqueeze(0) + feats) / t
+        dist = (candidate_means - mu).norm(dim=1)
+        dist[~available] = float("inf")
+        i = int(dist.argmin())
+        selected.append(i)
+        available[i] = False
+        running += feats[i]
+    return torch.tensor(selected, dtype=torch.long)
+
+
+@CORESETS.register("herding")
+def herding(labels: Tensor, num_classes: int, ipc: int, gen: torch.Generator, features: Tensor) -> Tensor:
+    feats = features.flatten(1).double()
+    return _per_class(labels, num_classes, ipc, lambda pool, c: herding_order(feats[pool], ipc))
+
+
+def kcenter_order(feats: Tensor, k: int, gen: torch.Generator) -> Tensor:
+    """Indices of ``k`` rows chosen by greedy k-center on ``feats`` (n×d)."""
+    first = int(torch.randint(0, feats.shape[0], (1,), generator=gen))
+    selected = [first]
+    min_dist = (feats - feats[first]).norm(dim=1)
+    for _ in range(k - 1):
+        i = int(min_dist.argmax())
+        selected.append(i)
+        min_dist = torch.minimum(min_dist, (feats - feats[i]).norm(dim=1))
+    return torch.tensor(selected, dtype=torch.long)
+
+
+@CORESETS.register("kcenter")
+def kcenter(labels: Tensor, num_classes: int, ipc: int, gen: torch.Generator, features: Tensor) -> Tensor:
+    feats = features.flatten(1).double()
+    return _per_class(labels, num_classes, ipc, lambda pool, c: kcenter_order(feats[pool], ipc, gen))
+
+
+def select(name: str, labels: Tensor, num_classes: int, ipc: int, gen: torch.Generator,
+           features: Tensor | None = None) -> Tensor:
+    fn = CORESETS.get(name, "coreset")
+    if name != "random" and features is None:
+        raise ConfigError(f"coreset {name!r} needs features (pixels or an embedding)")
+    return fn(labels, num_classes, ipc, gen, features)

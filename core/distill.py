@@ -1,0 +1,81 @@
+"""The one distillation loop, shared by every method and domain.
+
+    for step in iterations:
+        loss = matcher(synthetic, real, gen); loss.backward(); optimizer.step()
+        log every step, checkpoint every N steps
+
+A non-finite loss stops the loop *before* the update, so the synthetic set and the last
+checkpoint stay good. Everything random comes from ``gen``, whose state is part of the
+checkpoint, so a resumed run continues exactly where an uninterrupted one would be.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from .data import ClassIndex
+from .errors import RunError
+from .synthetic import SyntheticSet
+
+
+class NonFiniteLoss(RunError):
+    def __init__(self, step: int, value: float):
+        self.step, self.value = step, value
+        super().__init__(f"the loss became {value} at step {step}")
+
+
+def make_optimizer(syn: SyntheticSet, method_cfg) -> torch.optim.Optimizer:
+    """SGD over the synthetic set's parameter groups, each with the method's lr for that role.
+
+    The method config supplies ``lr_inputs`` and ``momentum``, and optionally ``lr_labels`` and
+    ``lr_lr``; a group whose lr is 0 (or missing) is frozen.
+    """
+    groups = []
+    for role, params in syn.param_groups().items():
+        lr = float(getattr(method_cfg, f"lr_{role}", 0.0) or 0.0)
+        for p in params:
+            p.requires_grad_(lr > 0)
+        if lr > 0:
+            groups.append({"params": params, "lr": lr, "name": role})
+    if not groups:
+        raise RunError("no synthetic parameter has a positive learning rate; set method.lr_inputs > 0")
+    return torch.optim.SGD(groups, momentum=getattr(method_cfg, "momentum", 0.5))
+
+
+def run_loop(syn: SyntheticSet, matcher, real: ClassIndex, optimizer: torch.optim.Optimizer,
+             gen: torch.Generator, steps: int, *, start_step: int = 0, checkpoint_every: int = 100,
+             save_checkpoint: Callable[[int], None] | None = None,
+             log: Callable[[int, dict], None] | None = None, stop_after: int | None = None,
+             progress: bool = True) -> int:
+    """Run steps ``start_step+1 .. steps``; return the last completed step.
+
+    ``stop_after`` ends this call early after that many steps (a checkpoint is written), so long
+    runs can be done in pieces and resumed.
+    """
+    end = steps if stop_after is None else min(steps, start_step + stop_after)
+    bar = tqdm(range(start_step, end), initial=start_step, total=steps, desc="distill", unit="step",
+               disable=None if progress else True)
+    step = start_step
+    for i in bar:
+        optimizer.zero_grad(set_to_none=True)
+        loss = matcher(syn, real, gen)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise NonFiniteLoss(i + 1, value)
+        loss.backward()
+        optimizer.step()
+        step = i + 1
+        if log is not None:
+            record = {"step": step, "loss": value}
+            lr = syn.learned_lr()
+            if lr is not None:
+                record["learned_lr"] = lr
+            log(step, record)
+        bar.set_postfix(loss=f"{value:.4g}")
+        if save_checkpoint is not None and (step % checkpoint_every == 0 or step == end):
+            save_checkpoint(step)
+    return step

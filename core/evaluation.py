@@ -1,0 +1,157 @@
+"""The evaluation protocol (DESIGN §3).
+
+A fresh network is trained only on the set under evaluation — SGD with momentum 0.9 and weight
+decay 5e-4, the learning rate stepped ×0.1 at half of the epochs, augmentation on — and the
+metric of the **last** epoch on the test split is reported, mean ± std over N seeds. The learned
+learning rate is used where the method learns one. Nothing is selected on the test split; the
+validation split, when a dataset has one, is measured and reported beside it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .data import Split
+from .seeding import make_generator
+
+
+@dataclass
+class EvalConfig:
+    """Recipe section ``evaluation``."""
+
+    epochs: int = 300
+    lr: float = 0.01
+    batch_size: int = 256
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_decay_at: float = 0.5
+    augment: bool = True
+    seeds: int = 3
+    seed: int = 0
+    use_learned_lr: bool = True
+    network: Any = None
+    baselines: list[str] = field(default_factory=lambda: ["random"])
+    full_epochs: int | None = None
+    test_batch_size: int = 1024
+
+    def check(self, path: str) -> list[str]:
+        problems = []
+        for key in ("epochs", "batch_size", "seeds", "test_batch_size"):
+            if getattr(self, key) < 1:
+                problems.append(f"{path}.{key} must be ≥ 1, got {getattr(self, key)}")
+        if self.lr <= 0:
+            problems.append(f"{path}.lr must be > 0, got {self.lr}")
+        if not 0 < self.lr_decay_at <= 1:
+            problems.append(f"{path}.lr_decay_at must be in (0, 1] (fraction of epochs), got {self.lr_decay_at}")
+        if self.full_epochs is not None and self.full_epochs < 1:
+            problems.append(f"{path}.full_epochs must be ≥ 1 or null, got {self.full_epochs}")
+        valid = {"random", "herding", "kcenter", "full"}
+        for b in self.baselines:
+            if b not in valid:
+                problems.append(f"{path}.baselines: unknown baseline {b!r}; expected some of {sorted(valid)}")
+        return problems
+
+    def seed_list(self) -> list[int]:
+        return [self.seed + i for i in range(self.seeds)]
+
+
+@dataclass
+class SetResult:
+    """The evaluation of one set (distilled, random, full...) under one protocol."""
+
+    metric: str
+    mean: float
+    std: float
+    values: list[float]
+    seeds: list[int]
+    protocol: str
+    val_values: list[float] | None = None
+    train_size: int = 0
+    wall_s: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def formatted(self) -> str:
+        return f"{100 * self.mean:.2f} ± {100 * self.std:.2f}"
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and population standard deviation (ddof=0, as the DD literature reports)."""
+    n = len(values)
+    mean = sum(values) / n
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / n)
+
+
+def train_model(net: nn.Module, inputs: Tensor, targets: Tensor, cfg: EvalConfig, gen: torch.Generator,
+                augment: Callable[[Tensor, torch.Generator], Tensor] | None, device: torch.device,
+                lr: float | None = None, epochs: int | None = None, desc: str | None = None) -> nn.Module:
+    """Train ``net`` on (inputs, targets) with the protocol's optimiser and schedule."""
+    epochs = epochs or cfg.epochs
+    lr = lr or cfg.lr
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    decay_epoch = max(1, int(round(epochs * cfg.lr_decay_at)))
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[decay_epoch], gamma=0.1)
+    n = inputs.shape[0]
+    net.train()
+    bar = tqdm(range(epochs), desc=desc, leave=False, disable=None if desc else True, unit="epoch")
+    for _ in bar:
+        order = torch.randperm(n, generator=gen)
+        for start in range(0, n, cfg.batch_size):
+            idx = order[start:start + cfg.batch_size]
+            x = inputs[idx].to(device)
+            y = targets[idx].to(device)
+            if augment is not None and cfg.augment:
+                x = augment(x, gen)
+            loss = F.cross_entropy(net(x), y)  # hard labels, or probability targets (soft labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        sched.step()
+    return net
+
+
+@torch.no_grad()
+def predict(net: nn.Module, inputs: Tensor, batch_size: int, device: torch.device) -> Tensor:
+    net.eval()
+    out = [net(inputs[i:i + batch_size].to(device)).float().cpu() for i in range(0, inputs.shape[0], batch_size)]
+    return torch.cat(out)
+
+
+def evaluate_set(inputs: Tensor, targets: Tensor, *, make_network: Callable[[torch.Generator], nn.Module],
+                 cfg: EvalConfig, test: Split, metric: Callable[[Tensor, Tensor], float], metric_name: str,
+                 protocol: str, device: torch.device, augment=None, lr: float | None = None,
+                 epochs: int | None = None, val: Split | None = None, label: str = "") -> SetResult:
+    """Train a fresh network per seed on (inputs, targets); report the last-epoch test metric."""
+    started = time.perf_counter()
+    values, val_values = [], []
+    inputs, targets = inputs.detach().cpu(), targets.detach().cpu()
+    for seed in cfg.seed_list():
+        gen = make_generator(seed)
+        net = make_network(gen)
+        train_model(net, inputs, targets, cfg, gen, augment, device, lr=lr, epochs=epochs,
+                    desc=f"eval {label} seed {seed}" if label else None)
+        values.append(metric(predict(net, test.inputs, cfg.test_batch_size, device), test.labels))
+        if val is not None and len(val):
+            val_values.append(metric(predict(net, val.inputs, cfg.test_batch_size, device), val.labels))
+    mean, std = mean_std(values)
+    return SetResult(metric=metric_name, mean=mean, std=std, values=values, seeds=cfg.seed_list(),
+                     protocol=protocol, val_values=val_values or None, train_size=int(inputs.shape[0]),
+                     wall_s=time.perf_counter() - started)
+
+
+def describe_protocol(cfg: EvalConfig, network: str, augment: str, lr: float | None = None,
+                      epochs: int | None = None) -> str:
+    epochs = epochs or cfg.epochs
+    lr_text = f"learned lr {lr:.4g}" if lr is not None else f"lr {cfg.lr:g}"
+    aug = augment if cfg.augment else "no aug"
+    return (f"{network}, SGD {cfg.momentum:g} / {cfg.weight_decay:g}, {lr_text} ×0.1 at {cfg.lr_decay_at:g}, "
+            f"batch {cfg.batch_size}, {epochs} epochs, {aug}, {cfg.seeds} seeds, last epoch on test")

@@ -1,0 +1,10 @@
+"""Matchers by name. Each method is one file; its spec holds its typed options and builder."""
+
+from ..registry import Registry
+from .base import MatcherSpec, MatchingContext, Matcher, siamese
+from . import distribution
+
+MATCHERS: Registry[MatcherSpec] = Registry("method")
+MATCHERS.add("dm", distribution.SPEC)
+
+__all__ = ["MATCHERS", "MatcherSpec", "MatchingContext", "Matcher", "siamese"]

@@ -1,0 +1,113 @@
+"""The ConvNet family used across the dataset-distillation literature.
+
+Each block is Conv3×3 → norm → activation → pool; ``depth`` blocks, then a linear classifier.
+``spatial_dims`` selects 2D (images) or 3D (volumes, clips) layers, MONAI-style, so one class
+serves both. "instancenorm" is ``GroupNorm(C, C)`` (instance norm with affine parameters, as the
+reference implementations use), "layernorm" is ``GroupNorm(1, C)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import torch
+from torch import Tensor, nn
+
+NORMS = ("instancenorm", "batchnorm", "layernorm", "groupnorm", "none")
+POOLINGS = ("avgpool", "maxpool", "none")
+ACTIVATIONS = ("relu", "leakyrelu", "sigmoid", "gelu")
+
+
+@dataclass
+class ConvNetConfig:
+    """Options of the ConvNet family (recipe section ``network``)."""
+
+    name: str = "convnet"
+    depth: int = 3
+    width: int = 128
+    norm: Literal["instancenorm", "batchnorm", "layernorm", "groupnorm", "none"] = "instancenorm"
+    pooling: Literal["avgpool", "maxpool", "none"] = "avgpool"
+    activation: Literal["relu", "leakyrelu", "sigmoid", "gelu"] = "relu"
+
+    def check(self, path: str) -> list[str]:
+        problems = []
+        if self.depth < 1:
+            problems.append(f"{path}.depth must be ≥ 1, got {self.depth}")
+        if self.width < 1:
+            problems.append(f"{path}.width must be ≥ 1, got {self.width}")
+        return problems
+
+
+def _norm(kind: str, channels: int, spatial_dims: int) -> nn.Module:
+    if kind == "instancenorm":
+        return nn.GroupNorm(channels, channels, affine=True)
+    if kind == "layernorm":
+        return nn.GroupNorm(1, channels, affine=True)
+    if kind == "groupnorm":
+        return nn.GroupNorm(min(4, channels), channels, affine=True)
+    if kind == "batchnorm":
+        return (nn.BatchNorm2d if spatial_dims == 2 else nn.BatchNorm3d)(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}; expected one of {NORMS}")
+
+
+def _activation(kind: str) -> nn.Module:
+    return {
+        "relu": lambda: nn.ReLU(inplace=False),
+        "leakyrelu": lambda: nn.LeakyReLU(0.01),
+        "sigmoid": nn.Sigmoid,
+        "gelu": nn.GELU,
+    }[kind]()
+
+
+class ConvNet(nn.Module):
+    """ConvNet-D-W for inputs of shape C×H×W (``spatial_dims=2``) or C×D×H×W (3)."""
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        num_classes: int,
+        depth: int = 3,
+        width: int = 128,
+        norm: str = "instancenorm",
+        pooling: str = "avgpool",
+        activation: str = "relu",
+        spatial_dims: int = 2,
+    ):
+        super().__init__()
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        if len(in_shape) != spatial_dims + 1:
+            raise ValueError(
+                f"in_shape {tuple(in_shape)} does not match spatial_dims={spatial_dims}; "
+                f"expected {spatial_dims + 1} numbers (channels first)"
+            )
+        conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
+        pool = {
+            "avgpool": nn.AvgPool2d if spatial_dims == 2 else nn.AvgPool3d,
+            "maxpool": nn.MaxPool2d if spatial_dims == 2 else nn.MaxPool3d,
+        }
+        channels, *size = in_shape
+        layers: list[nn.Module] = []
+        for _ in range(depth):
+            layers += [conv(channels, width, 3, padding=1), _norm(norm, width, spatial_dims), _activation(activation)]
+            channels = width
+            # Pool only while every spatial side is at least 2, so small inputs (8×8 digits,
+            # shallow volumes) keep a valid feature map at any depth.
+            if pooling != "none" and min(size) >= 2:
+                layers.append(pool[pooling](2, 2))
+                size = [s // 2 for s in size]
+        self.features = nn.Sequential(*layers)
+        self.feature_dim = channels * int(torch.tensor(size).prod().item())
+        self.classifier = nn.Linear(self.feature_dim, num_classes)
+        self.in_shape = tuple(in_shape)
+        self.num_classes = num_classes
+
+    def embed(self, x: Tensor) -> Tensor:
+        """Flattened features before the classifier (what distribution matching compares)."""
+        return self.features(x).flatten(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.embed(x))

@@ -1,0 +1,137 @@
+"""Synthetic sets: the learnable state of a distillation run.
+
+A :class:`SyntheticSet` is an ``nn.Module`` whose parameters and buffers are everything the
+distilled dataset stores. ``decode()`` turns them into training samples; matchers only ever see
+``decode()``. ``storage_bytes()`` counts every stored tensor at its dtype.
+
+Sets are registered by ``kind`` so a run directory can be loaded back from its tensors and a
+small JSON description, without the original data.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from .errors import RunError
+from .registry import Registry
+
+SYNTHETIC_SETS: Registry[type] = Registry("synthetic set")
+
+
+@dataclass
+class SyntheticConfig:
+    """Recipe section ``synthetic``: how the synthetic set starts and what it learns."""
+
+    init: Literal["real", "noise"] = "real"
+    soft_labels: bool = False
+    learn_lr: bool = False
+    lr_init: float = 0.01
+
+    def check(self, path: str) -> list[str]:
+        if self.lr_init <= 0:
+            return [f"{path}.lr_init must be > 0, got {self.lr_init}"]
+        return []
+
+
+class SyntheticSet(nn.Module):
+    """Base class: learnable state + ``decode()`` + ``storage_bytes()``."""
+
+    kind: str = ""
+
+    def decode(self) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def class_slices(self) -> list[slice]:  # pragma: no cover - abstract
+        """The rows of ``decode()`` that belong to each class (class-major layout)."""
+        raise NotImplementedError
+
+    def metadata(self) -> dict:
+        """JSON-serialisable facts needed to rebuild the set from its tensors."""
+        return {}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, Tensor], metadata: dict) -> "SyntheticSet":  # pragma: no cover
+        raise NotImplementedError
+
+    def storage_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.state_dict().values())
+
+    def learned_lr(self) -> float | None:
+        return None
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters by role (``inputs``, ``labels``, ``lr``...), for the optimizer."""
+        return {"inputs": [p for p in self.parameters() if p.requires_grad]}
+
+
+@SYNTHETIC_SETS.register("pixels")
+class PixelSet(SyntheticSet):
+    """Synthetic samples stored directly in the distillation space (pixels, MFCC maps, voxels).
+
+    ``inputs`` is N×... with ``ipc`` rows per class, class-major. Targets are the hard labels, or,
+    with soft labels, ``softmax(label_logits)``. With ``learn_lr`` a log learning rate is learned
+    and handed to evaluation.
+    """
+
+    kind = "pixels"
+
+    def __init__(self, inputs: Tensor, num_classes: int, ipc: int, soft_labels: bool = False,
+                 learn_lr: bool = False, lr_init: float = 0.01, label_logits: Tensor | None = None):
+        super().__init__()
+        if inputs.shape[0] != num_classes * ipc:
+            raise RunError(f"expected {num_classes}×{ipc} synthetic inputs, got {inputs.shape[0]}")
+        self.num_classes = num_classes
+        self.ipc = ipc
+        self.inputs = nn.Parameter(inputs.detach().clone())
+        self.register_buffer("labels", torch.arange(num_classes).repeat_interleave(ipc))
+        self.soft_labels = soft_labels
+        if soft_labels:
+            if label_logits is None:
+                label_logits = torch.nn.functional.one_hot(self.labels, num_classes).float() * 5.0
+            self.label_logits = nn.Parameter(label_logits.detach().clone().float())
+        self.learn_lr = learn_lr
+        if learn_lr:
+            self.log_lr = nn.Parameter(torch.tensor(math.log(lr_init)))
+
+    def decode(self) -> tuple[Tensor, Tensor]:
+        if self.soft_labels:
+            return self.inputs, self.label_logits.softmax(dim=-1)
+        return self.inputs, self.labels
+
+    def class_slices(self) -> list[slice]:
+        return [slice(c * self.ipc, (c + 1) * self.ipc) for c in range(self.num_classes)]
+
+    def learned_lr(self) -> float | None:
+        return float(self.log_lr.exp().item()) if self.learn_lr else None
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        groups = {"inputs": [self.inputs]}
+        if self.soft_labels:
+            groups["labels"] = [self.label_logits]
+        if self.learn_lr:
+            groups["lr"] = [self.log_lr]
+        return groups
+
+    def metadata(self) -> dict:
+        return {"num_classes": self.num_classes, "ipc": self.ipc, "soft_labels": self.soft_labels,
+                "learn_lr": self.learn_lr}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, Tensor], metadata: dict) -> "PixelSet":
+        try:
+            syn = cls(tensors["inputs"], metadata["num_classes"], metadata["ipc"],
+                      soft_labels=metadata.get("soft_labels", False), learn_lr=metadata.get("learn_lr", False),
+                      label_logits=tensors.get("label_logits"))
+            syn.load_state_dict(tensors)
+        except (KeyError, RuntimeError) as exc:
+            raise RunError(f"distilled tensors do not match a '{cls.kind}' set: {exc}") from None
+        return syn
+
+
+def rebuild(kind: str, tensors: dict[str, Tensor], metadata: dict) -> SyntheticSet:
+    return SYNTHETIC_SETS.get(kind, "synthetic.kind").from_tensors(tensors, metadata)

@@ -1,0 +1,1 @@
+"""Domain plug-ins (mmdd.domains.*). Each composes core pieces; none imports another."""

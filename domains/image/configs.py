@@ -1,0 +1,78 @@
+"""Typed dataset options of the image domain (recipe section ``dataset``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _subset_problems(path: str, train_per_class, val_fraction) -> list[str]:
+    problems = []
+    if train_per_class is not None and train_per_class < 1:
+        problems.append(f"{path}.train_per_class must be ≥ 1 or null (all), got {train_per_class}")
+    if not 0 <= val_fraction < 1:
+        problems.append(f"{path}.val_fraction must be in [0, 1), got {val_fraction}")
+    return problems
+
+
+def _root_problems(path: str, root: str | None, expected: str) -> list[str]:
+    if root is None or not str(root).strip():
+        return [f"{path}.root is required: the folder holding {expected}"]
+    if not Path(root).expanduser().is_dir():
+        return [f"{path}.root: folder {root!r} does not exist; expected the folder holding {expected}"]
+    return []
+
+
+@dataclass
+class DigitsConfig:
+    """scikit-learn's bundled 8×8 digits: offline, no root needed."""
+
+    name: str = "digits"
+    val_fraction: float = 0.0
+    split_seed: int = 0
+    train_per_class: int | None = None
+
+    def check(self, path: str) -> list[str]:
+        return _subset_problems(path, self.train_per_class, self.val_fraction)
+
+
+FASHION_FILES = "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz"
+
+
+@dataclass
+class FashionMNISTConfig:
+    """Fashion-MNIST from the original IDX files (Debian's or torchvision's layout)."""
+
+    name: str = "fashion_mnist"
+    root: str | None = "/usr/share/datasets/fashion-mnist"
+    val_fraction: float = 0.0
+    split_seed: int = 0
+    train_per_class: int | None = None
+
+    def check(self, path: str) -> list[str]:
+        return (_root_problems(path, self.root, f"the Fashion-MNIST IDX files ({FASHION_FILES})")
+                + _subset_problems(path, self.train_per_class, self.val_fraction))
+
+
+@dataclass
+class ImageFolderConfig:
+    """Your own images: ``root/train/<class>/*.png`` and ``root/test/<class>/*.png``."""
+
+    name: str = "image_folder"
+    root: str | None = None
+    image_size: int | None = None
+    channels: int = 3
+    val_fraction: float = 0.0
+    split_seed: int = 0
+    train_per_class: int | None = None
+
+    def check(self, path: str) -> list[str]:
+        problems = _root_problems(path, self.root, "train/<class>/ and test/<class>/ image folders")
+        if self.channels not in (1, 3):
+            problems.append(f"{path}.channels must be 1 (gray) or 3 (RGB), got {self.channels}")
+        if self.image_size is not None and self.image_size < 1:
+            problems.append(f"{path}.image_size must be ≥ 1 or null, got {self.image_size}")
+        return problems + _subset_problems(path, self.train_per_class, self.val_fraction)
+
+
+DATASET_CONFIGS = {"digits": DigitsConfig, "fashion_mnist": FashionMNISTConfig, "image_folder": ImageFolderConfig}

@@ -1,0 +1,542 @@
+"""Image dataset loaders. Every one reads local files only: nothing is ever downloaded.
+
+Each loader returns a :class:`~mmdd.core.data.DataSplits` whose inputs are ``float32`` tensors in
+``[0, 1]`` of shape ``N×C×H×W`` and whose labels are ``int64``. No normalisation is applied; the
+caller does that.
+
+* :func:`load_digits` - scikit-learn's bundled 8×8 digits (1797 images, 10 classes).
+* :func:`load_fashion_mnist` - the original Fashion-MNIST IDX files (``*-ubyte.gz`` or unpacked).
+* :func:`load_image_folder` - a generic ``root/{train,test[,val]}/<class>/<image>`` tree.
+
+Splits drawn at random (the digits train/test split, and validation carved out of train) are
+*class-stratified* and come from :func:`mmdd.core.seeding.make_generator` seeded with ``seed``:
+for each class ``c = 0, 1, ...`` in turn, the indices of that class (in file order) are shuffled
+with one ``torch.randperm`` draw from that generator and the first ``round(fraction * n_c)`` of
+them move to the held-out part. When ``fraction > 0`` and a class has at least two samples, the
+held-out count is clamped to ``[1, n_c - 1]`` so every class stays present on both sides. Both
+parts are returned in the original (file) order.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mmdd.core.data import DataSplits, Split
+from mmdd.core.errors import ConfigError, DataError
+from mmdd.core.seeding import make_generator
+
+__all__ = [
+    "DATASETS",
+    "FASHION_MNIST_CLASSES",
+    "FASHION_MNIST_FILES",
+    "IMAGE_EXTENSIONS",
+    "load_digits",
+    "load_fashion_mnist",
+    "load_image_folder",
+    "read_idx",
+    "stratified_split",
+]
+
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
+
+# role -> canonical (gzipped) file name; the same name without ".gz" is accepted too.
+FASHION_MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+
+IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions (count, rows, cols)
+IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension (count)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+DIGITS_TEST_FRACTION = 0.3
+
+
+# --------------------------------------------------------------------------------------------
+# shared helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _check_fraction(value: float, name: str = "val_fraction") -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number in [0, 1), got {value!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"{name} must be in [0, 1), got {value}; e.g. 0.1 holds out 10 % of train")
+    return value
+
+
+def stratified_split(labels: Tensor, fraction: float, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Split sample indices per class: returns ``(kept, held_out)`` index tensors (int64, sorted).
+
+    For each class present in ``labels`` (ascending), its indices are permuted with one
+    ``torch.randperm(n_c, generator=gen)`` and the first ``round(fraction * n_c)`` are held out.
+    With ``fraction > 0`` and ``n_c >= 2`` that count is clamped to ``[1, n_c - 1]``.
+    """
+    labels = labels.long().flatten()
+    kept: list[Tensor] = []
+    held: list[Tensor] = []
+    for cls in torch.unique(labels, sorted=True).tolist():
+        idx = torch.nonzero(labels == cls, as_tuple=False).flatten()
+        n = int(idx.numel())
+        n_held = int(round(fraction * n))
+        if fraction > 0 and n >= 2:
+            n_held = min(max(n_held, 1), n - 1)
+        elif n < 2:
+            n_held = 0
+        perm = torch.randperm(n, generator=gen)
+        held.append(idx[perm[:n_held]])
+        kept.append(idx[perm[n_held:]])
+    empty = torch.zeros(0, dtype=torch.long)
+    kept_t = torch.cat(kept) if kept else empty
+    held_t = torch.cat(held) if held else empty
+    return torch.sort(kept_t).values, torch.sort(held_t).values
+
+
+def _carve_val(
+    train: Split, val_fraction: float, gen: torch.Generator
+) -> tuple[Split, Split | None]:
+    if val_fraction <= 0:
+        return train, None
+    keep, held = stratified_split(train.labels, val_fraction, gen)
+    return train.subset(keep), train.subset(held)
+
+
+def _split_rule(val_fraction: float, held_from: str = "train") -> str:
+    if val_fraction <= 0:
+        return "no validation split"
+    return (
+        f"val = class-stratified {val_fraction:g} of {held_from} (per class, in label order, one "
+        "torch.randperm from make_generator(seed); first round(fraction*n_c) indices, clamped "
+        "to [1, n_c-1])"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# scikit-learn digits
+# --------------------------------------------------------------------------------------------
+
+
+def load_digits(val_fraction: float = 0.0, seed: int = 0) -> DataSplits:
+    """scikit-learn's bundled 8×8 digits: 1797 images, 10 classes, shape N×1×8×8 in [0, 1].
+
+    There is no official split. The split is class-stratified and seeded: one generator
+    ``make_generator(seed)``; for each digit 0..9 in turn, its indices are shuffled with one
+    ``torch.randperm`` and the first ``round(0.3 * n_c)`` go to ``test``, the rest to ``train``.
+    Then, with the same generator, ``round(val_fraction * n_train_c)`` (at least 1) of each
+    class's train part move to ``val``. The train/test split therefore does not depend on
+    ``val_fraction``. ``val`` is ``None`` when ``val_fraction`` is 0.
+    """
+    val_fraction = _check_fraction(val_fraction)
+    try:
+        from sklearn.datasets import load_digits as _sk_load_digits
+    except ImportError as exc:  # pragma: no cover - scikit-learn is a declared dependency
+        raise DataError(
+            "the digits dataset needs scikit-learn (it ships the data); install scikit-learn"
+        ) from exc
+    bunch = _sk_load_digits()
+    images = np.asarray(bunch.images, dtype=np.float32) / 16.0  # values 0..16
+    inputs = torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1).clamp_(0.0, 1.0)
+    labels = torch.from_numpy(np.asarray(bunch.target, dtype=np.int64))
+    full = Split(inputs, labels)
+
+    gen = make_generator(seed)
+    train_idx, test_idx = stratified_split(labels, DIGITS_TEST_FRACTION, gen)
+    train, test = full.subset(train_idx), full.subset(test_idx)
+    train, val = _carve_val(train, val_fraction, gen)
+
+    rule = (
+        f"seeded class-stratified split (seed={seed}): per digit 0..9, one torch.randperm from "
+        "make_generator(seed); first round(0.3*n_c) -> test, rest -> train (70/30); "
+        + _split_rule(val_fraction, "each class's train part, same generator")
+    )
+    return DataSplits(
+        train=train,
+        test=test,
+        val=val,
+        num_classes=10,
+        class_names=[str(d) for d in range(10)],
+        info={"name": "digits", "split": rule, "seed": seed, "val_fraction": val_fraction},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Fashion-MNIST (IDX files)
+# --------------------------------------------------------------------------------------------
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as fh:
+                return fh.read()
+        return path.read_bytes()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise DataError(
+            f"{path}: not a valid gzip file or truncated ({exc}); expected a gzipped IDX file - "
+            "re-copy it, or gunzip it and drop the .gz suffix"
+        ) from exc
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc})") from exc
+
+
+def read_idx(path: str | Path, expected_magic: int) -> np.ndarray:
+    """Parse an unsigned-byte IDX file (optionally gzipped) into a uint8 array.
+
+    ``expected_magic`` is 2051 for image files (N×rows×cols) and 2049 for label files (N).
+    A wrong magic number, a short header, or a payload whose size differs from the header's
+    dimensions raises :class:`DataError` naming the file.
+    """
+    path = Path(path)
+    data = _read_bytes(path)
+    kind = {IDX_IMAGES_MAGIC: "image", IDX_LABELS_MAGIC: "label"}.get(expected_magic, "IDX")
+    ndim = expected_magic & 0xFF
+    header = 4 + 4 * ndim
+    if len(data) < 4:
+        raise DataError(
+            f"{path}: file is {len(data)} bytes, too short for an IDX header; expected an IDX "
+            f"{kind} file with magic number {expected_magic}"
+        )
+    magic = int.from_bytes(data[:4], "big")
+    if magic != expected_magic:
+        raise DataError(
+            f"{path}: magic number {magic} (0x{magic:08x}), expected {expected_magic} "
+            f"(0x{expected_magic:08x}) for an IDX {kind} file; is it the right file, and is it "
+            "intact?"
+        )
+    if len(data) < header:
+        raise DataError(
+            f"{path}: truncated IDX header: {len(data)} bytes, expected at least {header} "
+            f"({ndim} big-endian dimension sizes after the magic number)"
+        )
+    dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    expected = int(np.prod(dims, dtype=np.int64))
+    got = len(data) - header
+    if got < expected:
+        raise DataError(
+            f"{path}: truncated: header says {'x'.join(map(str, dims))} = {expected} bytes of "
+            f"data but the file holds {got}; re-copy the file"
+        )
+    if got > expected:
+        raise DataError(
+            f"{path}: {got - expected} unexpected trailing bytes after the "
+            f"{'x'.join(map(str, dims))} = {expected} bytes the header announces; the file is "
+            "corrupt or not an IDX file"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _fashion_search_dirs(root: Path) -> list[Path]:
+    return [root, root / "raw", root / "FashionMNIST" / "raw"]
+
+
+def _find_in(folder: Path, gz_name: str) -> Path | None:
+    for name in (gz_name, gz_name[: -len(".gz")]):
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _fashion_missing_message(root: Path, problem: str, partial: dict[Path, list[str]]) -> str:
+    names = "\n".join(f"  {n}  (or without .gz)" for n in FASHION_MNIST_FILES.values())
+    dirs = "\n".join(f"  {d}" for d in _fashion_search_dirs(root))
+    msg = (
+        f"Fashion-MNIST: {problem}.\nexpected the four original IDX files:\n{names}\n"
+        f"in one of these folders (searched in this order):\n{dirs}\n"
+    )
+    for folder, missing in partial.items():
+        msg += f"{folder} has some of them but lacks: {', '.join(missing)}\n"
+    msg += (
+        "nothing is downloaded; point dataset.root at the folder holding them "
+        "(Debian's fashion-mnist package installs them in /usr/share/datasets/fashion-mnist)"
+    )
+    return msg
+
+
+def _locate_fashion_files(root: Path) -> tuple[Path, dict[str, Path]]:
+    if not root.exists():
+        raise DataError(_fashion_missing_message(root, f"root {root} does not exist", {}))
+    if not root.is_dir():
+        raise DataError(_fashion_missing_message(root, f"root {root} is not a folder", {}))
+    partial: dict[Path, list[str]] = {}
+    for folder in _fashion_search_dirs(root):
+        if not folder.is_dir():
+            continue
+        found = {role: _find_in(folder, name) for role, name in FASHION_MNIST_FILES.items()}
+        if all(p is not None for p in found.values()):
+            return folder, found  # type: ignore[return-value]
+        if any(p is not None for p in found.values()):
+            partial[folder] = [FASHION_MNIST_FILES[r] for r, p in found.items() if p is None]
+    raise DataError(_fashion_missing_message(root, f"files not found under {root}", partial))
+
+
+def _idx_split(images_path: Path, labels_path: Path, num_classes: int) -> Split:
+    images = read_idx(images_path, IDX_IMAGES_MAGIC)
+    labels = read_idx(labels_path, IDX_LABELS_MAGIC)
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(
+            f"{images_path} holds {images.shape[0]} images but {labels_path} holds "
+            f"{labels.shape[0]} labels; expected one label per image (mixed-up or truncated files?)"
+        )
+    if labels.size and int(labels.max()) >= num_classes:
+        raise DataError(
+            f"{labels_path}: label {int(labels.max())} out of range; expected labels "
+            f"0..{num_classes - 1}"
+        )
+    inputs = torch.from_numpy(images.copy()).unsqueeze(1).float().div_(255.0)
+    return Split(inputs, torch.from_numpy(labels.astype(np.int64)))
+
+
+def load_fashion_mnist(root: str | Path, val_fraction: float = 0.0, seed: int = 0) -> DataSplits:
+    """Fashion-MNIST from its original IDX files: 60000 train / 10000 test, N×1×28×28 in [0, 1].
+
+    The four files (``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
+    ``t10k-images-idx3-ubyte.gz``, ``t10k-labels-idx1-ubyte.gz``, each also accepted without
+    ``.gz``) are looked up in ``root``, ``root/raw`` and ``root/FashionMNIST/raw`` (torchvision's
+    layout), first folder holding all four wins. The official t10k files are the test split;
+    ``val`` is a seeded class-stratified ``val_fraction`` of train (``None`` when 0).
+    """
+    val_fraction = _check_fraction(val_fraction)
+    root = Path(root).expanduser()
+    folder, files = _locate_fashion_files(root)
+    n_cls = len(FASHION_MNIST_CLASSES)
+    train = _idx_split(files["train_images"], files["train_labels"], n_cls)
+    test = _idx_split(files["test_images"], files["test_labels"], n_cls)
+    if train.inputs.shape[1:] != test.inputs.shape[1:]:
+        raise DataError(
+            f"{files['train_images']} holds {tuple(train.inputs.shape[2:])} images but "
+            f"{files['test_images']} holds {tuple(test.inputs.shape[2:])}; expected one size"
+        )
+    train, val = _carve_val(train, val_fraction, make_generator(seed))
+    return DataSplits(
+        train=train,
+        test=test,
+        val=val,
+        num_classes=n_cls,
+        class_names=list(FASHION_MNIST_CLASSES),
+        info={
+            "name": "fashion_mnist",
+            "root": str(folder),
+            "files": {role: str(p) for role, p in files.items()},
+            "split": "official: train-* -> train, t10k-* -> test; " + _split_rule(val_fraction),
+            "seed": seed,
+            "val_fraction": val_fraction,
+        },
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# generic class-per-folder images
+# --------------------------------------------------------------------------------------------
+
+
+def _layout_message(root: Path) -> str:
+    exts = " ".join(IMAGE_EXTENSIONS)
+    return (
+        "expected layout (one folder per class; class names = sorted folder names of train):\n"
+        f"  {root}/train/<class_name>/<image>.png\n"
+        f"  {root}/test/<class_name>/<image>.png\n"
+        f"  {root}/val/<class_name>/<image>.png   (optional)\n"
+        f"accepted extensions: {exts}"
+    )
+
+
+def _class_dirs(split_dir: Path) -> list[Path]:
+    return sorted(
+        (p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.name,
+    )
+
+
+def _image_files(class_dir: Path) -> list[Path]:
+    return sorted(
+        (
+            p
+            for p in class_dir.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+        ),
+        key=lambda p: p.name,
+    )
+
+
+def _scan_split(
+    root: Path, split_dir: Path, class_to_idx: dict[str, int] | None
+) -> tuple[list[tuple[Path, int]], list[str]]:
+    """List (file, label) pairs of one split; with ``class_to_idx`` None, define the classes."""
+    classes = _class_dirs(split_dir)
+    if not classes:
+        raise DataError(f"{split_dir} holds no class folders.\n{_layout_message(root)}")
+    names = [c.name for c in classes]
+    if class_to_idx is None:
+        class_to_idx = {n: i for i, n in enumerate(names)}
+    unknown = [n for n in names if n not in class_to_idx]
+    if unknown:
+        raise DataError(
+            f"{split_dir} has class folder(s) {unknown} that train does not have; test/val may "
+            f"only use train's classes {sorted(class_to_idx)}.\n{_layout_message(root)}"
+        )
+    samples: list[tuple[Path, int]] = []
+    for cdir in classes:
+        files = _image_files(cdir)
+        if not files:
+            raise DataError(
+                f"class folder {cdir} holds no images; add images or remove the folder.\n"
+                f"{_layout_message(root)}"
+            )
+        samples.extend((f, class_to_idx[cdir.name]) for f in files)
+    return samples, names
+
+
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def _read_image(path: Path, image_size: int | None, channels: int) -> np.ndarray:
+    """One image as a uint8 (H×W×C) or float32 in [0, 1] (H×W×C) array."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in _SIXTEEN_BIT_MODES:
+                # 16-bit greyscale: Pillow's convert("L") would clip, so scale by hand.
+                arr = np.asarray(img, dtype=np.float32) / 65535.0
+                gray = Image.fromarray(np.clip(arr, 0.0, 1.0).astype(np.float32), mode="F")
+                if image_size is not None:
+                    gray = gray.resize((image_size, image_size), Image.Resampling.BILINEAR)
+                out = np.clip(np.asarray(gray, dtype=np.float32), 0.0, 1.0)[:, :, None]
+                return np.repeat(out, channels, axis=2) if channels == 3 else out
+            if img.mode == "P" and "transparency" in img.info:
+                img = img.convert("RGBA")
+            img = img.convert("L" if channels == 1 else "RGB")
+            if image_size is not None:
+                img = img.resize((image_size, image_size), Image.Resampling.BILINEAR)
+            arr = np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"cannot read image {path}: {exc}; the file is corrupt or not an image") from exc
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def _load_samples(
+    samples: list[tuple[Path, int]],
+    image_size: int | None,
+    channels: int,
+    reference: tuple[Path, tuple[int, int]] | None,
+) -> tuple[Split, tuple[Path, tuple[int, int]]]:
+    arrays: list[np.ndarray] = []
+    for path, _ in samples:
+        arr = _read_image(path, image_size, channels)
+        hw = (int(arr.shape[0]), int(arr.shape[1]))
+        if reference is None:
+            reference = (path, hw)
+        elif hw != reference[1]:
+            raise DataError(
+                f"image {path} is {hw[1]}x{hw[0]} (WxH) but {reference[0]} is "
+                f"{reference[1][1]}x{reference[1][0]}; without a resize all images must share one "
+                "size - set dataset.image_size to resize every image to a square size"
+            )
+        arrays.append(arr)
+    assert reference is not None
+    if arrays and any(a.dtype != np.uint8 for a in arrays):
+        stack = np.stack([a.astype(np.float32) / (255.0 if a.dtype == np.uint8 else 1.0) for a in arrays])
+        inputs = torch.from_numpy(stack).permute(0, 3, 1, 2).contiguous()
+    else:
+        stack = np.stack(arrays)
+        inputs = torch.from_numpy(stack).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+    labels = torch.tensor([label for _, label in samples], dtype=torch.long)
+    return Split(inputs, labels), reference
+
+
+def load_image_folder(
+    root: str | Path,
+    image_size: int | None = None,
+    channels: int = 3,
+    val_fraction: float = 0.0,
+    seed: int = 0,
+) -> DataSplits:
+    """Images in a class-per-folder tree: ``root/train/<class>/*``, ``root/test/<class>/*``.
+
+    Classes are the sorted folder names under ``train``; ``test`` (and the optional ``val``)
+    may use a subset of them. Images (.png .jpg .jpeg .bmp .gif .webp, any case) are read with
+    Pillow, converted to ``"L"`` (``channels=1``) or ``"RGB"`` (``channels=3``) and, when
+    ``image_size`` is given, resized to ``image_size×image_size`` (bilinear); otherwise every
+    image must already share one size. Files are read in sorted order per class.
+
+    If ``root/val`` exists it is the validation split and ``val_fraction`` is ignored; otherwise
+    ``val`` is a seeded class-stratified ``val_fraction`` of train (``None`` when 0).
+    """
+    val_fraction = _check_fraction(val_fraction)
+    if channels not in (1, 3):
+        raise ConfigError(f"channels must be 1 (greyscale) or 3 (RGB), got {channels!r}")
+    if image_size is not None:
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+            raise ConfigError(f"image_size must be a positive integer or None, got {image_size!r}")
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        what = "does not exist" if not root.exists() else "is not a folder"
+        raise DataError(f"image folder root {root} {what}.\n{_layout_message(root)}")
+    for required in ("train", "test"):
+        if not (root / required).is_dir():
+            raise DataError(
+                f"image folder {root} has no '{required}' folder.\n{_layout_message(root)}"
+            )
+
+    train_samples, class_names = _scan_split(root, root / "train", None)
+    class_to_idx = {n: i for i, n in enumerate(class_names)}
+    test_samples, _ = _scan_split(root, root / "test", class_to_idx)
+    val_dir = root / "val"
+    val_samples = _scan_split(root, val_dir, class_to_idx)[0] if val_dir.is_dir() else None
+
+    train, ref = _load_samples(train_samples, image_size, channels, None)
+    test, ref = _load_samples(test_samples, image_size, channels, ref)
+    if val_samples is not None:
+        val, _ = _load_samples(val_samples, image_size, channels, ref)
+        split_rule = "folders: train/ -> train, test/ -> test, val/ -> val (val_fraction ignored)"
+    else:
+        train, val = _carve_val(train, val_fraction, make_generator(seed))
+        split_rule = "folders: train/ -> train, test/ -> test; " + _split_rule(val_fraction)
+    return DataSplits(
+        train=train,
+        test=test,
+        val=val,
+        num_classes=len(class_names),
+        class_names=class_names,
+        info={
+            "name": "image_folder",
+            "root": str(root),
+            "split": split_rule,
+            "image_size": image_size,
+            "channels": channels,
+            "seed": seed,
+            "val_fraction": val_fraction,
+        },
+    )
+
+
+DATASETS: dict[str, Callable[..., DataSplits]] = {
+    "digits": load_digits,
+    "fashion_mnist": load_fashion_mnist,
+    "image_folder": load_image_folder,
+}

@@ -1,0 +1,107 @@
+"""The ``mmdd`` command line: run, eval, show, recipes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _cmd_run(args) -> int:
+    from mmdd.run import distill
+
+    run = distill(args.recipe, args.overrides, resume=args.resume, overwrite=args.overwrite,
+                  evaluate=not args.no_eval, stop_after=args.stop_after, progress=not args.quiet)
+    m = run.manifest
+    if m["status"] != "complete":
+        print(f"stopped after step {m['steps_completed']} of {run.config.method.iterations}; "
+              f"continue with: mmdd run {args.recipe} --resume")
+    else:
+        print(f"\n{run.config.name}: {run.config.method.name} on {run.config.dataset.name}, "
+              f"{run.config.budget.ipc} per class, {m['storage_bytes']:,} bytes (×{m['compression_ratio']:.1f} smaller)")
+        if m.get("evaluation"):
+            print()
+            print(run.table())
+            first = next(iter(m["evaluation"].values()))
+            print(f"\nprotocol: {first['protocol']}")
+    print(f"\nrun directory: {run.dir}")
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from mmdd.run import evaluate_run
+
+    baselines = None if args.baselines is None else [b for b in args.baselines.split(",") if b]
+    run = evaluate_run(args.run_dir, baselines=baselines, seeds=args.seeds, progress=not args.quiet)
+    print(run.table())
+    print(f"\nupdated {Path(run.dir) / 'manifest.json'} and report.md")
+    return 0
+
+
+def _cmd_show(args) -> int:
+    from mmdd.run import open_run, render_samples
+
+    run = open_run(args.run_dir)
+    for path in render_samples(run):
+        print(path)
+    return 0
+
+
+def _cmd_recipes(args) -> int:
+    from mmdd.catalog import list_recipes
+
+    infos = list_recipes()
+    width = max((len(i.name) for i in infos), default=0)
+    for info in infos:
+        print(f"{info.name.ljust(width)}  {info.description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmdd", description="Multi-modal dataset distillation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="distil a dataset as a recipe says, evaluate, write the run directory")
+    run.add_argument("recipe", help="recipe file or shipped recipe name (see `mmdd recipes`)")
+    run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override recipe values, e.g. budget.ipc=1")
+    run.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing run in the output directory")
+    run.add_argument("--no-eval", action="store_true", help="skip evaluation (run `mmdd eval RUN_DIR` later)")
+    run.add_argument("--stop-after", type=int, default=None, metavar="N",
+                     help="stop after N steps (a checkpoint is kept; continue with --resume)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=_cmd_run)
+
+    ev = sub.add_parser("eval", help="train fresh models on a run's distilled set and its baselines")
+    ev.add_argument("run_dir")
+    ev.add_argument("--seeds", type=int, default=None, help="number of evaluation seeds (default: the recipe's)")
+    ev.add_argument("--baselines", default=None, help="comma list of random,herding,kcenter,full ('' for none)")
+    ev.add_argument("--quiet", action="store_true")
+    ev.set_defaults(func=_cmd_eval)
+
+    show = sub.add_parser("show", help="render a run's synthetic samples into its directory")
+    show.add_argument("run_dir")
+    show.set_defaults(func=_cmd_show)
+
+    recipes = sub.add_parser("recipes", help="list the shipped recipes")
+    recipes.set_defaults(func=_cmd_recipes)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from mmdd.core.errors import MMDDError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except MMDDError as exc:
+        print(f"mmdd: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nmmdd: interrupted; the last checkpoint is kept (continue with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

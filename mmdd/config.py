@@ -1,0 +1,293 @@
+"""Typed recipe configuration: YAML → dataclasses, validated before any work starts.
+
+Validation is strict and explains itself:
+
+* an unknown key names its full path and the closest valid key,
+* a wrong type names the path, the expected type and what was found,
+* an impossible value (IPC 0, a missing dataset root, ...) says what was expected.
+
+Sections whose schema depends on a name (``dataset`` by dataset name, ``method`` by method name)
+are resolved through the registries, so a plug-in brings its own typed options.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from mmdd.core.errors import ConfigError
+from mmdd.core.evaluation import EvalConfig
+from mmdd.core.augment import AugmentConfig
+from mmdd.core.matchers import MATCHERS
+from mmdd.core.networks import NETWORKS, ConvNetConfig
+from mmdd.core.registry import closest
+from mmdd.core.synthetic import SyntheticConfig
+
+
+@dataclass
+class BudgetConfig:
+    """How many synthetic samples to learn: ``ipc`` per class."""
+
+    ipc: int = 10
+
+    def check(self, path: str) -> list[str]:
+        if self.ipc < 1:
+            return [f"{path}.ipc must be ≥ 1 (synthetic samples per class), got {self.ipc}"]
+        return []
+
+
+@dataclass
+class CoresetConfig:
+    """How herding / k-center baselines embed samples before selecting."""
+
+    embedding: Literal["pixels", "random_net", "trained_net"] = "pixels"
+    embedding_epochs: int = 1
+
+    def check(self, path: str) -> list[str]:
+        if self.embedding_epochs < 1:
+            return [f"{path}.embedding_epochs must be ≥ 1, got {self.embedding_epochs}"]
+        return []
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = 100
+
+    def check(self, path: str) -> list[str]:
+        if self.every < 1:
+            return [f"{path}.every must be ≥ 1 (steps between checkpoints), got {self.every}"]
+        return []
+
+
+@dataclass
+class RecipeConfig:
+    """The whole recipe. ``dataset`` and ``method`` are typed by their ``name``."""
+
+    name: str
+    dataset: Any
+    method: Any
+    description: str = ""
+    domain: str = "image"
+    profile: str = "default"
+    seed: int = 0
+    device: str = "cpu"
+    output_dir: str = "runs/{name}"
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    network: Any = field(default_factory=ConvNetConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+    coreset: CoresetConfig = field(default_factory=CoresetConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+    def check(self, path: str) -> list[str]:
+        problems = []
+        if not (self.device == "cpu" or self.device.startswith("cuda") or self.device == "mps"):
+            problems.append(f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
+        return problems
+
+    def resolved_output_dir(self) -> Path:
+        return Path(self.output_dir.format(name=self.name))
+
+
+# --------------------------------------------------------------------------- generic validation
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        (inner,) = typing.get_args(tp) or (Any,)
+        return f"a list of {_type_name(inner)}"
+    if tp is type(None):
+        return "null"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value, tp, path: str):
+    """Check ``value`` against annotation ``tp``; return the (possibly converted) value."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(tp):
+            try:
+                return _coerce(value, option, path)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    if tp is type(None):
+        if value is None:
+            return None
+    elif origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+        hint = closest(str(value), [str(a) for a in typing.get_args(tp)])
+        extra = f" (did you mean {hint!r}?)" if hint else ""
+        raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}{extra}")
+    elif origin is list:
+        (inner,) = typing.get_args(tp) or (Any,)
+        if isinstance(value, (list, tuple)):
+            return [_coerce(v, inner, f"{path}[{i}]") for i, v in enumerate(value)]
+    elif dataclasses.is_dataclass(tp):
+        return build(tp, value, path)
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif isinstance(value, tp):
+        return value
+    raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
+def build(cls, data, path: str = ""):
+    """Build dataclass ``cls`` from a mapping, validating keys, types and values."""
+    where = path or "recipe"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of options, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            hint = closest(key, fields)
+            full = f"{path}.{key}" if path else str(key)
+            msg = f"unknown key {full!r}"
+            if hint:
+                msg += f"; did you mean {(f'{path}.{hint}' if path else hint)!r}?"
+            msg += f" Valid keys under {where!r}: {', '.join(sorted(fields))}"
+            raise ConfigError(msg)
+    kwargs = {}
+    for name, f in fields.items():
+        sub = f"{path}.{name}" if path else name
+        if name in data:
+            kwargs[name] = _coerce(data[name], hints[name], sub)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"missing required key {sub!r} under {where!r}")
+    obj = cls(**kwargs)
+    check = getattr(obj, "check", None)
+    if check is not None:
+        problems = check(path or "recipe")
+        if problems:
+            raise ConfigError("; ".join(problems))
+    return obj
+
+
+def to_dict(obj) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+# --------------------------------------------------------------------------- recipe loading
+
+
+def _named_section(raw: dict, key: str, resolve, default_name: str | None = None):
+    section = raw.get(key)
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{key}: expected a mapping with a 'name', got {section!r}")
+    name = section.get("name", default_name)
+    if name is None:
+        raise ConfigError(f"missing required key '{key}.name'")
+    cls = resolve(name)
+    return build(cls, {**section, "name": name}, key)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"method.iterations=100"`` → (["method", "iterations"], 100); values are parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. budget.ipc=10")
+    key, value = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {text!r}: expected a dotted key such as method.iterations")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({exc})") from None
+    return key.split("."), parsed
+
+
+def apply_overrides(raw: dict, overrides) -> dict:
+    raw = copy.deepcopy(raw)
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = raw
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(
+                    f"override {text!r}: {'.'.join(parts[: i + 1])!r} is a value, not a section"
+                )
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def config_from_dict(raw: dict, domain_lookup) -> RecipeConfig:
+    """Validate a raw recipe mapping. ``domain_lookup(name)`` returns the domain plug-in."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a recipe must be a mapping of sections, got {type(raw).__name__}")
+    raw = dict(raw)
+    domain_name = raw.get("domain", "image")
+    if not isinstance(domain_name, str):
+        raise ConfigError(f"domain: expected a domain name, got {domain_name!r}")
+    domain = domain_lookup(domain_name)
+    for key in raw:
+        if key not in {f.name for f in dataclasses.fields(RecipeConfig)}:
+            # Reported by build() below with the closest key; keep sections from masking it.
+            build(RecipeConfig, {key: raw[key]}, "")
+    dataset = _named_section(raw, "dataset", lambda n: domain.dataset_config(n))
+    method = _named_section(raw, "method", lambda n: MATCHERS.get(n, "method.name").config)
+    network = _named_section(raw, "network", lambda n: NETWORKS.get(n, "network.name")[0], "convnet")
+    rest = {k: v for k, v in raw.items() if k not in ("dataset", "method", "network")}
+    if "name" not in rest:
+        raise ConfigError("missing required key 'name' (the recipe's name)")
+    cfg = build(RecipeConfig, {**rest, "dataset": {}, "method": {}, "network": {}}, "")
+    cfg.dataset, cfg.method, cfg.network = dataset, method, network
+    if cfg.evaluation.network is not None:
+        eval_net = cfg.evaluation.network
+        cfg.evaluation.network = _named_section({"evaluation.network": eval_net}, "evaluation.network",
+                                                lambda n: NETWORKS.get(n, "evaluation.network.name")[0], "convnet")
+    return cfg
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read recipe {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"recipe {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"recipe {path}: expected a mapping of sections at the top level")
+    return data

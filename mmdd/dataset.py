@@ -1,0 +1,70 @@
+"""``mmdd.load(run_dir)``: a distilled set as a plain ``torch.utils.data.Dataset``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from mmdd import artifacts
+from mmdd.core.synthetic import SyntheticSet, rebuild
+
+
+class DistilledDataset(Dataset):
+    """The decoded synthetic samples of a run, ready for a DataLoader.
+
+    ``dataset[i]`` is ``(input, target)``; the target is a class index, or a probability vector
+    when the run learned soft labels (``dataset.soft_labels``). ``learned_lr`` is the learning
+    rate the method learned (None when it learns none). Inputs live in the run's distillation
+    space; ``normalization`` holds the per-channel mean/std applied to the real data, so other
+    data can be put in the same space.
+    """
+
+    def __init__(self, synthetic: SyntheticSet, manifest: dict):
+        self.synthetic = synthetic
+        self.manifest = manifest
+        with torch.no_grad():
+            inputs, targets = synthetic.decode()
+        self.inputs: Tensor = inputs.detach().cpu().clone()
+        self.targets: Tensor = targets.detach().cpu().clone()
+
+    def __len__(self) -> int:
+        return int(self.inputs.shape[0])
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.inputs[index], self.targets[index]
+
+    @property
+    def soft_labels(self) -> bool:
+        return bool(self.targets.dtype.is_floating_point)
+
+    @property
+    def learned_lr(self) -> float | None:
+        return self.synthetic.learned_lr()
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.manifest["data"]["num_classes"])
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.manifest["data"]["class_names"])
+
+    @property
+    def normalization(self) -> dict | None:
+        return self.manifest["data"].get("normalization")
+
+    @property
+    def evaluation(self) -> dict:
+        return self.manifest.get("evaluation", {})
+
+
+def load(run_dir: str | Path) -> DistilledDataset:
+    """Load a finished run's distilled set; needs neither the original data nor the recipe's files."""
+    run_dir = Path(run_dir)
+    manifest = artifacts.read_json(run_dir / artifacts.MANIFEST)
+    tensors = artifacts.load_tensors(run_dir / artifacts.DISTILLED)
+    syn = rebuild(manifest["synthetic"]["kind"], tensors, manifest["synthetic"]["metadata"])
+    return DistilledDataset(syn, manifest)

@@ -1,0 +1,1 @@
+"""Shipped recipes (YAML). Installed as package data of ``mmdd.recipes``."""
