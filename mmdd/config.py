@@ -86,6 +86,7 @@ class RecipeConfig:
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     coreset: CoresetConfig = field(default_factory=CoresetConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    profiles: dict = field(default_factory=dict)
 
     def check(self, path: str) -> list[str]:
         problems = []
@@ -249,6 +250,31 @@ def apply_overrides(raw: dict, overrides) -> dict:
             node = child
         node[parts[-1]] = value
     return raw
+
+
+def apply_profile(raw: dict, overrides=()) -> dict:
+    """Base recipe → the chosen profile's overrides → the command line's overrides.
+
+    A recipe may carry ``profiles: {cpu: {"network.width": 32, ...}}``; ``profile: cpu`` (in the
+    recipe or as an override) applies those dotted overrides. ``default`` applies none.
+    """
+    chosen = apply_overrides(raw, overrides)
+    name = chosen.get("profile", "default")
+    profiles = chosen.get("profiles") or {}
+    if not isinstance(profiles, dict):
+        raise ConfigError("profiles: expected a mapping of profile name → {dotted.key: value}")
+    if name == "default" or (name not in profiles and not profiles):
+        return chosen
+    if name not in profiles:
+        hint = closest(str(name), profiles)
+        extra = f" (did you mean {hint!r}?)" if hint else ""
+        raise ConfigError(f"profile: unknown profile {name!r}; this recipe has {sorted(profiles) + ['default']}{extra}")
+    section = profiles[name]
+    if not isinstance(section, dict):
+        raise ConfigError(f"profiles.{name}: expected a mapping of dotted keys to values, got {section!r}")
+    texts = [f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
+             for key, value in section.items()]
+    return apply_overrides(apply_overrides(raw, texts), overrides)
 
 
 def config_from_dict(raw: dict, domain_lookup) -> RecipeConfig:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from mmdd import artifacts
-from mmdd.config import RecipeConfig, apply_overrides, config_from_dict, read_yaml, to_dict
+from mmdd.config import RecipeConfig, apply_profile, config_from_dict, read_yaml, to_dict
 from mmdd.core.coresets import select
 from mmdd.core.data import ClassIndex, DataSplits
 from mmdd.core.distill import NonFiniteLoss, make_optimizer, run_loop
@@ -47,7 +47,7 @@ def load_config(recipe: str | Path | dict | RecipeConfig, overrides: Sequence[st
         raw = recipe
     else:
         raw = read_yaml(find_recipe(recipe))
-    return config_from_dict(apply_overrides(raw, overrides), get_domain)
+    return config_from_dict(apply_profile(raw, overrides), get_domain)
 
 
 # --------------------------------------------------------------------------- the pieces of a run

@@ -1,0 +1,59 @@
+"""Shared helpers for benchmark scripts: machine description and the results files (DESIGN §8)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    where = f"{os.cpu_count()}-core CPU ({cpu})"
+    if torch.cuda.is_available():
+        where = f"{torch.cuda.get_device_name(0)} + {where}"
+    return f"{where}, torch {torch.__version__}, threads {torch.get_num_threads()}"
+
+
+def fmt(row: dict) -> str:
+    if row.get("mean") is None:
+        return row.get("note", "not run")
+    return f"{100 * row['mean']:.2f} ± {100 * row['std']:.2f}"
+
+
+def markdown(result: dict) -> str:
+    lines = [f"## {result['benchmark']} ({result['profile']} profile)", "",
+             f"- machine: {result['machine']}", f"- data: {result['data']}", f"- protocol: {result['protocol']}", ""]
+    extra = "dataset" in (result["rows"][0] if result["rows"] else {})
+    head = (["dataset"] if extra else []) + ["method", "budget", "metric", "mean ± std (%)", "seeds",
+                                             "storage bytes", "wall s", "note"]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for row in result["rows"]:
+        cells = ([row["dataset"]] if extra else []) + [
+            row["method"], f"{row['budget']} {row['budget_unit']}", row["metric"], fmt(row), str(row.get("seeds", "")),
+            f"{row['storage_bytes']:,}" if row.get("storage_bytes") else "", f"{row.get('wall_s', 0):.1f}",
+            row.get("note", "")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write(result: dict, out_dir: Path = RESULTS) -> str:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = result["benchmark"]
+    text = markdown(result)
+    (out_dir / f"{name}.md").write_text(text)
+    (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    return text

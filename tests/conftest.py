@@ -1,0 +1,25 @@
+"""Shared fixtures: a tiny, fast recipe on scikit-learn's bundled digits."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+TINY = {
+    "name": "tiny",
+    "description": "tiny DM run for tests",
+    "domain": "image",
+    "seed": 0,
+    "dataset": {"name": "digits"},
+    "budget": {"ipc": 2},
+    "network": {"name": "convnet", "depth": 1, "width": 8},
+    "method": {"name": "dm", "iterations": 6, "batch_real": 16},
+    "evaluation": {"epochs": 3, "seeds": 2, "baselines": ["random"], "test_batch_size": 512},
+    "checkpoint": {"every": 2},
+}
+
+
+@pytest.fixture
+def tiny_recipe() -> dict:
+    return copy.deepcopy(TINY)

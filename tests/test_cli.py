@@ -1,0 +1,62 @@
+"""The command line, run as a user would: a subprocess of the installed `mmdd` entry point."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import yaml
+
+
+def mmdd(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "mmdd.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def test_recipes_lists_one_line_each():
+    out = mmdd("recipes")
+    assert out.returncode == 0
+    lines = out.stdout.strip().splitlines()
+    assert any(l.startswith("quickstart ") for l in lines)
+    assert any(l.startswith("image/fashion_mnist-dm-ipc10 ") for l in lines)
+    assert all(len(l.split()) > 1 for l in lines)  # every recipe has a description
+
+
+def test_run_show_eval_and_errors(tiny_recipe, tmp_path):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe))
+    run_dir = tmp_path / "out"
+    out = mmdd("run", recipe, f"output_dir={run_dir}", "method.iterations=4", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "| distilled |" in out.stdout and "| random |" in out.stdout and str(run_dir) in out.stdout
+    assert json.loads((run_dir / "manifest.json").read_text())["steps_completed"] == 4
+
+    (run_dir / "samples.png").unlink()
+    shown = mmdd("show", run_dir)
+    assert shown.returncode == 0 and (run_dir / "samples.png").exists() and "samples.png" in shown.stdout
+
+    ev = mmdd("eval", run_dir, "--seeds", "1", "--baselines", "", "--quiet")
+    assert ev.returncode == 0, ev.stderr
+    assert set(json.loads((run_dir / "manifest.json").read_text())["evaluation"]) == {"distilled"}
+
+    again = mmdd("run", recipe, f"output_dir={run_dir}", "method.iterations=4")
+    assert again.returncode == 2 and "already holds a run" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_stop_after_then_resume(tiny_recipe, tmp_path):
+    recipe = tmp_path / "tiny.yaml"
+    tiny_recipe["evaluation"]["baselines"] = []
+    recipe.write_text(yaml.safe_dump(tiny_recipe))
+    run_dir = tmp_path / "out"
+    first = mmdd("run", recipe, f"output_dir={run_dir}", "--stop-after", "2", "--quiet")
+    assert first.returncode == 0 and "--resume" in first.stdout
+    second = mmdd("run", recipe, f"output_dir={run_dir}", "--resume", "--quiet")
+    assert second.returncode == 0, second.stderr
+    assert json.loads((run_dir / "manifest.json").read_text())["steps_completed"] == 6
+
+
+def test_bad_override_is_a_clear_error(tmp_path):
+    out = mmdd("run", "quickstart", "budget.ipc=0", f"output_dir={tmp_path / 'x'}")
+    assert out.returncode == 2 and "budget.ipc must be ≥ 1" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "x").exists()
