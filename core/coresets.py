@@ -67,10 +67,12 @@ def kcenter_order(feats: Tensor, k: int, gen: torch.Generator) -> Tensor:
     first = int(torch.randint(0, feats.shape[0], (1,), generator=gen))
     selected = [first]
     min_dist = (feats - feats[first]).norm(dim=1)
+    min_dist[first] = -1.0  # never pick a selected point again, even among exact duplicates
     for _ in range(k - 1):
         i = int(min_dist.argmax())
         selected.append(i)
         min_dist = torch.minimum(min_dist, (feats - feats[i]).norm(dim=1))
+        min_dist[selected] = -1.0
     return torch.tensor(selected, dtype=torch.long)
 
 

@@ -23,3 +23,14 @@ TINY = {
 @pytest.fixture
 def tiny_recipe() -> dict:
     return copy.deepcopy(TINY)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """The tests use tiny tensors: one intra-op thread is faster on a shared 2-core machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

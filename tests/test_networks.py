@@ -14,13 +14,6 @@ CLASSES = 5
 WIDTH = 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is much faster on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 
@@ -119,11 +112,6 @@ def test_unknown_norm_raises():
         ConvNet((1, 8, 8), CLASSES, depth=1, width=WIDTH, norm="weirdnorm")
 
 
-@pytest.mark.xfail(
-    reason="core/networks/convnet.py _norm: 'groupnorm' builds GroupNorm(min(4, C), C), which torch "
-           "rejects when C is not divisible by 4 (e.g. width=6); ConvNetConfig.check does not report it",
-    strict=True,
-)
 def test_groupnorm_width_not_multiple_of_four_is_reported_or_works():
     cfg = ConvNetConfig(depth=1, width=6, norm="groupnorm")
     if cfg.check("network"):
@@ -186,6 +174,12 @@ def test_bad_in_shape_raises_value_error(shape, spatial_dims):
         ConvNet(shape, CLASSES, depth=1, width=WIDTH, spatial_dims=spatial_dims)
 
 
+@pytest.mark.parametrize("shape", [(1, 0, 8), (0, 8, 8), (1, -2, 8)])
+def test_non_positive_in_shape_raises_value_error(shape):
+    with pytest.raises(ValueError, match="in_shape"):
+        ConvNet(shape, CLASSES, depth=1, width=WIDTH)
+
+
 def test_bad_in_shape_via_create_network_raises_value_error():
     with pytest.raises(ValueError):
         create_network(ConvNetConfig(depth=1, width=WIDTH), (28, 28), CLASSES, make_generator(0))
@@ -235,6 +229,14 @@ def test_create_network_leaves_global_rng_untouched():
     create_network(cfg, (1, 8, 8), CLASSES, make_generator(5))
     after = torch.random.get_rng_state()
     assert torch.equal(before, after)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_create_network_leaves_global_cuda_rng_untouched():
+    cfg = ConvNetConfig(depth=1, width=WIDTH)
+    before = torch.cuda.get_rng_state()
+    create_network(cfg, (1, 8, 8), CLASSES, make_generator(5))
+    assert torch.equal(before, torch.cuda.get_rng_state())
 
 
 def test_create_network_weights_independent_of_global_rng():

@@ -27,7 +27,7 @@ def seeded(build: Callable[[], nn.Module], gen: torch.Generator) -> nn.Module:
     """Build a module whose initial weights come from ``gen``, leaving the global RNG untouched."""
     seed = int(torch.randint(0, 2**62, (1,), generator=gen).item())
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)  # CPU only: CUDA generators stay untouched
         return build()
 
 

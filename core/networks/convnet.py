@@ -8,6 +8,7 @@ reference implementations use), "layernorm" is ``GroupNorm(1, C)``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
@@ -44,8 +45,8 @@ def _norm(kind: str, channels: int, spatial_dims: int) -> nn.Module:
         return nn.GroupNorm(channels, channels, affine=True)
     if kind == "layernorm":
         return nn.GroupNorm(1, channels, affine=True)
-    if kind == "groupnorm":
-        return nn.GroupNorm(min(4, channels), channels, affine=True)
+    if kind == "groupnorm":  # 4 groups where the width allows, else the largest divisor of 4 that fits
+        return nn.GroupNorm(math.gcd(4, channels), channels, affine=True)
     if kind == "batchnorm":
         return (nn.BatchNorm2d if spatial_dims == 2 else nn.BatchNorm3d)(channels)
     if kind == "none":
@@ -84,6 +85,8 @@ class ConvNet(nn.Module):
                 f"in_shape {tuple(in_shape)} does not match spatial_dims={spatial_dims}; "
                 f"expected {spatial_dims + 1} numbers (channels first)"
             )
+        if any(int(s) < 1 for s in in_shape):
+            raise ValueError(f"in_shape {tuple(in_shape)} must be positive sizes (channels first)")
         conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
         pool = {
             "avgpool": nn.AvgPool2d if spatial_dims == 2 else nn.AvgPool3d,
