@@ -100,23 +100,30 @@ def train_model(net: nn.Module, inputs: Tensor, targets: Tensor, cfg: EvalConfig
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     decay_epoch = max(1, int(round(epochs * cfg.lr_decay_at)))
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[decay_epoch], gamma=0.1)
-    n = inputs.shape[0]
-    net.train()
     bar = tqdm(range(epochs), desc=desc, leave=False, disable=None if desc else True, unit="epoch")
     for _ in bar:
-        order = torch.randperm(n, generator=gen)
-        for start in range(0, n, cfg.batch_size):
-            idx = order[start:start + cfg.batch_size]
-            x = inputs[idx].to(device)
-            y = targets[idx].to(device)
-            if augment is not None and cfg.augment:
-                x = augment(x, gen)
-            loss = F.cross_entropy(net(x), y)  # hard labels, or probability targets (soft labels)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        train_epoch(net, opt, inputs, targets, cfg.batch_size, gen, augment if cfg.augment else None, device)
         sched.step()
     return net
+
+
+def train_epoch(net: nn.Module, opt: torch.optim.Optimizer, inputs: Tensor, targets: Tensor, batch_size: int,
+                gen: torch.Generator, augment: Callable[[Tensor, torch.Generator], Tensor] | None,
+                device: torch.device) -> None:
+    """One pass over (inputs, targets) in a seeded random order, with per-sample augmentation."""
+    net.train()
+    n = inputs.shape[0]
+    order = torch.randperm(n, generator=gen)
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        x = inputs[idx].to(device)
+        y = targets[idx].to(device)
+        if augment is not None:
+            x = augment(x, gen)
+        loss = F.cross_entropy(net(x), y)  # hard labels, or probability targets (soft labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
 
 
 @torch.no_grad()

@@ -31,11 +31,15 @@ class SyntheticConfig:
     soft_labels: bool = False
     learn_lr: bool = False
     lr_init: float = 0.01
+    lr_groups: int = 1
 
     def check(self, path: str) -> list[str]:
+        problems = []
         if self.lr_init <= 0:
-            return [f"{path}.lr_init must be > 0, got {self.lr_init}"]
-        return []
+            problems.append(f"{path}.lr_init must be > 0, got {self.lr_init}")
+        if self.lr_groups < 1:
+            problems.append(f"{path}.lr_groups must be ≥ 1, got {self.lr_groups}")
+        return problems
 
 
 class SyntheticSet(nn.Module):
@@ -64,6 +68,10 @@ class SyntheticSet(nn.Module):
     def learned_lr(self) -> float | None:
         return None
 
+    def student_lrs(self) -> Tensor | None:
+        """The learnable student lr(s), one per parameter group, with their graph (or None)."""
+        return None
+
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters by role (``inputs``, ``labels``, ``lr``...), for the optimizer."""
         return {"inputs": [p for p in self.parameters() if p.requires_grad]}
@@ -81,7 +89,8 @@ class PixelSet(SyntheticSet):
     kind = "pixels"
 
     def __init__(self, inputs: Tensor, num_classes: int, ipc: int, soft_labels: bool = False,
-                 learn_lr: bool = False, lr_init: float = 0.01, label_logits: Tensor | None = None):
+                 learn_lr: bool = False, lr_init: float = 0.01, label_logits: Tensor | None = None,
+                 lr_groups: int = 1):
         super().__init__()
         if inputs.shape[0] != num_classes * ipc:
             raise RunError(f"expected {num_classes}×{ipc} synthetic inputs, got {inputs.shape[0]}")
@@ -95,8 +104,9 @@ class PixelSet(SyntheticSet):
                 label_logits = torch.nn.functional.one_hot(self.labels, num_classes).float() * 5.0
             self.label_logits = nn.Parameter(label_logits.detach().clone().float())
         self.learn_lr = learn_lr
+        self.lr_groups = lr_groups
         if learn_lr:
-            self.log_lr = nn.Parameter(torch.tensor(math.log(lr_init)))
+            self.log_lr = nn.Parameter(torch.full((lr_groups,), math.log(lr_init)))
 
     def decode(self) -> tuple[Tensor, Tensor]:
         if self.soft_labels:
@@ -107,7 +117,11 @@ class PixelSet(SyntheticSet):
         return [slice(c * self.ipc, (c + 1) * self.ipc) for c in range(self.num_classes)]
 
     def learned_lr(self) -> float | None:
-        return float(self.log_lr.exp().item()) if self.learn_lr else None
+        """The learned lr (of the first group) for evaluation, or None."""
+        return float(self.log_lr.detach()[0].exp()) if self.learn_lr else None
+
+    def student_lrs(self) -> Tensor | None:
+        return self.log_lr.exp() if self.learn_lr else None
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         groups = {"inputs": [self.inputs]}
@@ -119,14 +133,14 @@ class PixelSet(SyntheticSet):
 
     def metadata(self) -> dict:
         return {"num_classes": self.num_classes, "ipc": self.ipc, "soft_labels": self.soft_labels,
-                "learn_lr": self.learn_lr}
+                "learn_lr": self.learn_lr, "lr_groups": self.lr_groups}
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, Tensor], metadata: dict) -> "PixelSet":
         try:
             syn = cls(tensors["inputs"], metadata["num_classes"], metadata["ipc"],
                       soft_labels=metadata.get("soft_labels", False), learn_lr=metadata.get("learn_lr", False),
-                      label_logits=tensors.get("label_logits"))
+                      label_logits=tensors.get("label_logits"), lr_groups=metadata.get("lr_groups", 1))
             syn.load_state_dict(tensors)
         except (KeyError, RuntimeError) as exc:
             raise RunError(f"distilled tensors do not match a '{cls.kind}' set: {exc}") from None

@@ -28,6 +28,15 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_experts(args) -> int:
+    from mmdd.experts import generate_experts
+
+    buffer = generate_experts(args.recipe, args.overrides, progress=not args.quiet)
+    if buffer is not None:
+        print(f"{len(buffer.experts)} experts × {buffer.num_epochs} epochs in {buffer.root}")
+    return 0
+
+
 def _cmd_eval(args) -> int:
     from mmdd.run import evaluate_run
 
@@ -71,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop after N steps (a checkpoint is kept; continue with --resume)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)
+
+    ex = sub.add_parser("experts", help="train the expert trajectories a trajectory-matching recipe needs")
+    ex.add_argument("recipe")
+    ex.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    ex.add_argument("--quiet", action="store_true")
+    ex.set_defaults(func=_cmd_experts)
 
     ev = sub.add_parser("eval", help="train fresh models on a run's distilled set and its baselines")
     ev.add_argument("run_dir")

@@ -29,6 +29,7 @@ from mmdd.core.matchers import MATCHERS
 from mmdd.core.networks import NETWORKS, ConvNetConfig
 from mmdd.core.registry import closest
 from mmdd.core.synthetic import SyntheticConfig
+from mmdd.core.trajectories import ExpertsConfig
 
 
 @dataclass
@@ -86,6 +87,7 @@ class RecipeConfig:
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     coreset: CoresetConfig = field(default_factory=CoresetConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    experts: ExpertsConfig = field(default_factory=ExpertsConfig)
     profiles: dict = field(default_factory=dict)
 
     def check(self, path: str) -> list[str]:

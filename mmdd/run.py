@@ -30,6 +30,7 @@ from mmdd.core.metrics import METRICS
 from mmdd.core.networks import network_description
 from mmdd.core.seeding import make_generator
 from mmdd.core.synthetic import SyntheticSet, rebuild
+from mmdd.core.trajectories import ExpertBuffer
 from mmdd.plugins import get_domain
 from mmdd.catalog import find_recipe
 
@@ -89,8 +90,14 @@ class Workspace:
 
     def matcher(self):
         spec = MATCHERS.get(self.cfg.method.name, "method.name")
+        experts = None
+        if spec.needs_experts:
+            from mmdd.experts import experts_dir
+
+            experts = ExpertBuffer(experts_dir(self.cfg))
         context = MatchingContext(make_network=lambda gen: self.network(self.cfg.network, gen),
-                                  augment=self.domain.make_augment(self.cfg.augment), device=self.device)
+                                  augment=self.domain.make_augment(self.cfg.augment), device=self.device,
+                                  experts=experts)
         return spec.build(self.cfg.method, context)
 
     def real_bytes(self) -> int:
@@ -187,6 +194,10 @@ def distill(recipe: str | Path | dict | RecipeConfig, overrides: Sequence[str] =
     gen = make_generator(cfg.seed)
     syn = ws.domain.make_synthetic(cfg, ws.real, gen).to(ws.device)
     matcher = ws.matcher()
+    init_labels = getattr(matcher, "initial_label_logits", None)
+    if cfg.synthetic.soft_labels and init_labels is not None:  # e.g. from an expert's logits
+        with torch.no_grad():
+            syn.label_logits.copy_(init_labels(syn.decode()[0]))
     optimizer = make_optimizer(syn, cfg.method)
     recipe_dict = to_dict(cfg)
     step, wall_before = 0, 0.0

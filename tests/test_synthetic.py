@@ -167,7 +167,7 @@ def test_from_tensors_float16_round_trip():
 
 def test_metadata_contents():
     meta = _set(soft_labels=True).metadata()
-    assert meta == {"num_classes": CLASSES, "ipc": IPC, "soft_labels": True, "learn_lr": False}
+    assert meta == {"num_classes": CLASSES, "ipc": IPC, "soft_labels": True, "learn_lr": False, "lr_groups": 1}
 
 
 def test_from_tensors_missing_tensor_raises_run_error():

@@ -2,9 +2,10 @@
 
 from ..registry import Registry
 from .base import MatcherSpec, MatchingContext, Matcher, siamese
-from . import distribution
+from . import distribution, trajectory
 
 MATCHERS: Registry[MatcherSpec] = Registry("method")
 MATCHERS.add("dm", distribution.SPEC)
+MATCHERS.add("mtt", trajectory.SPEC)
 
 __all__ = ["MATCHERS", "MatcherSpec", "MatchingContext", "Matcher", "siamese"]

@@ -19,6 +19,7 @@ class MatchingContext:
     make_network: Callable[[torch.Generator], nn.Module]
     augment: object | None  # an augmenter with .siamese(list_of_batches, gen), or None
     device: torch.device
+    experts: object | None = None  # an ExpertBuffer, for matchers whose spec needs_experts
 
 
 class Matcher(Protocol):
@@ -33,6 +34,7 @@ class MatcherSpec:
 
     config: type
     build: Callable[[object, MatchingContext], Matcher]
+    needs_experts: bool = False
 
 
 def siamese(context: MatchingContext, batches: list[Tensor], gen: torch.Generator) -> list[Tensor]:

@@ -1,0 +1,193 @@
+"""Expert trajectories: networks trained on real data, one parameter snapshot per epoch.
+
+On disk a buffer is a folder::
+
+    index.json                  format, network description, parameter names and shapes, epochs,
+                                and the experts present (rebuilt from the sidecars below)
+    expert_0003.safetensors     tensors "e{epoch}/{param}" for epoch 0..E (0 = initialisation)
+    expert_0003.json            sidecar: epochs, seed, wall-clock — written after the shard
+
+Each expert is written atomically (shard, then sidecar), so an interrupted generation resumes by
+skipping the experts whose sidecar exists. Generation is embarrassingly parallel: with
+``world_size`` ranks, rank r trains experts r, r + world_size, ...; every rank writes only its own
+files, and the index is rebuilt from the sidecars on load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from .errors import ConfigError, DataError
+from .seeding import make_generator
+
+FORMAT = 1
+
+
+@dataclass
+class ExpertsConfig:
+    """Recipe section ``experts``: how expert trajectories are trained and where they live."""
+
+    dir: str = "experts/{name}"
+    num_experts: int = 10
+    epochs: int = 50
+    lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    batch_size: int = 256
+    augment: bool = True
+    seed: int = 0
+    train_per_class: int | None = None
+
+    def check(self, path: str) -> list[str]:
+        problems = []
+        for key in ("num_experts", "epochs", "batch_size"):
+            if getattr(self, key) < 1:
+                problems.append(f"{path}.{key} must be ≥ 1, got {getattr(self, key)}")
+        if self.lr <= 0:
+            problems.append(f"{path}.lr must be > 0, got {self.lr}")
+        if self.train_per_class is not None and self.train_per_class < 1:
+            problems.append(f"{path}.train_per_class must be ≥ 1 or null, got {self.train_per_class}")
+        return problems
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def expert_name(k: int) -> str:
+    return f"expert_{k:04d}"
+
+
+class ExpertBuffer:
+    """Read access to a trajectory buffer, validated on open."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(f"no expert buffer at {self.root}; create one with `mmdd experts RECIPE` "
+                            f"(expected a folder with index.json and expert_*.safetensors)")
+        self.index = rebuild_index(self.root)
+        if not self.index["experts"]:
+            raise DataError(f"expert buffer {self.root} holds no finished expert (no expert_*.json sidecar); "
+                            f"run `mmdd experts RECIPE` to generate them")
+        self.param_shapes: dict[str, list[int]] = self.index["param_shapes"]
+        self._cache: dict[int, dict[str, Tensor]] = {}
+
+    @property
+    def experts(self) -> list[int]:
+        return sorted(int(k) for k in self.index["experts"])
+
+    @property
+    def num_epochs(self) -> int:
+        """The last epoch every expert has (snapshots 0..num_epochs)."""
+        return min(info["epochs"] for info in self.index["experts"].values())
+
+    def _load(self, k: int) -> dict[str, Tensor]:
+        if k not in self._cache:
+            path = self.root / f"{expert_name(k)}.safetensors"
+            try:
+                tensors = load_file(str(path))
+            except Exception as exc:  # safetensors raises several error types for damaged files
+                raise DataError(f"cannot read expert shard {path}: {exc}") from None
+            self._validate(k, tensors, path)
+            self._cache = {k: tensors}  # keep one expert in memory at a time
+        return self._cache[k]
+
+    def _validate(self, k: int, tensors: dict[str, Tensor], path: Path) -> None:
+        epochs = self.index["experts"][str(k)]["epochs"]
+        for epoch in range(epochs + 1):
+            for name, shape in self.param_shapes.items():
+                key = f"e{epoch}/{name}"
+                if key not in tensors:
+                    raise DataError(f"expert shard {path} lacks {key!r}; expected snapshots of every parameter "
+                                    f"for epochs 0..{epochs}")
+                if list(tensors[key].shape) != list(shape):
+                    raise DataError(f"expert shard {path}: {key!r} has shape {list(tensors[key].shape)}, "
+                                    f"expected {shape} (from index.json)")
+
+    def snapshot(self, k: int, epoch: int) -> dict[str, Tensor]:
+        if str(k) not in self.index["experts"]:
+            raise DataError(f"expert {k} is not in buffer {self.root}; present: {self.experts}")
+        epochs = self.index["experts"][str(k)]["epochs"]
+        if not 0 <= epoch <= epochs:
+            raise DataError(f"expert {k} in {self.root} has epochs 0..{epochs}; epoch {epoch} was asked for")
+        tensors = self._load(k)
+        return {name: tensors[f"e{epoch}/{name}"] for name in self.param_shapes}
+
+    def check_network(self, net: nn.Module) -> None:
+        """Refuse a buffer whose parameters do not fit ``net`` (a different width, depth or data)."""
+        mine = {n: list(p.shape) for n, p in net.named_parameters()}
+        if mine != self.param_shapes:
+            differ = sorted(n for n in set(mine) | set(self.param_shapes) if mine.get(n) != self.param_shapes.get(n))
+            raise DataError(f"expert buffer {self.root} was trained with another network: parameters differ at "
+                            f"{differ[:4]}; regenerate it with `mmdd experts RECIPE` or point experts.dir elsewhere")
+
+
+def rebuild_index(root: Path) -> dict:
+    """Gather the sidecars of finished experts into index.json (atomic) and return it."""
+    root = Path(root)
+    experts, shapes, network = {}, None, None
+    for sidecar in sorted(root.glob("expert_*.json")):
+        try:
+            info = json.loads(sidecar.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(f"expert sidecar {sidecar} is not valid JSON ({exc})") from None
+        if not (root / f"{sidecar.stem}.safetensors").exists():
+            raise DataError(f"{sidecar} has no shard {sidecar.stem}.safetensors beside it")
+        if shapes is None:
+            shapes, network = info["param_shapes"], info.get("network")
+        elif info["param_shapes"] != shapes:
+            raise DataError(f"expert {sidecar.stem} in {root} has parameter shapes different from the others; "
+                            f"a buffer must hold experts of one network")
+        experts[str(info["expert"])] = {"epochs": info["epochs"], "seed": info["seed"], "wall_s": info["wall_s"]}
+    index = {"format": FORMAT, "network": network, "param_shapes": shapes or {}, "experts": experts}
+    if experts:
+        _atomic(root / "index.json", lambda tmp: tmp.write_text(json.dumps(index, indent=2) + "\n"))
+    return index
+
+
+def snapshot_params(net: nn.Module) -> dict[str, Tensor]:
+    return {name: p.detach().cpu().clone() for name, p in net.named_parameters()}
+
+
+def train_expert(k: int, cfg: ExpertsConfig, root: Path, make_network: Callable[[torch.Generator], nn.Module],
+                 train_epoch: Callable[[nn.Module, torch.optim.Optimizer, torch.Generator], None],
+                 network_description: dict | None = None) -> None:
+    """Train expert ``k`` and write its shard and sidecar atomically."""
+    started = time.perf_counter()
+    seed = cfg.seed * 1_000_003 + k
+    gen = make_generator(seed)
+    net = make_network(gen)
+    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    tensors = {f"e0/{n}": t for n, t in snapshot_params(net).items()}
+    for epoch in range(1, cfg.epochs + 1):
+        train_epoch(net, opt, gen)
+        tensors.update({f"e{epoch}/{n}": t for n, t in snapshot_params(net).items()})
+    name = expert_name(k)
+    _atomic(root / f"{name}.safetensors", lambda tmp: save_file(tensors, str(tmp)))
+    sidecar = {"expert": k, "epochs": cfg.epochs, "seed": seed, "wall_s": round(time.perf_counter() - started, 3),
+               "param_shapes": {n: list(p.shape) for n, p in net.named_parameters()}, "network": network_description}
+    _atomic(root / f"{name}.json", lambda tmp: tmp.write_text(json.dumps(sidecar, indent=2) + "\n"))
+
+
+def pending_experts(root: Path, num_experts: int, rank: int = 0, world_size: int = 1) -> list[int]:
+    """This rank's share of the experts that have no finished sidecar yet."""
+    done = {int(p.stem.split("_")[1]) for p in Path(root).glob("expert_*.json")}
+    return [k for k in range(num_experts) if k % world_size == rank and k not in done]

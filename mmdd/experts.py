@@ -1,0 +1,88 @@
+"""`mmdd experts RECIPE`: train the expert trajectories a trajectory-matching recipe needs.
+
+Run it plainly, or under ``torchrun --nproc-per-node N -m mmdd.cli experts RECIPE`` to spread the
+experts over N processes (gloo on the CPU, NCCL on GPUs): rank r trains experts r, r + N, ...
+Finished experts are skipped, so an interrupted generation resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from mmdd.config import RecipeConfig, to_dict
+from mmdd.core.data import Split
+from mmdd.core.evaluation import train_epoch
+from mmdd.core.networks import network_description
+from mmdd.core.seeding import make_generator
+from mmdd.core.trajectories import ExpertBuffer, pending_experts, rebuild_index, train_expert
+
+
+@dataclass
+class DistributedInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+
+def distributed_info() -> DistributedInfo:
+    return DistributedInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                           int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def experts_dir(cfg: RecipeConfig) -> Path:
+    return Path(cfg.experts.dir.format(name=cfg.name, dataset=cfg.dataset.name))
+
+
+def expert_training_split(ws) -> Split:
+    """The real data experts train on: the train split, or a seeded per-class subset of it."""
+    from mmdd.core.coresets import random_subset
+
+    cfg, train = ws.cfg.experts, ws.splits.train
+    if cfg.train_per_class is None:
+        return train
+    smallest = min(ws.real.counts())
+    per_class = min(cfg.train_per_class, smallest)
+    index = random_subset(train.labels, ws.splits.num_classes, per_class, make_generator(cfg.seed))
+    return train.subset(index)
+
+
+def generate_experts(recipe, overrides: Sequence[str] = (), progress: bool = True) -> ExpertBuffer | None:
+    """Train this process's share of the recipe's experts; return the buffer (rank 0) or None."""
+    from mmdd.run import Workspace, load_config
+
+    cfg = load_config(recipe, overrides)
+    info = distributed_info()
+    if info.world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cfg.device.startswith("cuda") else "gloo")
+    if cfg.device == "cuda" and info.world_size > 1:
+        cfg.device = f"cuda:{info.local_rank}"
+    ws = Workspace.build(cfg)
+    root = experts_dir(cfg)
+    root.mkdir(parents=True, exist_ok=True)
+    split = expert_training_split(ws)
+    augment = ws.eval_augment() if cfg.experts.augment else None
+    net_cfg = ws.cfg.network
+    description = {"name": network_description(net_cfg), "config": to_dict(net_cfg), "dataset": cfg.dataset.name,
+                   "train_size": len(split), "lr": cfg.experts.lr, "augment": cfg.experts.augment}
+
+    def one_epoch(net, opt, gen):
+        train_epoch(net, opt, split.inputs, split.labels, cfg.experts.batch_size, gen, augment, ws.device)
+
+    todo = pending_experts(root, cfg.experts.num_experts, info.rank, info.world_size)
+    bar = tqdm(todo, desc=f"experts (rank {info.rank})" if info.world_size > 1 else "experts", unit="expert",
+               disable=None if progress else True)
+    for k in bar:
+        train_expert(k, cfg.experts, root, lambda gen: ws.network(net_cfg, gen), one_epoch, description)
+    if info.world_size > 1:
+        dist.barrier()
+    if info.rank != 0:
+        return None
+    rebuild_index(root)
+    return ExpertBuffer(root)

@@ -1,0 +1,265 @@
+"""Expert buffers and trajectory matching: solvers agree, groups normalise alone, buffers resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+import mmdd
+from mmdd.core.augment import ImageAugment
+from mmdd.core.errors import ConfigError, DataError
+from mmdd.core.evaluation import train_epoch
+from mmdd.core.matchers.base import MatchingContext
+from mmdd.core.matchers.trajectory import TMConfig, TrajectoryMatcher, assign_groups, group_loss
+from mmdd.core.networks import ConvNetConfig, create_network
+from mmdd.core.seeding import make_generator
+from mmdd.core.synthetic import PixelSet
+from mmdd.core.trajectories import ExpertBuffer, ExpertsConfig, pending_experts, rebuild_index, train_expert
+
+SHAPE, CLASSES = (1, 8, 8), 3
+NET = ConvNetConfig(depth=1, width=4)
+
+
+def make_net(gen):
+    return create_network(NET, SHAPE, CLASSES, gen)
+
+
+def toy_data(n=30):
+    gen = make_generator(1)
+    x = torch.randn((n, *SHAPE), generator=gen)
+    y = torch.arange(n) % CLASSES
+    x[:, :, :, : 4] += y.view(-1, 1, 1, 1).float()  # learnable class signal
+    return x, y
+
+
+def build_buffer(root: Path, num_experts=2, epochs=4, seed=0) -> ExpertBuffer:
+    x, y = toy_data()
+    cfg = ExpertsConfig(num_experts=num_experts, epochs=epochs, lr=0.05, batch_size=10, seed=seed)
+    for k in pending_experts(root, num_experts):
+        train_expert(k, cfg, root, make_net, lambda net, opt, gen: train_epoch(
+            net, opt, x, y, cfg.batch_size, gen, None, torch.device("cpu")))
+    rebuild_index(root)
+    return ExpertBuffer(root)
+
+
+@pytest.fixture
+def buffer(tmp_path):
+    root = tmp_path / "experts"
+    root.mkdir()
+    return build_buffer(root)
+
+
+def matcher_for(buffer, solver, augment=True, groups=None, **kw):
+    cfg = TMConfig(syn_steps=4, expert_epochs=2, max_start_epoch=2, solver=solver, groups=groups, **kw)
+    ctx = MatchingContext(make_network=make_net, augment=ImageAugment() if augment else None,
+                          device=torch.device("cpu"), experts=buffer)
+    return TrajectoryMatcher(cfg, ctx)
+
+
+def syn_set(soft=False, lr=0.01, lr_groups=1):
+    inputs = torch.randn((CLASSES * 2, *SHAPE), generator=make_generator(3))
+    syn = PixelSet(inputs, CLASSES, 2, soft_labels=soft, learn_lr=True, lr_init=lr, lr_groups=lr_groups)
+    return syn
+
+
+def grads_of(matcher, syn, seed=7):
+    syn.zero_grad(set_to_none=True)
+    loss = matcher(syn, None, make_generator(seed))
+    loss.backward()
+    return float(loss.detach()), {n: p.grad.clone() for n, p in syn.named_parameters() if p.grad is not None}
+
+
+def cosine(a, b):
+    return float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0))
+
+
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("lr", [0.01, 0.2])
+def test_constant_memory_solver_matches_exact(buffer, soft, lr):
+    syn = syn_set(soft=soft, lr=lr)
+    loss_e, g_e = grads_of(matcher_for(buffer, "exact"), syn)
+    loss_c, g_c = grads_of(matcher_for(buffer, "constant_memory"), syn)
+    assert loss_c == pytest.approx(loss_e, rel=1e-5)
+    assert set(g_e) == set(g_c) and "inputs" in g_e and "log_lr" in g_e
+    for name in g_e:
+        assert cosine(g_e[name], g_c[name]) >= 0.99, name
+        assert torch.allclose(g_e[name], g_c[name], rtol=1e-3, atol=1e-6), name  # full derivative, not halved
+
+
+def test_groups_normalise_independently():
+    start = {"a": torch.zeros(3), "b": torch.zeros(2)}
+    target = {"a": torch.ones(3), "b": torch.full((2,), 10.0)}
+    final = {"a": torch.full((3,), 0.5), "b": torch.full((2,), 5.0)}
+    members = {"first": ["a"], "second": ["b"]}
+    both = group_loss(final, start, target, members)
+    assert float(both) == pytest.approx(0.25 + 0.25)  # each group's own ratio, summed
+    one = group_loss(final, start, target, {"all": ["a", "b"]})
+    assert float(one) == pytest.approx((3 * 0.25 + 2 * 25) / (3 + 200))
+    final["b"] = final["b"] * 0  # moving group b changes only b's term
+    assert float(group_loss(final, start, target, members)) == pytest.approx(0.25 + 1.0)
+
+
+def test_assign_groups_prefixes_and_empty_group():
+    names = ["features.0.weight", "features.0.bias", "classifier.weight", "classifier.bias"]
+    groups = assign_groups(names, {"conv": ["features."], "head": ["classifier."]})
+    assert groups == {"conv": names[:2], "head": names[2:]}
+    assert assign_groups(names, None) == {"all": names}
+    with pytest.raises(ConfigError, match="match no parameter"):
+        assign_groups(names, {"conv": ["features."], "lora": ["lora_"]})
+
+
+def test_grouped_solvers_agree_with_one_lr_per_group(buffer):
+    groups = {"conv": ["features."], "head": ["classifier."]}
+    syn = syn_set(lr_groups=2)
+    _, g_e = grads_of(matcher_for(buffer, "exact", groups=groups), syn)
+    _, g_c = grads_of(matcher_for(buffer, "constant_memory", groups=groups), syn)
+    assert g_e["log_lr"].shape == (2,)
+    assert torch.allclose(g_e["log_lr"], g_c["log_lr"], rtol=1e-3, atol=1e-7)
+    assert cosine(g_e["inputs"], g_c["inputs"]) >= 0.99
+
+
+def test_ungrouped_parameters_stay_frozen(buffer):
+    m = matcher_for(buffer, "exact", groups={"head": ["classifier."]})
+    assert list(m.group_of) == ["classifier.weight", "classifier.bias"]
+    syn = syn_set()
+    loss = m(syn, None, make_generator(0))
+    assert torch.isfinite(loss)
+
+
+def test_schedule_hook_chooses_segments(buffer, monkeypatch):
+    m = matcher_for(buffer, "exact")
+    seen = []
+    original = buffer.snapshot
+    monkeypatch.setattr(buffer, "snapshot", lambda k, e: seen.append(e) or original(k, e))
+    m.schedule = lambda iteration, gen: (0, 1 + iteration)
+    syn = syn_set()
+    for _ in range(3):
+        m(syn, None, make_generator(0))
+    assert seen == [0, 1, 0, 2, 0, 3]
+    m.schedule = lambda iteration, gen: (0, 9)
+    with pytest.raises(mmdd.RunError, match="0..4"):
+        m(syn, None, make_generator(0))
+
+
+def test_segment_longer_than_the_experts_is_refused(buffer):
+    with pytest.raises(ConfigError, match="have 4 epochs"):
+        TrajectoryMatcher(TMConfig(max_start_epoch=3, expert_epochs=2),
+                          MatchingContext(make_net, None, torch.device("cpu"), buffer))
+
+
+def test_buffer_round_trips_and_resumes(tmp_path):
+    root = tmp_path / "b"
+    root.mkdir()
+    buf = build_buffer(root, num_experts=3, epochs=2)
+    assert buf.experts == [0, 1, 2] and buf.num_epochs == 2
+    index = json.loads((root / "index.json").read_text())
+    assert set(index["experts"]) == {"0", "1", "2"} and "classifier.weight" in index["param_shapes"]
+    # The epoch-0 snapshot is the seeded initialisation of that expert.
+    init = make_net(make_generator(0 * 1_000_003 + 1))
+    assert torch.equal(buf.snapshot(1, 0)["classifier.weight"], init.classifier.weight.detach())
+    assert not torch.equal(buf.snapshot(1, 0)["classifier.weight"], buf.snapshot(1, 2)["classifier.weight"])
+    before = {k: v.clone() for k, v in load_file(str(root / "expert_0001.safetensors")).items()}
+    # Interrupt: expert 1 lost its sidecar (the shard may be half-written); only it is redone.
+    (root / "expert_0001.json").unlink()
+    (root / "expert_0001.safetensors").write_bytes(b"half")
+    assert pending_experts(root, 3) == [1]
+    again = build_buffer(root, num_experts=3, epochs=2)
+    assert again.experts == [0, 1, 2]
+    after = load_file(str(root / "expert_0001.safetensors"))
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_buffer_validation_errors(tmp_path, buffer):
+    with pytest.raises(DataError, match="no expert buffer"):
+        ExpertBuffer(tmp_path / "missing")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="no finished expert"):
+        ExpertBuffer(empty)
+    root = buffer.root
+    shard = root / "expert_0000.safetensors"
+    tensors = load_file(str(shard))
+    del tensors["e3/classifier.bias"]
+    save_file(tensors, str(shard))
+    with pytest.raises(DataError, match="lacks 'e3/classifier.bias'"):
+        ExpertBuffer(root).snapshot(0, 1)
+    tensors["e3/classifier.bias"] = torch.zeros(7)
+    save_file(tensors, str(shard))
+    with pytest.raises(DataError, match="expected \\[3\\]"):
+        ExpertBuffer(root).snapshot(0, 1)
+    with pytest.raises(DataError, match="epochs 0..4"):
+        ExpertBuffer(root).snapshot(1, 5)
+    wide = create_network(ConvNetConfig(depth=1, width=8), SHAPE, CLASSES, make_generator(0))
+    with pytest.raises(DataError, match="another network"):
+        ExpertBuffer(root).check_network(wide)
+
+
+MTT_RECIPE = {
+    "name": "tiny-mtt", "domain": "image", "seed": 0,
+    "dataset": {"name": "digits", "train_per_class": 20},
+    "budget": {"ipc": 1},
+    "network": {"name": "convnet", "depth": 1, "width": 4},
+    "synthetic": {"learn_lr": True, "lr_init": 0.01},
+    "method": {"name": "mtt", "iterations": 4, "syn_steps": 3, "expert_epochs": 1, "max_start_epoch": 1,
+               "lr_inputs": 10.0, "lr_lr": 1e-5, "solver": "constant_memory"},
+    "experts": {"num_experts": 4, "epochs": 2, "batch_size": 64},
+    "evaluation": {"epochs": 2, "seeds": 1, "baselines": []},
+    "checkpoint": {"every": 2},
+}
+
+
+def test_mtt_run_end_to_end_and_resume(tmp_path):
+    recipe = json.loads(json.dumps(MTT_RECIPE))
+    recipe["experts"]["dir"] = str(tmp_path / "experts")
+    from mmdd.experts import generate_experts
+
+    buffer = generate_experts(recipe, progress=False)
+    assert buffer.experts == [0, 1, 2, 3] and buffer.num_epochs == 2
+    whole = mmdd.distill(recipe, output_dir=tmp_path / "whole", progress=False)
+    assert whole.manifest["evaluation"]["distilled"]["train_size"] == 10
+    assert whole.manifest["synthetic"]["learned_lr"] != pytest.approx(0.01, rel=1e-9)
+    mmdd.distill(recipe, output_dir=tmp_path / "part", stop_after=2, evaluate=False, progress=False)
+    resumed = mmdd.distill(recipe, output_dir=tmp_path / "part", resume=True, evaluate=False, progress=False)
+    assert torch.equal(resumed.synthetic.inputs, whole.synthetic.inputs)
+
+
+def test_soft_labels_start_from_expert_logits(tmp_path):
+    recipe = json.loads(json.dumps(MTT_RECIPE))
+    recipe["experts"]["dir"] = str(tmp_path / "experts")
+    recipe["synthetic"]["soft_labels"] = True
+    recipe["method"].update({"iterations": 1, "lr_labels": 1.0})
+    from mmdd.experts import generate_experts
+
+    buffer = generate_experts(recipe, progress=False)
+    run = mmdd.distill(recipe, output_dir=tmp_path / "soft", evaluate=False, progress=False)
+    logits = run.synthetic.label_logits.detach()
+    assert not torch.allclose(logits, torch.nn.functional.one_hot(run.synthetic.labels, 10).float() * 5.0)
+    assert logits.shape == (10, 10)
+
+
+def test_torchrun_two_processes_train_the_union(tmp_path):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("torchrun is not on PATH")
+    recipe = json.loads(json.dumps(MTT_RECIPE))
+    recipe["experts"].update({"dir": str(tmp_path / "experts"), "num_experts": 5, "epochs": 1})
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([torchrun, "--nproc-per-node", "2", "--master-port", "29517", "-m", "mmdd.cli",
+                          "experts", str(path), "--quiet"], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    index = json.loads((tmp_path / "experts" / "index.json").read_text())
+    assert sorted(index["experts"], key=int) == ["0", "1", "2", "3", "4"]
+    seeds = {k: v["seed"] for k, v in index["experts"].items()}
+    assert len(set(seeds.values())) == 5
+    assert "5 experts × 1 epochs" in out.stdout
