@@ -50,10 +50,11 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(result: dict, out_dir: Path = RESULTS) -> str:
+def write(result: dict, out_dir: Path | None = None, text: str | None = None) -> str:
+    out_dir = Path(out_dir or RESULTS)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = result["benchmark"]
-    text = markdown(result)
+    text = text or markdown(result)
     (out_dir / f"{name}.md").write_text(text)
     (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     return text
