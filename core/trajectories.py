@@ -16,8 +16,6 @@ files, and the index is rebuilt from the sidecars on load.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +25,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from .errors import ConfigError, DataError
+from .atomic import atomic_write
+from .errors import DataError
 from .seeding import make_generator
 
 FORMAT = 1
@@ -58,17 +57,6 @@ class ExpertsConfig:
         if self.train_per_class is not None and self.train_per_class < 1:
             problems.append(f"{path}.train_per_class must be ≥ 1 or null, got {self.train_per_class}")
         return problems
-
-
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def expert_name(k: int) -> str:
@@ -159,7 +147,7 @@ def rebuild_index(root: Path) -> dict:
         experts[str(info["expert"])] = {"epochs": info["epochs"], "seed": info["seed"], "wall_s": info["wall_s"]}
     index = {"format": FORMAT, "network": network, "param_shapes": shapes or {}, "experts": experts}
     if experts:
-        _atomic(root / "index.json", lambda tmp: tmp.write_text(json.dumps(index, indent=2) + "\n"))
+        atomic_write(root / "index.json", lambda tmp: tmp.write_text(json.dumps(index, indent=2) + "\n"))
     return index
 
 
@@ -181,10 +169,10 @@ def train_expert(k: int, cfg: ExpertsConfig, root: Path, make_network: Callable[
         train_epoch(net, opt, gen)
         tensors.update({f"e{epoch}/{n}": t for n, t in snapshot_params(net).items()})
     name = expert_name(k)
-    _atomic(root / f"{name}.safetensors", lambda tmp: save_file(tensors, str(tmp)))
+    atomic_write(root / f"{name}.safetensors", lambda tmp: save_file(tensors, str(tmp)))
     sidecar = {"expert": k, "epochs": cfg.epochs, "seed": seed, "wall_s": round(time.perf_counter() - started, 3),
                "param_shapes": {n: list(p.shape) for n, p in net.named_parameters()}, "network": network_description}
-    _atomic(root / f"{name}.json", lambda tmp: tmp.write_text(json.dumps(sidecar, indent=2) + "\n"))
+    atomic_write(root / f"{name}.json", lambda tmp: tmp.write_text(json.dumps(sidecar, indent=2) + "\n"))
 
 
 def pending_experts(root: Path, num_experts: int, rank: int = 0, world_size: int = 1) -> list[int]:

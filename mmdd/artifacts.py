@@ -7,14 +7,13 @@ crash never leaves a half-written artifact.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from mmdd.core.atomic import atomic_write  # noqa: F401  (re-exported: the writer under every artifact)
 from mmdd.core.errors import RunError
 
 DISTILLED = "distilled.safetensors"
@@ -23,21 +22,6 @@ METRICS = "metrics.jsonl"
 REPORT = "report.md"
 CHECKPOINT = "checkpoint.pt"
 SAMPLES = "samples.png"
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_text(path: Path, text: str) -> Path:

@@ -10,11 +10,11 @@ from torch import Tensor
 from torchvision.utils import make_grid
 from PIL import Image
 
+from mmdd.core.atomic import atomic_write
+
 
 def save_grid(images: Tensor, labels: Tensor, path: Path, min_side: int = 32) -> Path:
     """Save ``images`` (N×C×H×W in [0, 1]) as a grid with one row per class, atomically."""
-    from mmdd.artifacts import atomic_write  # the run-directory writer (mmdd → domain call only)
-
     if labels.dim() > 1:  # soft labels: show under the most likely class
         labels = labels.argmax(dim=-1)
     order = torch.argsort(labels, stable=True)
