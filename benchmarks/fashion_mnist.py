@@ -90,7 +90,8 @@ def main(argv=None) -> int:
             print(f"{method} ipc {ipc}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
     rows.sort(key=lambda r: (r["budget"], ORDER.index(r["method"]) if r["method"] in ORDER else 99))
-    protocol = rows[0]["protocol"] if rows else ""
+    protocol = next((r["protocol"] for r in rows if r["method"] == "random" and "protocol" in r),
+                    next((r["protocol"] for r in rows if "protocol" in r), ""))
     result = {
         "benchmark": "fashion_mnist", "profile": args.profile, "machine": machine(),
         "data": f"Fashion-MNIST IDX files at {args.root} (60,000 train / 10,000 test, 10 classes)",
