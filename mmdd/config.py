@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 import yaml
 
 from mmdd.core.errors import ConfigError
@@ -92,8 +93,10 @@ class RecipeConfig:
 
     def check(self, path: str) -> list[str]:
         problems = []
-        if not (self.device == "cpu" or self.device.startswith("cuda") or self.device == "mps"):
-            problems.append(f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
+        try:
+            torch.device(self.device)
+        except (RuntimeError, ValueError):
+            problems.append(f"device: expected a torch device such as cpu, cuda or cuda:1, got {self.device!r}")
         return problems
 
     def resolved_output_dir(self) -> Path:

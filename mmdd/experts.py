@@ -59,10 +59,11 @@ def generate_experts(recipe, overrides: Sequence[str] = (), progress: bool = Tru
 
     cfg = load_config(recipe, overrides)
     info = distributed_info()
+    device = torch.device(cfg.device)
     if info.world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cfg.device.startswith("cuda") else "gloo")
-    if cfg.device == "cuda" and info.world_size > 1:
-        cfg.device = f"cuda:{info.local_rank}"
+        dist.init_process_group("gloo" if device.type == "cpu" else "nccl")
+    if device.type != "cpu" and device.index is None and info.world_size > 1:
+        cfg.device = f"{device.type}:{info.local_rank}"  # one accelerator per rank
     ws = Workspace.build(cfg)
     root = experts_dir(cfg)
     root.mkdir(parents=True, exist_ok=True)
