@@ -23,11 +23,12 @@ from .registry import Registry
 CORESETS: Registry[Callable] = Registry("coreset")
 
 
-def _per_class(labels: Tensor, num_classes: int, ipc: int, pick: Callable[[Tensor, int], Tensor]) -> Tensor:
+def _per_class(labels: Tensor, num_classes: int, ipc: int, pick: Callable[[Tensor, int], Tensor],
+               at_most: bool = False) -> Tensor:
     chosen = []
     for c in range(num_classes):
         pool = torch.nonzero(labels == c, as_tuple=False).flatten()
-        if pool.numel() < ipc:
+        if pool.numel() < ipc and not at_most:
             raise ConfigError(f"budget.ipc={ipc} but class {c} has only {pool.numel()} samples")
         chosen.append(pool[pick(pool, c)])
     return torch.cat(chosen)
@@ -35,8 +36,10 @@ def _per_class(labels: Tensor, num_classes: int, ipc: int, pick: Callable[[Tenso
 
 @CORESETS.register("random")
 def random_subset(labels: Tensor, num_classes: int, ipc: int, gen: torch.Generator,
-                  features: Tensor | None = None) -> Tensor:
-    return _per_class(labels, num_classes, ipc, lambda pool, c: torch.randperm(pool.numel(), generator=gen)[:ipc])
+                  features: Tensor | None = None, at_most: bool = False) -> Tensor:
+    """``ipc`` random indices per class; with ``at_most`` a smaller class gives all it has."""
+    return _per_class(labels, num_classes, ipc, lambda pool, c: torch.randperm(pool.numel(), generator=gen)[:ipc],
+                      at_most=at_most)
 
 
 def herding_order(feats: Tensor, k: int) -> Tensor:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .checks import at_least, positive
 from .data import Split
 from .seeding import make_generator
 
@@ -43,16 +44,10 @@ class EvalConfig:
     test_batch_size: int = 1024
 
     def check(self, path: str) -> list[str]:
-        problems = []
-        for key in ("epochs", "batch_size", "seeds", "test_batch_size"):
-            if getattr(self, key) < 1:
-                problems.append(f"{path}.{key} must be ≥ 1, got {getattr(self, key)}")
-        if self.lr <= 0:
-            problems.append(f"{path}.lr must be > 0, got {self.lr}")
+        problems = at_least(self, path, ("epochs", "batch_size", "seeds", "test_batch_size", "full_epochs"))
+        problems += positive(self, path, ("lr",))
         if not 0 < self.lr_decay_at <= 1:
             problems.append(f"{path}.lr_decay_at must be in (0, 1] (fraction of epochs), got {self.lr_decay_at}")
-        if self.full_epochs is not None and self.full_epochs < 1:
-            problems.append(f"{path}.full_epochs must be ≥ 1 or null, got {self.full_epochs}")
         valid = {"random", "herding", "kcenter", "full"}
         for b in self.baselines:
             if b not in valid:

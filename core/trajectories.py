@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from .atomic import atomic_write
+from .checks import at_least, positive
 from .errors import DataError
 from .seeding import make_generator
 
@@ -48,15 +49,8 @@ class ExpertsConfig:
     train_per_class: int | None = None
 
     def check(self, path: str) -> list[str]:
-        problems = []
-        for key in ("num_experts", "epochs", "batch_size"):
-            if getattr(self, key) < 1:
-                problems.append(f"{path}.{key} must be ≥ 1, got {getattr(self, key)}")
-        if self.lr <= 0:
-            problems.append(f"{path}.lr must be > 0, got {self.lr}")
-        if self.train_per_class is not None and self.train_per_class < 1:
-            problems.append(f"{path}.train_per_class must be ≥ 1 or null, got {self.train_per_class}")
-        return problems
+        return (at_least(self, path, ("num_experts", "epochs", "batch_size", "train_per_class"))
+                + positive(self, path, ("lr",)))
 
 
 def expert_name(k: int) -> str:

@@ -73,8 +73,8 @@ class RecipeConfig:
     """The whole recipe. ``dataset`` and ``method`` are typed by their ``name``."""
 
     name: str
-    dataset: Any
-    method: Any
+    dataset: Any = None  # typed by dataset.name through the domain (see config_from_dict)
+    method: Any = None  # typed by method.name through the matcher registry
     description: str = ""
     domain: str = "image"
     profile: str = "default"
@@ -166,15 +166,10 @@ def _coerce(value, tp, path: str):
     raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
 
 
-def build(cls, data, path: str = ""):
-    """Build dataclass ``cls`` from a mapping, validating keys, types and values."""
+def check_keys(cls, data: dict, path: str = "") -> None:
+    """Refuse keys ``cls`` does not have, naming the full path and the closest valid key."""
     where = path or "recipe"
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of options, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = [f.name for f in dataclasses.fields(cls)]
     for key in data:
         if key not in fields:
             hint = closest(key, fields)
@@ -184,11 +179,22 @@ def build(cls, data, path: str = ""):
                 msg += f"; did you mean {(f'{path}.{hint}' if path else hint)!r}?"
             msg += f" Valid keys under {where!r}: {', '.join(sorted(fields))}"
             raise ConfigError(msg)
+
+
+def build(cls, data, path: str = ""):
+    """Build dataclass ``cls`` from a mapping, validating keys, types and values."""
+    where = path or "recipe"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of options, got {data!r}")
+    check_keys(cls, data, path)
+    hints = typing.get_type_hints(cls)
     kwargs = {}
-    for name, f in fields.items():
-        sub = f"{path}.{name}" if path else name
-        if name in data:
-            kwargs[name] = _coerce(data[name], hints[name], sub)
+    for f in dataclasses.fields(cls):
+        sub = f"{path}.{f.name}" if path else f.name
+        if f.name in data:
+            kwargs[f.name] = _coerce(data[f.name], hints[f.name], sub)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"missing required key {sub!r} under {where!r}")
     obj = cls(**kwargs)
@@ -211,8 +217,8 @@ def to_dict(obj) -> Any:
 # --------------------------------------------------------------------------- recipe loading
 
 
-def _named_section(raw: dict, key: str, resolve, default_name: str | None = None):
-    section = raw.get(key)
+def _named_section(section, key: str, resolve, default_name: str | None = None):
+    """Build a section whose schema depends on its ``name`` (dataset, method, network)."""
     if section is None:
         section = {}
     if not isinstance(section, dict):
@@ -220,8 +226,7 @@ def _named_section(raw: dict, key: str, resolve, default_name: str | None = None
     name = section.get("name", default_name)
     if name is None:
         raise ConfigError(f"missing required key '{key}.name'")
-    cls = resolve(name)
-    return build(cls, {**section, "name": name}, key)
+    return build(resolve(name), {**section, "name": name}, key)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -291,21 +296,17 @@ def config_from_dict(raw: dict, domain_lookup) -> RecipeConfig:
     if not isinstance(domain_name, str):
         raise ConfigError(f"domain: expected a domain name, got {domain_name!r}")
     domain = domain_lookup(domain_name)
-    for key in raw:
-        if key not in {f.name for f in dataclasses.fields(RecipeConfig)}:
-            # Reported by build() below with the closest key; keep sections from masking it.
-            build(RecipeConfig, {key: raw[key]}, "")
-    dataset = _named_section(raw, "dataset", lambda n: domain.dataset_config(n))
-    method = _named_section(raw, "method", lambda n: MATCHERS.get(n, "method.name").config)
-    network = _named_section(raw, "network", lambda n: NETWORKS.get(n, "network.name")[0], "convnet")
+    check_keys(RecipeConfig, raw)
+    dataset = _named_section(raw.get("dataset"), "dataset", domain.dataset_config)
+    method = _named_section(raw.get("method"), "method", lambda n: MATCHERS.get(n, "method.name").config)
+    network = _named_section(raw.get("network"), "network", lambda n: NETWORKS.get(n, "network.name")[0], "convnet")
     rest = {k: v for k, v in raw.items() if k not in ("dataset", "method", "network")}
     if "name" not in rest:
         raise ConfigError("missing required key 'name' (the recipe's name)")
-    cfg = build(RecipeConfig, {**rest, "dataset": {}, "method": {}, "network": {}}, "")
+    cfg = build(RecipeConfig, rest, "")
     cfg.dataset, cfg.method, cfg.network = dataset, method, network
     if cfg.evaluation.network is not None:
-        eval_net = cfg.evaluation.network
-        cfg.evaluation.network = _named_section({"evaluation.network": eval_net}, "evaluation.network",
+        cfg.evaluation.network = _named_section(cfg.evaluation.network, "evaluation.network",
                                                 lambda n: NETWORKS.get(n, "evaluation.network.name")[0], "convnet")
     return cfg
 

@@ -17,6 +17,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from mmdd.config import RecipeConfig, to_dict
+from mmdd.core.coresets import random_subset
 from mmdd.core.data import Split
 from mmdd.core.evaluation import train_epoch
 from mmdd.core.networks import network_description
@@ -42,15 +43,11 @@ def experts_dir(cfg: RecipeConfig) -> Path:
 
 def expert_training_split(ws) -> Split:
     """The real data experts train on: the train split, or a seeded per-class subset of it."""
-    from mmdd.core.coresets import random_subset
-
     cfg, train = ws.cfg.experts, ws.splits.train
     if cfg.train_per_class is None:
         return train
-    smallest = min(ws.real.counts())
-    per_class = min(cfg.train_per_class, smallest)
-    index = random_subset(train.labels, ws.splits.num_classes, per_class, make_generator(cfg.seed))
-    return train.subset(index)
+    return train.subset(random_subset(train.labels, ws.splits.num_classes, cfg.train_per_class,
+                                      make_generator(cfg.seed), at_most=True))
 
 
 def generate_experts(recipe, overrides: Sequence[str] = (), progress: bool = True) -> ExpertBuffer | None:

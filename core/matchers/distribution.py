@@ -20,6 +20,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from ..checks import at_least, positive
 from ..data import ClassIndex
 from ..synthetic import SyntheticSet
 from .base import MatcherSpec, MatchingContext, siamese
@@ -40,15 +41,9 @@ class DMConfig:
     bandwidth: float | None = None
 
     def check(self, path: str) -> list[str]:
-        problems = []
-        if self.iterations < 1:
-            problems.append(f"{path}.iterations must be ≥ 1, got {self.iterations}")
-        if self.lr_inputs <= 0:
-            problems.append(f"{path}.lr_inputs must be > 0, got {self.lr_inputs}")
+        problems = at_least(self, path, ("iterations", "batch_real")) + positive(self, path, ("lr_inputs",))
         if not 0 <= self.momentum < 1:
             problems.append(f"{path}.momentum must be in [0, 1), got {self.momentum}")
-        if self.batch_real < 1:
-            problems.append(f"{path}.batch_real must be ≥ 1, got {self.batch_real}")
         if self.bandwidth is not None and self.bandwidth <= 0:
             problems.append(f"{path}.bandwidth must be > 0 or null (median heuristic), got {self.bandwidth}")
         return problems

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..checks import at_least, positive
 from ..data import ClassIndex
 from ..evaluation import train_epoch
 from ..synthetic import SyntheticSet
@@ -59,19 +60,9 @@ class GMConfig:
     distance: Literal["ours", "mse", "cos"] = "ours"
 
     def check(self, path: str) -> list[str]:
-        problems = []
-        for key in ("iterations", "batch_real", "batch_train"):
-            if getattr(self, key) < 1:
-                problems.append(f"{path}.{key} must be ≥ 1, got {getattr(self, key)}")
-        for key in ("outer_loop", "inner_loop"):
-            value = getattr(self, key)
-            if value is not None and value < (1 if key == "outer_loop" else 0):
-                problems.append(f"{path}.{key} must be ≥ {1 if key == 'outer_loop' else 0} or null "
-                                f"(the published value for the IPC), got {value}")
-        for key in ("lr_inputs", "lr_net"):
-            if getattr(self, key) <= 0:
-                problems.append(f"{path}.{key} must be > 0, got {getattr(self, key)}")
-        return problems
+        return (at_least(self, path, ("iterations", "batch_real", "batch_train", "outer_loop"))
+                + at_least(self, path, ("inner_loop",), minimum=0)
+                + positive(self, path, ("lr_inputs", "lr_net")))
 
 
 def layer_distance(g_real: Tensor, g_syn: Tensor) -> Tensor:

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from ..checks import at_least, positive
 from ..data import ClassIndex
 from ..errors import ConfigError, RunError
 from ..synthetic import SyntheticSet
@@ -64,17 +65,11 @@ class TMConfig:
     groups: dict | None = None
 
     def check(self, path: str) -> list[str]:
-        problems = []
-        for key in ("iterations", "syn_steps", "expert_epochs"):
-            if getattr(self, key) < 1:
-                problems.append(f"{path}.{key} must be ≥ 1, got {getattr(self, key)}")
+        problems = at_least(self, path, ("iterations", "syn_steps", "expert_epochs", "batch_syn"))
+        problems += positive(self, path, ("lr_inputs",))
         if not 0 <= self.min_start_epoch < self.max_start_epoch:
             problems.append(f"{path}: expected 0 ≤ min_start_epoch < max_start_epoch, got "
                             f"{self.min_start_epoch} and {self.max_start_epoch}")
-        if self.lr_inputs <= 0:
-            problems.append(f"{path}.lr_inputs must be > 0, got {self.lr_inputs}")
-        if self.batch_syn is not None and self.batch_syn < 1:
-            problems.append(f"{path}.batch_syn must be ≥ 1 or null (the whole set), got {self.batch_syn}")
         if self.groups is not None:
             if not self.groups or not all(isinstance(v, list) and all(isinstance(p, str) for p in v)
                                           for v in self.groups.values()):

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from mmdd.core.augment import ImageAugment
+from mmdd.core.coresets import random_subset
 from mmdd.core.data import ClassIndex, DataSplits, Split
 from mmdd.core.errors import ConfigError
 from mmdd.core.networks import create_network
@@ -25,15 +26,6 @@ from mmdd.core.synthetic import PixelSet
 from .configs import DATASET_CONFIGS
 from .datasets import load_digits, load_fashion_mnist, load_image_folder
 from .render import save_grid
-
-
-def subsample_per_class(split: Split, per_class: int, gen: torch.Generator) -> Split:
-    """At most ``per_class`` samples of each class (a seeded draw), for small CPU profiles."""
-    keep = []
-    for c in split.labels.unique().tolist():
-        pool = torch.nonzero(split.labels == c, as_tuple=False).flatten()
-        keep.append(pool[torch.randperm(pool.numel(), generator=gen)[:per_class]])
-    return split.subset(torch.cat(keep).sort().values)
 
 
 def normalize(splits: DataSplits) -> DataSplits:
@@ -78,8 +70,10 @@ class ImageDomain:
         else:
             splits = load_image_folder(Path(cfg.root).expanduser(), image_size=cfg.image_size, channels=cfg.channels,
                                        val_fraction=cfg.val_fraction, seed=cfg.split_seed)
-        if cfg.train_per_class is not None:
-            splits.train = subsample_per_class(splits.train, cfg.train_per_class, make_generator(cfg.split_seed))
+        if cfg.train_per_class is not None:  # a seeded subset, at most that many per class, for small profiles
+            index = random_subset(splits.train.labels, splits.num_classes, cfg.train_per_class,
+                                  make_generator(cfg.split_seed), at_most=True)
+            splits.train = splits.train.subset(index.sort().values)
             splits.info["train_per_class"] = cfg.train_per_class
         return normalize(splits)
 
