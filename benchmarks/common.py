@@ -27,6 +27,20 @@ def machine() -> str:
     return f"{where}, torch {torch.__version__}, threads {torch.get_num_threads()}"
 
 
+def row_from(run, name: str, method: str, ipc: int, extra_wall: float = 0.0, note: str = "") -> dict:
+    """One result row from evaluation ``name`` (distilled, random, full, ...) of a finished run."""
+    m = run.manifest
+    res = m["evaluation"][name]
+    wall = res["wall_s"] + (m["wall_clock_s"]["distillation"] + extra_wall if name == "distilled" else 0.0)
+    storage = m["storage_bytes"] if name != "full" else m["real_bytes"]
+    row = {"method": method, "budget": ipc, "budget_unit": "ipc", "metric": res["metric"], "mean": res["mean"],
+           "std": res["std"], "seeds": len(res["values"]), "values": res["values"], "storage_bytes": storage,
+           "compression": round(m["real_bytes"] / storage, 1), "wall_s": round(wall, 1), "protocol": res["protocol"]}
+    if note:
+        row["note"] = note
+    return row
+
+
 def fmt(row: dict) -> str:
     if row.get("mean") is None:
         return row.get("note", "not run")
@@ -37,14 +51,17 @@ def markdown(result: dict) -> str:
     lines = [f"## {result['benchmark']} ({result['profile']} profile)", "",
              f"- machine: {result['machine']}", f"- data: {result['data']}", f"- protocol: {result['protocol']}", ""]
     extra = "dataset" in (result["rows"][0] if result["rows"] else {})
+    ratio = any("compression" in row for row in result["rows"])
     head = (["dataset"] if extra else []) + ["method", "budget", "metric", "mean ± std (%)", "seeds",
-                                             "storage bytes", "wall s", "note"]
+                                             "storage bytes"] + (["compression"] if ratio else []) + ["wall s", "note"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     for row in result["rows"]:
         cells = ([row["dataset"]] if extra else []) + [
             row["method"], f"{row['budget']} {row['budget_unit']}", row["metric"], fmt(row), str(row.get("seeds", "")),
-            f"{row['storage_bytes']:,}" if row.get("storage_bytes") else "", f"{row.get('wall_s', 0):.1f}",
+            f"{row['storage_bytes']:,}" if row.get("storage_bytes") else ""] + (
+            [f"×{row['compression']:g}" if row.get("compression") else ""] if ratio else []) + [
+            f"{row.get('wall_s', 0):.1f}",
             row.get("note", "")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

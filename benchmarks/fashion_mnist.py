@@ -24,22 +24,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mmdd  # noqa: E402
-from common import RESULTS, machine, write  # noqa: E402
+from common import RESULTS, machine, row_from, write  # noqa: E402
 
 METHODS = ("dm", "dc", "dsa", "mtt")
 ORDER = ["random", "herding", "kcenter", "dm", "dc", "dsa", "mtt"]
-
-
-def row_from(run, name: str, method: str, ipc: int, extra_wall: float = 0.0, note: str = "") -> dict:
-    m = run.manifest
-    res = m["evaluation"][name]
-    wall = res["wall_s"] + (m["wall_clock_s"]["distillation"] + extra_wall if name == "distilled" else 0.0)
-    row = {"method": method, "budget": ipc, "budget_unit": "ipc", "metric": res["metric"], "mean": res["mean"],
-           "std": res["std"], "seeds": len(res["values"]), "values": res["values"],
-           "storage_bytes": m["storage_bytes"], "wall_s": round(wall, 1), "protocol": res["protocol"]}
-    if note:
-        row["note"] = note
-    return row
 
 
 def main(argv=None) -> int:

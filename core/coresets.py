@@ -17,8 +17,10 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from .data import DataSplits
 from .errors import ConfigError
 from .registry import Registry
+from .seeding import make_generator
 
 CORESETS: Registry[Callable] = Registry("coreset")
 
@@ -91,3 +93,12 @@ def select(name: str, labels: Tensor, num_classes: int, ipc: int, gen: torch.Gen
     if name != "random" and features is None:
         raise ConfigError(f"coreset {name!r} needs features (pixels or an embedding)")
     return fn(labels, num_classes, ipc, gen, features)
+
+
+def limit_train(splits: DataSplits, per_class: int | None, seed: int) -> DataSplits:
+    """Keep a seeded random subset of at most ``per_class`` training samples per class (None: all)."""
+    if per_class is not None:
+        index = random_subset(splits.train.labels, splits.num_classes, per_class, make_generator(seed), at_most=True)
+        splits.train = splits.train.subset(index.sort().values)
+        splits.info["train_per_class"] = per_class
+    return splits

@@ -90,3 +90,54 @@ class ClassIndex:
 
     def of_class(self, cls: int) -> Tensor:
         return self.split.inputs[self.indices[cls]]
+
+
+def stratified_split(labels: Tensor, fraction: float, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Split sample indices per class: returns ``(kept, held_out)`` index tensors (int64, sorted).
+
+    For each class present in ``labels`` (ascending), its indices are permuted with one
+    ``torch.randperm(n_c, generator=gen)`` and the first ``round(fraction * n_c)`` are held out.
+    With ``fraction > 0`` and ``n_c >= 2`` that count is clamped to ``[1, n_c - 1]``.
+    """
+    labels = labels.long().flatten()
+    kept: list[Tensor] = []
+    held: list[Tensor] = []
+    for cls in torch.unique(labels, sorted=True).tolist():
+        idx = torch.nonzero(labels == cls, as_tuple=False).flatten()
+        n = int(idx.numel())
+        n_held = int(round(fraction * n))
+        if fraction > 0 and n >= 2:
+            n_held = min(max(n_held, 1), n - 1)
+        elif n < 2:
+            n_held = 0
+        perm = torch.randperm(n, generator=gen)
+        held.append(idx[perm[:n_held]])
+        kept.append(idx[perm[n_held:]])
+    empty = torch.zeros(0, dtype=torch.long)
+    kept_t = torch.cat(kept) if kept else empty
+    held_t = torch.cat(held) if held else empty
+    return torch.sort(kept_t).values, torch.sort(held_t).values
+
+
+def normalize(splits: DataSplits) -> DataSplits:
+    """Standardise every split per channel with the training split's mean and std (kept in ``info``)."""
+    x = splits.train.inputs
+    dims = [0] + list(range(2, x.dim()))
+    mean = x.mean(dim=dims, keepdim=True)
+    std = x.std(dim=dims, keepdim=True).clamp_min(1e-6)
+
+    def apply(split: Split | None) -> Split | None:
+        return None if split is None else Split((split.inputs - mean) / std, split.labels)
+
+    splits.train, splits.val, splits.test = apply(splits.train), apply(splits.val), apply(splits.test)
+    splits.info["normalization"] = {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
+    return splits
+
+
+def denormalize(inputs: Tensor, info: dict) -> Tensor:
+    """Undo :func:`normalize` with the statistics stored in ``info`` (a no-op without them)."""
+    norm = info.get("normalization")
+    if not norm:
+        return inputs
+    shape = [1, -1] + [1] * (inputs.dim() - 2)
+    return inputs * torch.tensor(norm["std"]).view(shape) + torch.tensor(norm["mean"]).view(shape)

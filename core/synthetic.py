@@ -136,6 +136,17 @@ class PixelSet(SyntheticSet):
                 "learn_lr": self.learn_lr, "lr_groups": self.lr_groups}
 
     @classmethod
+    def from_real(cls, real, ipc: int, options: SyntheticConfig, gen: torch.Generator) -> "PixelSet":
+        """``ipc`` samples per class drawn from ``real`` (a ClassIndex) with ``init: real``, else N(0, 1)."""
+        if options.init == "real":
+            rows = [real.sample_indices(c, ipc, gen) for c in range(real.num_classes)]
+            inputs = real.split.inputs[torch.cat(rows)].clone()
+        else:
+            inputs = torch.randn((real.num_classes * ipc, *real.split.inputs.shape[1:]), generator=gen)
+        return cls(inputs, real.num_classes, ipc, soft_labels=options.soft_labels, learn_lr=options.learn_lr,
+                   lr_init=options.lr_init)
+
+    @classmethod
     def from_tensors(cls, tensors: dict[str, Tensor], metadata: dict) -> "PixelSet":
         try:
             syn = cls(tensors["inputs"], metadata["num_classes"], metadata["ipc"],

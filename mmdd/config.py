@@ -84,7 +84,7 @@ class RecipeConfig:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     network: Any = field(default_factory=ConvNetConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment: Any = field(default_factory=AugmentConfig)  # typed by the domain (see config_from_dict)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     coreset: CoresetConfig = field(default_factory=CoresetConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
@@ -263,27 +263,33 @@ def apply_overrides(raw: dict, overrides) -> dict:
 
 
 def apply_profile(raw: dict, overrides=()) -> dict:
-    """Base recipe → the chosen profile's overrides → the command line's overrides.
+    """Base recipe → the chosen profiles' overrides → the command line's overrides.
 
-    A recipe may carry ``profiles: {cpu: {"network.width": 32, ...}}``; ``profile: cpu`` (in the
-    recipe or as an override) applies those dotted overrides. ``default`` applies none.
+    A recipe may carry ``profiles: {cpu: {"network.width": 32, ...}, dm: {method: {...}}}``;
+    ``profile: cpu`` (in the recipe or as an override) applies those overrides, and ``cpu+dm``
+    applies several, left to right. A key naming a whole section (``method``) replaces it.
+    ``default`` applies none.
     """
     chosen = apply_overrides(raw, overrides)
     name = chosen.get("profile", "default")
     profiles = chosen.get("profiles") or {}
     if not isinstance(profiles, dict):
         raise ConfigError("profiles: expected a mapping of profile name → {dotted.key: value}")
-    if name == "default" or (name not in profiles and not profiles):
+    if name == "default" or (not profiles and name not in profiles):
         return chosen
-    if name not in profiles:
-        hint = closest(str(name), profiles)
-        extra = f" (did you mean {hint!r}?)" if hint else ""
-        raise ConfigError(f"profile: unknown profile {name!r}; this recipe has {sorted(profiles) + ['default']}{extra}")
-    section = profiles[name]
-    if not isinstance(section, dict):
-        raise ConfigError(f"profiles.{name}: expected a mapping of dotted keys to values, got {section!r}")
-    texts = [f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
-             for key, value in section.items()]
+    texts = []
+    for part in str(name).split("+"):
+        part = part.strip()
+        if part not in profiles:
+            hint = closest(part, profiles)
+            extra = f" (did you mean {hint!r}?)" if hint else ""
+            raise ConfigError(f"profile: unknown profile {part!r}; this recipe has "
+                              f"{sorted(profiles) + ['default']} (combine several with '+'){extra}")
+        section = profiles[part]
+        if not isinstance(section, dict):
+            raise ConfigError(f"profiles.{part}: expected a mapping of dotted keys to values, got {section!r}")
+        texts += [f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
+                  for key, value in section.items()]
     return apply_overrides(apply_overrides(raw, texts), overrides)
 
 
@@ -300,11 +306,13 @@ def config_from_dict(raw: dict, domain_lookup) -> RecipeConfig:
     dataset = _named_section(raw.get("dataset"), "dataset", domain.dataset_config)
     method = _named_section(raw.get("method"), "method", lambda n: MATCHERS.get(n, "method.name").config)
     network = _named_section(raw.get("network"), "network", lambda n: NETWORKS.get(n, "network.name")[0], "convnet")
-    rest = {k: v for k, v in raw.items() if k not in ("dataset", "method", "network")}
+    augment_config = getattr(domain, "augment_config", None)  # a domain may bring its own augmentations
+    augment = build(augment_config() if augment_config else AugmentConfig, raw.get("augment"), "augment")
+    rest = {k: v for k, v in raw.items() if k not in ("dataset", "method", "network", "augment")}
     if "name" not in rest:
         raise ConfigError("missing required key 'name' (the recipe's name)")
     cfg = build(RecipeConfig, rest, "")
-    cfg.dataset, cfg.method, cfg.network = dataset, method, network
+    cfg.dataset, cfg.method, cfg.network, cfg.augment = dataset, method, network, augment
     if cfg.evaluation.network is not None:
         cfg.evaluation.network = _named_section(cfg.evaluation.network, "evaluation.network",
                                                 lambda n: NETWORKS.get(n, "evaluation.network.name")[0], "convnet")

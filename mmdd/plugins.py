@@ -9,7 +9,7 @@ from importlib.metadata import entry_points
 from mmdd.core.errors import ConfigError
 from mmdd.core.registry import closest
 
-BUILTIN_DOMAINS = {"image": "mmdd.domains.image:ImageDomain"}
+BUILTIN_DOMAINS = {"image": "mmdd.domains.image:ImageDomain", "audio": "mmdd.domains.audio:AudioDomain"}
 
 
 def _available() -> dict[str, str]:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmdd.core.data import DataSplits, Split
+from mmdd.core.data import DataSplits, Split, stratified_split
 from mmdd.core.errors import ConfigError, DataError
 from mmdd.core.seeding import make_generator
 
@@ -86,33 +86,6 @@ def _check_fraction(value: float, name: str = "val_fraction") -> float:
     if not 0.0 <= value < 1.0:
         raise ConfigError(f"{name} must be in [0, 1), got {value}; e.g. 0.1 holds out 10 % of train")
     return value
-
-
-def stratified_split(labels: Tensor, fraction: float, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Split sample indices per class: returns ``(kept, held_out)`` index tensors (int64, sorted).
-
-    For each class present in ``labels`` (ascending), its indices are permuted with one
-    ``torch.randperm(n_c, generator=gen)`` and the first ``round(fraction * n_c)`` are held out.
-    With ``fraction > 0`` and ``n_c >= 2`` that count is clamped to ``[1, n_c - 1]``.
-    """
-    labels = labels.long().flatten()
-    kept: list[Tensor] = []
-    held: list[Tensor] = []
-    for cls in torch.unique(labels, sorted=True).tolist():
-        idx = torch.nonzero(labels == cls, as_tuple=False).flatten()
-        n = int(idx.numel())
-        n_held = int(round(fraction * n))
-        if fraction > 0 and n >= 2:
-            n_held = min(max(n_held, 1), n - 1)
-        elif n < 2:
-            n_held = 0
-        perm = torch.randperm(n, generator=gen)
-        held.append(idx[perm[:n_held]])
-        kept.append(idx[perm[n_held:]])
-    empty = torch.zeros(0, dtype=torch.long)
-    kept_t = torch.cat(kept) if kept else empty
-    held_t = torch.cat(held) if held else empty
-    return torch.sort(kept_t).values, torch.sort(held_t).values
 
 
 def _carve_val(

@@ -1,4 +1,4 @@
-"""PNG grids of image samples: one row per class."""
+"""PNG grids of samples (images, spectrogram maps): one row per class."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from torch import Tensor
 from torchvision.utils import make_grid
 from PIL import Image
 
-from mmdd.core.atomic import atomic_write
+from .atomic import atomic_write
 
 
 def save_grid(images: Tensor, labels: Tensor, path: Path, min_side: int = 32) -> Path:
