@@ -14,7 +14,9 @@ from .synthetic import SyntheticSet
 
 class Domain(Protocol):
     name: str
-    metric: str  # a name in mmdd.core.metrics.METRICS
+    metric: str  # a name in mmdd.core.metrics.METRICS: the reported (and, with select: best_val, selecting) one
+    # optional: extra_metrics: tuple[str, ...] — further METRICS names reported beside it (medical: auc)
+    # optional: augment_config() -> type — the typed ``augment`` section, when not the image DSA one
 
     def dataset_config(self, name: str) -> type:
         """The typed options of dataset ``name`` (raises ConfigError for an unknown name)."""

@@ -1,4 +1,4 @@
-"""The ``mmdd`` command line: run, eval, show, recipes."""
+"""The ``mmdd`` command line: run, experts, eval, show, predict, recipes."""
 
 from __future__ import annotations
 
@@ -56,6 +56,21 @@ def _cmd_show(args) -> int:
     return 0
 
 
+def _cmd_predict(args) -> int:
+    from mmdd.predict import curve_table, efficacy_curve, save_curve
+
+    budgets = [int(b) for b in args.budgets.split(",") if b] if args.budgets else None
+    curve = efficacy_curve(args.recipe, args.overrides, budgets=budgets, full=not args.no_full,
+                           progress=not args.quiet)
+    print(f"random subsets of {curve['dataset']} ({curve['recipe']}): the closer a budget gets to the whole "
+          "data, the less distillation can add there\n")
+    print(curve_table(curve))
+    print(f"\nprotocol: {curve['protocol']}")
+    if args.out:
+        print(f"saved {save_curve(curve, args.out)}")
+    return 0
+
+
 def _cmd_recipes(args) -> int:
     from mmdd.catalog import list_recipes
 
@@ -97,6 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="render a run's synthetic samples into its directory")
     show.add_argument("run_dir")
     show.set_defaults(func=_cmd_show)
+
+    pr = sub.add_parser("predict", help="random-subset accuracy at several budgets: how much distillation can add")
+    pr.add_argument("recipe")
+    pr.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    pr.add_argument("--budgets", default=None, help="comma list of per-class budgets (default 1,2,5,10,20,50,100)")
+    pr.add_argument("--no-full", action="store_true", help="skip training on the whole training split")
+    pr.add_argument("--out", default=None, help="also save the curve as JSON here")
+    pr.add_argument("--quiet", action="store_true")
+    pr.set_defaults(func=_cmd_predict)
 
     recipes = sub.add_parser("recipes", help="list the shipped recipes")
     recipes.set_defaults(func=_cmd_recipes)

@@ -9,7 +9,8 @@ from importlib.metadata import entry_points
 from mmdd.core.errors import ConfigError
 from mmdd.core.registry import closest
 
-BUILTIN_DOMAINS = {"image": "mmdd.domains.image:ImageDomain", "audio": "mmdd.domains.audio:AudioDomain"}
+BUILTIN_DOMAINS = {"image": "mmdd.domains.image:ImageDomain", "audio": "mmdd.domains.audio:AudioDomain",
+                   "medical": "mmdd.domains.medical:MedicalDomain"}
 
 
 def _available() -> dict[str, str]:

@@ -148,8 +148,11 @@ def results_table(manifest: dict) -> str:
     rows = ["| set | samples | " + "metric" + " | per seed |", "|---|---:|---|---|"]
     for name, res in manifest.get("evaluation", {}).items():
         per_seed = ", ".join(f"{100 * v:.2f}" for v in res["values"])
-        rows.append(f"| {name} | {res['train_size']} | {res['metric']} {100 * res['mean']:.2f} ± "
-                    f"{100 * res['std']:.2f} % | {per_seed} |")
+        text = f"{res['metric']} {100 * res['mean']:.2f} ± {100 * res['std']:.2f} %"
+        for other, r in (res.get("others") or {}).items():
+            text += f"; {other} {100 * r['mean']:.2f} ± {100 * r['std']:.2f} %"
+            per_seed += "; " + ", ".join(f"{100 * v:.2f}" for v in r["values"])
+        rows.append(f"| {name} | {res['train_size']} | {text} | {per_seed} |")
     return "\n".join(rows)
 
 
@@ -290,6 +293,7 @@ def evaluate_sets(ws: Workspace, sets: dict[str, tuple[torch.Tensor, torch.Tenso
     """Evaluate named (inputs, targets, lr, epochs) sets under the recipe's protocol."""
     cfg = ws.cfg.evaluation
     metric = METRICS.get(ws.domain.metric)
+    others = {name: METRICS.get(name) for name in getattr(ws.domain, "extra_metrics", ())}
     augment = ws.eval_augment()
     aug_text = f"DSA {ws.cfg.augment.strategy} ({ws.cfg.augment.mode})" if augment is not None else "no aug"
     results = {}
@@ -298,7 +302,7 @@ def evaluate_sets(ws: Workspace, sets: dict[str, tuple[torch.Tensor, torch.Tenso
         results[name] = evaluate_set(
             inputs, targets, make_network=lambda gen: ws.network(ws.eval_network_cfg, gen), cfg=cfg,
             test=ws.splits.test, metric=metric, metric_name=ws.domain.metric, protocol=protocol, device=ws.device,
-            augment=augment, lr=lr, epochs=epochs, val=ws.splits.val, label=name if progress else "")
+            augment=augment, lr=lr, epochs=epochs, val=ws.splits.val, label=name if progress else "", others=others)
     return results
 
 

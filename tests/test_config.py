@@ -119,6 +119,9 @@ def test_shipped_recipes_all_validate(tmp_path):
         raw = yaml.safe_load(info.path.read_text())
         # Data roots need not exist on this machine; point them at an existing folder.
         overrides = [f"dataset.root={tmp_path}"] if "root" in raw.get("dataset", {}) else []
+        if "path" in raw.get("dataset", {}):  # a data file (MedMNIST .npz)
+            (tmp_path / "data.npz").touch()
+            overrides = [f"dataset.path={tmp_path / 'data.npz'}"]
         cfg = load_config(info.path, overrides)
         assert cfg.name and info.description
         for profile in raw.get("profiles", {}):
@@ -127,3 +130,9 @@ def test_shipped_recipes_all_validate(tmp_path):
 
 def test_unknown_recipe_name_suggests():
     assert "did you mean 'quickstart'" in error("quickstrt")
+
+
+def test_exponent_without_a_dot_is_a_float_but_words_are_not(tiny_recipe):
+    # YAML 1.1 reads 1e-4 as a string; a float option takes it as the number it is
+    assert load_config(tiny_recipe, ["method.lr_inputs=1e-4"]).method.lr_inputs == 1e-4
+    assert "expected float" in error(tiny_recipe, ["method.lr_inputs=fast"])

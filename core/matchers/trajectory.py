@@ -116,6 +116,10 @@ class Segment:
 
 
 class TrajectoryMatcher:
+    #: segments start at a random epoch in [min_start_epoch, max_start_epoch) (MTT); a subclass that
+    #: always sets ``schedule`` says False, and those options are then not checked against the experts
+    random_start = True
+
     def __init__(self, cfg: TMConfig, context: MatchingContext):
         if context.experts is None:
             raise RunError("trajectory matching needs an expert buffer; set experts.dir and run `mmdd experts RECIPE`")
@@ -131,7 +135,7 @@ class TrajectoryMatcher:
         #: (iteration, gen) -> (start_epoch, end_epoch); None draws start uniformly (MTT's rule).
         self.schedule: Callable[[int, torch.Generator], tuple[int, int]] | None = None
         last = self.experts.num_epochs
-        if cfg.max_start_epoch + cfg.expert_epochs > last:
+        if self.random_start and cfg.max_start_epoch + cfg.expert_epochs > last:
             raise ConfigError(f"method.max_start_epoch + method.expert_epochs = "
                               f"{cfg.max_start_epoch + cfg.expert_epochs} but the experts in {self.experts.root} "
                               f"have {last} epochs; lower them or train longer experts")

@@ -41,7 +41,8 @@ def create_network(cfg, in_shape: Sequence[int], num_classes: int, gen: torch.Ge
 def network_description(cfg) -> str:
     if isinstance(cfg, ConvNetConfig):
         return f"ConvNet-{cfg.depth} w{cfg.width} {cfg.norm}/{cfg.pooling}/{cfg.activation}"
-    return cfg.name
+    options = ", ".join(f"{k}={v}" for k, v in asdict(cfg).items() if k != "name")
+    return f"{cfg.name} ({options})" if options else cfg.name
 
 
 __all__ = ["ConvNet", "ConvNetConfig", "NETWORKS", "create_network", "seeded", "network_description"]

@@ -1,0 +1,97 @@
+"""The medical domain: MedMNIST 2D/3D and your own NIfTI/DICOM/PNG data, distilled as pixels/voxels.
+
+Data: official MedMNIST ``.npz`` files (task, label names and splits from the official table) or a
+class-folder / CSV tree read through MONAI. Networks: the core ConvNet, 2D or 3D following the
+data, plus MONAI's ResNet/DenseNet (``network.name: monai``) for cross-architecture evaluation.
+Metrics: accuracy and ROC AUC (as MedMNIST reports them). Method: progressive trajectory matching
+with overlap mitigation (``method.name: ptm``, see :mod:`.ptm`), registered with the core matchers.
+Multi-label datasets (ChestMNIST) load, but distillation and evaluation need single-label classes,
+so they are refused with a message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from mmdd.core.augment import ImageAugment
+from mmdd.core.coresets import limit_train
+from mmdd.core.data import ClassIndex, DataSplits, denormalize, normalize
+from mmdd.core.errors import ConfigError, DataError
+from mmdd.core.grid import save_grid
+from mmdd.core.matchers import MATCHERS
+from mmdd.core.networks import create_network
+from mmdd.core.registry import closest
+from mmdd.core.synthetic import PixelSet
+
+from . import networks  # noqa: F401  (registers network.name: monai)
+from . import ptm
+from .augment import VolumeAwareAugment
+from .configs import DATASET_CONFIGS
+from .datasets import load_medical_folder, load_medmnist
+
+if "ptm" not in MATCHERS:
+    MATCHERS.add("ptm", ptm.SPEC)
+
+
+def load_splits(cfg) -> DataSplits:
+    if cfg.name == "medmnist":
+        splits = load_medmnist(Path(cfg.path).expanduser(), name=cfg.medmnist, val=cfg.val)
+    else:
+        splits = load_medical_folder(Path(cfg.root).expanduser(), layout=cfg.layout, csv_path=cfg.csv_path,
+                                     spatial_size=cfg.spatial_size, channels=cfg.channels,
+                                     val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
+                                     split_seed=cfg.split_seed)
+    if splits.train.labels.dim() > 1:
+        raise DataError(f"{splits.info.get('medmnist', cfg.name)} is a multi-label task "
+                        f"({splits.train.labels.shape[1]} labels per image); distillation and evaluation in mmdd "
+                        "need one class per sample, so multi-label data (e.g. ChestMNIST) is not supported yet")
+    return splits
+
+
+class MedicalDomain:
+    name = "medical"
+    metric = "accuracy"
+    extra_metrics = ("auc",)
+
+    def dataset_config(self, name: str) -> type:
+        if name not in DATASET_CONFIGS:
+            hint = closest(name, DATASET_CONFIGS)
+            extra = f" (did you mean {hint!r}?)" if hint else ""
+            raise ConfigError(f"dataset.name: unknown medical dataset {name!r}; expected one of "
+                              f"{sorted(DATASET_CONFIGS)}{extra}")
+        return DATASET_CONFIGS[name]
+
+    def load_data(self, cfg) -> DataSplits:
+        return normalize(limit_train(load_splits(cfg), cfg.train_per_class, cfg.split_seed))
+
+    def make_network(self, net_cfg, in_shape: Sequence[int], num_classes: int, gen: torch.Generator,
+                     device: torch.device) -> nn.Module:
+        return create_network(net_cfg, in_shape, num_classes, gen, spatial_dims=len(in_shape) - 1, device=device)
+
+    def make_augment(self, aug_cfg) -> VolumeAwareAugment | None:
+        if not aug_cfg.enabled:
+            return None
+        return VolumeAwareAugment(ImageAugment(strategy=aug_cfg.strategy, mode=aug_cfg.mode))
+
+    def make_synthetic(self, recipe, real: ClassIndex, gen: torch.Generator) -> PixelSet:
+        return PixelSet.from_real(real, recipe.budget.ipc, recipe.synthetic, gen)
+
+    def render(self, inputs: Tensor, labels: Tensor, info: dict, out_dir: Path) -> list[Path]:
+        """``samples.png``: images, or the middle slice of each volume (axial, sagittal, coronal side by side)."""
+        x = denormalize(inputs.detach().cpu().float(), info)
+        if x.dim() == 5:
+            d, h, w = x.shape[2:]
+            side = max(d, h, w)
+
+            def fit(img: Tensor) -> Tensor:
+                return nn.functional.interpolate(img, size=(side, side), mode="nearest")
+
+            x = torch.cat([fit(x[:, :, d // 2]), fit(x[:, :, :, h // 2]), fit(x[:, :, :, :, w // 2])], dim=-1)
+        low = x.amin(dim=tuple(range(1, x.dim())), keepdim=True)
+        high = x.amax(dim=tuple(range(1, x.dim())), keepdim=True)
+        x = (x - low) / (high - low).clamp_min(1e-8)
+        return [save_grid(x, labels, Path(out_dir) / "samples.png")]
