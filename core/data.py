@@ -141,3 +141,8 @@ def denormalize(inputs: Tensor, info: dict) -> Tensor:
         return inputs
     shape = [1, -1] + [1] * (inputs.dim() - 2)
     return inputs * torch.tensor(norm["std"]).view(shape) + torch.tensor(norm["mean"]).view(shape)
+
+
+def class_folders(folder) -> list:
+    """The visible sub-folders of ``folder`` (one per class), sorted by name."""
+    return sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)

@@ -50,3 +50,15 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: str) -> bool:
         return name in self._items
+
+
+def dataset_config(domain: str, configs: dict[str, type], name: str) -> type:
+    """The typed options of dataset ``name`` among a domain's ``configs``, or a ConfigError with the
+    known names and the closest one."""
+    from .errors import ConfigError
+
+    if name not in configs:
+        hint = closest(name, configs)
+        extra = f" (did you mean {hint!r}?)" if hint else ""
+        raise ConfigError(f"dataset.name: unknown {domain} dataset {name!r}; expected one of {sorted(configs)}{extra}")
+    return configs[name]

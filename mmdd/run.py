@@ -10,7 +10,7 @@ import dataclasses
 import platform
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Sequence
@@ -24,7 +24,7 @@ from mmdd.core.coresets import select
 from mmdd.core.data import ClassIndex, DataSplits
 from mmdd.core.distill import NonFiniteLoss, make_optimizer, run_loop
 from mmdd.core.errors import ConfigError, RunError
-from mmdd.core.evaluation import EvalConfig, SetResult, describe_protocol, evaluate_set, predict, train_model
+from mmdd.core.evaluation import SetResult, describe_protocol, evaluate_set, train_model
 from mmdd.core.matchers import MATCHERS, MatchingContext
 from mmdd.core.metrics import METRICS
 from mmdd.core.networks import network_description

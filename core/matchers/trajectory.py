@@ -35,7 +35,7 @@ from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torch.func import functional_call
 
 from ..checks import at_least, positive

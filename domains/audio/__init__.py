@@ -19,9 +19,8 @@ from torch import Tensor, nn
 
 from mmdd.core.coresets import limit_train
 from mmdd.core.data import ClassIndex, DataSplits, Split, normalize, stratified_split
-from mmdd.core.errors import ConfigError
 from mmdd.core.networks import create_network
-from mmdd.core.registry import closest
+from mmdd.core.registry import dataset_config
 from mmdd.core.seeding import make_generator
 from mmdd.core.synthetic import PixelSet
 
@@ -52,12 +51,7 @@ class AudioDomain:
     metric = "accuracy"
 
     def dataset_config(self, name: str) -> type:
-        if name not in DATASET_CONFIGS:
-            hint = closest(name, DATASET_CONFIGS)
-            extra = f" (did you mean {hint!r}?)" if hint else ""
-            raise ConfigError(f"dataset.name: unknown audio dataset {name!r}; expected one of "
-                              f"{sorted(DATASET_CONFIGS)}{extra}")
-        return DATASET_CONFIGS[name]
+        return dataset_config("audio", DATASET_CONFIGS, name)
 
     def augment_config(self) -> type:
         return SpecAugmentConfig

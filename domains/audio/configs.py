@@ -8,10 +8,9 @@ channels; ``mfcc``: the MFCC alone), the sample rate clips are resampled to, the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
-from mmdd.core.checks import at_least, positive
+from mmdd.core.checks import at_least, positive, root_problems, subset_problems
 
 
 @dataclass
@@ -45,19 +44,7 @@ class AudioFeatures:
         if self.clip_seconds > 0 and self.sample_rate > 0 and self.clip_samples < self.n_fft:
             problems.append(f"{path}.clip_seconds: a clip of {self.clip_samples} samples is shorter than one "
                             f"analysis window (n_fft = {self.n_fft})")
-        if self.train_per_class is not None and self.train_per_class < 1:
-            problems.append(f"{path}.train_per_class must be ≥ 1 or null (all), got {self.train_per_class}")
-        if not 0 <= self.val_fraction < 1:
-            problems.append(f"{path}.val_fraction must be in [0, 1), got {self.val_fraction}")
-        return problems
-
-    def root_problems(self, path: str, root: str | None, expected: str) -> list[str]:
-        if root is None or not str(root).strip():
-            return [f"{path}.root is required: the folder holding {expected}"]
-        if not Path(root).expanduser().is_dir():
-            return [f"{path}.root: folder {root!r} does not exist; expected the folder holding {expected}"]
-        return []
-
+        return problems + subset_problems(path, self.train_per_class, self.val_fraction)
 
 @dataclass
 class FSDDConfig(AudioFeatures):
@@ -70,7 +57,7 @@ class FSDDConfig(AudioFeatures):
     hop_length: int = 128
 
     def check(self, path: str) -> list[str]:
-        return (self.root_problems(path, self.root, "the FSDD recordings ({digit}_{speaker}_{take}.wav)")
+        return (root_problems(path, self.root, "the FSDD recordings ({digit}_{speaker}_{take}.wav)")
                 + self.feature_problems(path))
 
 
@@ -86,7 +73,7 @@ class SpeechCommandsConfig(AudioFeatures):
     task: Literal["all", "12"] = "all"
 
     def check(self, path: str) -> list[str]:
-        return (self.root_problems(path, self.root, "word folders, validation_list.txt and testing_list.txt")
+        return (root_problems(path, self.root, "word folders, validation_list.txt and testing_list.txt")
                 + self.feature_problems(path))
 
 
@@ -105,7 +92,7 @@ class ESC50Config(AudioFeatures):
     val_fold: int | None = None
 
     def check(self, path: str) -> list[str]:
-        problems = self.root_problems(path, self.root, "audio/*.wav and meta/esc50.csv")
+        problems = root_problems(path, self.root, "audio/*.wav and meta/esc50.csv")
         if self.test_fold not in range(1, 6):
             problems.append(f"{path}.test_fold must be one of 1..5, got {self.test_fold}")
         if self.val_fold is not None and (self.val_fold not in range(1, 6) or self.val_fold == self.test_fold):
@@ -122,7 +109,7 @@ class AudioFolderConfig(AudioFeatures):
     test_fraction: float = 0.2
 
     def check(self, path: str) -> list[str]:
-        problems = self.root_problems(path, self.root, "one folder of audio files per class")
+        problems = root_problems(path, self.root, "one folder of audio files per class")
         if not 0 < self.test_fraction < 1:
             problems.append(f"{path}.test_fraction must be in (0, 1), got {self.test_fraction}")
         return problems + self.feature_problems(path)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmdd.core.data import stratified_split
+from mmdd.core.data import class_folders, stratified_split
 from mmdd.core.errors import ConfigError, DataError
 from mmdd.core.seeding import child_seed, make_generator
 
@@ -737,10 +737,6 @@ def _folder_layout(root: Path) -> str:
     )
 
 
-def _class_dirs(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.is_dir() and _visible(p)), key=lambda p: p.name)
-
-
 def _audio_files(class_dir: Path) -> list[Path]:
     found = []
     for p in class_dir.rglob("*"):
@@ -751,7 +747,7 @@ def _audio_files(class_dir: Path) -> list[Path]:
 
 
 def _scan_classes(root: Path, folder: Path) -> dict[str, list[Path]]:
-    classes = _class_dirs(folder)
+    classes = class_folders(folder)
     if not classes:
         raise DataError(f"{folder} holds no class folders.\n{_folder_layout(root)}")
     scanned = {}

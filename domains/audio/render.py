@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import soundfile as sf
-import torch
 from torch import Tensor
 
 from mmdd.core.atomic import atomic_write

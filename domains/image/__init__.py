@@ -17,9 +17,8 @@ from torch import Tensor, nn
 from mmdd.core.augment import ImageAugment
 from mmdd.core.coresets import limit_train
 from mmdd.core.data import ClassIndex, DataSplits, denormalize, normalize
-from mmdd.core.errors import ConfigError
 from mmdd.core.networks import create_network
-from mmdd.core.registry import closest
+from mmdd.core.registry import dataset_config
 from mmdd.core.synthetic import PixelSet
 
 from .configs import DATASET_CONFIGS
@@ -32,12 +31,7 @@ class ImageDomain:
     metric = "accuracy"
 
     def dataset_config(self, name: str) -> type:
-        if name not in DATASET_CONFIGS:
-            hint = closest(name, DATASET_CONFIGS)
-            extra = f" (did you mean {hint!r}?)" if hint else ""
-            raise ConfigError(f"dataset.name: unknown image dataset {name!r}; expected one of "
-                              f"{sorted(DATASET_CONFIGS)}{extra}")
-        return DATASET_CONFIGS[name]
+        return dataset_config("image", DATASET_CONFIGS, name)
 
     def load_data(self, cfg) -> DataSplits:
         if cfg.name == "digits":

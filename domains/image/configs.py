@@ -3,24 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
-
-def _subset_problems(path: str, train_per_class, val_fraction) -> list[str]:
-    problems = []
-    if train_per_class is not None and train_per_class < 1:
-        problems.append(f"{path}.train_per_class must be ≥ 1 or null (all), got {train_per_class}")
-    if not 0 <= val_fraction < 1:
-        problems.append(f"{path}.val_fraction must be in [0, 1), got {val_fraction}")
-    return problems
-
-
-def _root_problems(path: str, root: str | None, expected: str) -> list[str]:
-    if root is None or not str(root).strip():
-        return [f"{path}.root is required: the folder holding {expected}"]
-    if not Path(root).expanduser().is_dir():
-        return [f"{path}.root: folder {root!r} does not exist; expected the folder holding {expected}"]
-    return []
+from mmdd.core.checks import root_problems as _root_problems
+from mmdd.core.checks import subset_problems as _subset_problems
 
 
 @dataclass

@@ -26,9 +26,8 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch import Tensor
 
-from mmdd.core.data import DataSplits, Split, stratified_split
+from mmdd.core.data import DataSplits, Split, class_folders, stratified_split
 from mmdd.core.errors import ConfigError, DataError
 from mmdd.core.seeding import make_generator
 
@@ -337,13 +336,6 @@ def _layout_message(root: Path) -> str:
     )
 
 
-def _class_dirs(split_dir: Path) -> list[Path]:
-    return sorted(
-        (p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
-        key=lambda p: p.name,
-    )
-
-
 def _image_files(class_dir: Path) -> list[Path]:
     return sorted(
         (
@@ -359,7 +351,7 @@ def _scan_split(
     root: Path, split_dir: Path, class_to_idx: dict[str, int] | None
 ) -> tuple[list[tuple[Path, int]], list[str]]:
     """List (file, label) pairs of one split; with ``class_to_idx`` None, define the classes."""
-    classes = _class_dirs(split_dir)
+    classes = class_folders(split_dir)
     if not classes:
         raise DataError(f"{split_dir} holds no class folders.\n{_layout_message(root)}")
     names = [c.name for c in classes]

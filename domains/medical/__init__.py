@@ -20,11 +20,11 @@ from torch import Tensor, nn
 from mmdd.core.augment import ImageAugment
 from mmdd.core.coresets import limit_train
 from mmdd.core.data import ClassIndex, DataSplits, denormalize, normalize
-from mmdd.core.errors import ConfigError, DataError
+from mmdd.core.errors import DataError
 from mmdd.core.grid import save_grid
 from mmdd.core.matchers import MATCHERS
 from mmdd.core.networks import create_network
-from mmdd.core.registry import closest
+from mmdd.core.registry import dataset_config
 from mmdd.core.synthetic import PixelSet
 
 from . import networks  # noqa: F401  (registers network.name: monai)
@@ -58,12 +58,7 @@ class MedicalDomain:
     extra_metrics = ("auc",)
 
     def dataset_config(self, name: str) -> type:
-        if name not in DATASET_CONFIGS:
-            hint = closest(name, DATASET_CONFIGS)
-            extra = f" (did you mean {hint!r}?)" if hint else ""
-            raise ConfigError(f"dataset.name: unknown medical dataset {name!r}; expected one of "
-                              f"{sorted(DATASET_CONFIGS)}{extra}")
-        return DATASET_CONFIGS[name]
+        return dataset_config("medical", DATASET_CONFIGS, name)
 
     def load_data(self, cfg) -> DataSplits:
         return normalize(limit_train(load_splits(cfg), cfg.train_per_class, cfg.split_seed))

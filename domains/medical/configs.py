@@ -6,16 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from mmdd.core.checks import subset_problems as _subset_problems
+
 from .medmnist_info import MEDMNIST
-
-
-def _subset_problems(path: str, train_per_class, val_fraction) -> list[str]:
-    problems = []
-    if train_per_class is not None and train_per_class < 1:
-        problems.append(f"{path}.train_per_class must be ≥ 1 or null (all), got {train_per_class}")
-    if not 0 <= val_fraction < 1:
-        problems.append(f"{path}.val_fraction must be in [0, 1), got {val_fraction}")
-    return problems
 
 
 @dataclass

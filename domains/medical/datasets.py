@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmdd.core.data import DataSplits, Split, stratified_split
+from mmdd.core.data import DataSplits, Split, class_folders, stratified_split
 from mmdd.core.errors import ConfigError, DataError
 from mmdd.core.seeding import make_generator
 
@@ -507,16 +507,9 @@ def _folder_message(root: Path) -> str:
     )
 
 
-def _class_dirs(folder: Path) -> list[Path]:
-    return sorted(
-        (p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
-        key=lambda p: p.name,
-    )
-
-
 def _scan_classes(root: Path, folder: Path, class_to_idx: dict[str, int] | None
                   ) -> tuple[list[tuple[Path, int]], list[str]]:
-    classes = _class_dirs(folder)
+    classes = class_folders(folder)
     if not classes:
         raise DataError(f"{folder} holds no class folders.\n{_folder_message(root)}")
     names = [c.name for c in classes]
