@@ -36,6 +36,8 @@ def row_from(run, name: str, method: str, ipc: int, extra_wall: float = 0.0, not
     row = {"method": method, "budget": ipc, "budget_unit": "ipc", "metric": res["metric"], "mean": res["mean"],
            "std": res["std"], "seeds": len(res["values"]), "values": res["values"], "storage_bytes": storage,
            "compression": round(m["real_bytes"] / storage, 1), "wall_s": round(wall, 1), "protocol": res["protocol"]}
+    if res.get("others"):
+        row["others"] = {k: {"mean": v["mean"], "std": v["std"], "values": v["values"]} for k, v in res["others"].items()}
     if note:
         row["note"] = note
     return row
@@ -52,13 +54,15 @@ def markdown(result: dict) -> str:
              f"- machine: {result['machine']}", f"- data: {result['data']}", f"- protocol: {result['protocol']}", ""]
     extra = "dataset" in (result["rows"][0] if result["rows"] else {})
     ratio = any("compression" in row for row in result["rows"])
-    head = (["dataset"] if extra else []) + ["method", "budget", "metric", "mean ± std (%)", "seeds",
-                                             "storage bytes"] + (["compression"] if ratio else []) + ["wall s", "note"]
+    others = sorted({k for row in result["rows"] for k in row.get("others", {})})
+    head = (["dataset"] if extra else []) + ["method", "budget", "metric", "mean ± std (%)"] + [
+        f"{k} (%)" for k in others] + ["seeds", "storage bytes"] + (["compression"] if ratio else []) + ["wall s", "note"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     for row in result["rows"]:
         cells = ([row["dataset"]] if extra else []) + [
-            row["method"], f"{row['budget']} {row['budget_unit']}", row["metric"], fmt(row), str(row.get("seeds", "")),
+            row["method"], f"{row['budget']} {row['budget_unit']}", row["metric"], fmt(row)] + [
+            fmt(row["others"][k]) if k in row.get("others", {}) else "" for k in others] + [str(row.get("seeds", "")),
             f"{row['storage_bytes']:,}" if row.get("storage_bytes") else ""] + (
             [f"×{row['compression']:g}" if row.get("compression") else ""] if ratio else []) + [
             f"{row.get('wall_s', 0):.1f}",

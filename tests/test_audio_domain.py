@@ -100,6 +100,8 @@ def test_audio_config_errors_say_what_was_expected(tmp_path):
     recipe = fsdd_recipe(tmp_path)
     with pytest.raises(ConfigError, match="unknown audio augmentation 'pitch'"):
         load_config(recipe, ["augment.strategy=shift_pitch"])
+    with pytest.raises(ConfigError, match=r"hop_length \(256\) must be < n_fft"):
+        load_config(recipe, ["dataset.hop_length=256"])
     with pytest.raises(ConfigError, match=r"n_mfcc \(50\) must be ≤ n_mels"):
         load_config(recipe, ["dataset.n_mfcc=50"])
     with pytest.raises(ConfigError, match="did you mean 'speech_commands'"):

@@ -35,6 +35,9 @@ class AudioFeatures:
     def feature_problems(self, path: str) -> list[str]:
         problems = at_least(self, path, ["sample_rate"], 1000) + positive(self, path, ["clip_seconds"])
         problems += at_least(self, path, ["n_mfcc", "n_mels", "hop_length"]) + at_least(self, path, ["n_fft"], 8)
+        if self.hop_length >= self.n_fft:
+            problems.append(f"{path}.hop_length ({self.hop_length}) must be < n_fft ({self.n_fft}): windows must "
+                            "overlap for the features to be inverted to sound")
         if self.n_mfcc > self.n_mels:
             problems.append(f"{path}.n_mfcc ({self.n_mfcc}) must be ≤ n_mels ({self.n_mels}): the MFCC is a DCT "
                             "of the mel bands")

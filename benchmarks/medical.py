@@ -1,0 +1,115 @@
+"""MedMNIST: progressive trajectory matching (PTM) against MTT, DM, a random subset and whole data.
+
+    python benchmarks/medical.py --breastmnist ../shared/data/medical/medmnist/breastmnist.npz \\
+           --adrenalmnist3d ../shared/data/medical/medmnist3d/adrenalmnist3d.npz [--profile cpu] [--ipc 1 10]
+
+For each dataset and IPC, from the shipped recipe ``medical/<dataset>-ptm-ipc<N>``:
+
+* ``ptm`` — the recipe itself (profile ``cpu``), evaluating the ``random`` subset beside it and, at
+  the largest IPC, ``whole data``;
+* ``mtt`` — profile ``cpu+cpu_mtt``: the same experts, iterations and student steps, segments drawn
+  MTT's way (random start ≤ max_start_epoch, expert_epochs long), no overlap mitigation;
+* ``dm`` — profile ``cpu+cpu_dm``.
+
+Each row: accuracy and ROC AUC (MedMNIST's definitions), mean ± std over the evaluation seeds,
+test metrics of the model selected on the validation split; wall-clock of distillation +
+evaluation (expert generation in the note). Rows carry a ``dataset`` field. Writes
+benchmarks/results/medical.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import mmdd  # noqa: E402
+from common import RESULTS, machine, markdown, row_from, write  # noqa: E402
+
+CONFIGS = {"ptm": "", "mtt": "+cpu_mtt", "dm": "+cpu_dm"}  # name → profile suffix (with the cpu profile)
+ORDER = ["random", "dm", "mtt", "ptm", "whole data"]
+
+
+def findings(rows: list[dict]) -> list[str]:
+    lines = []
+    for dataset in sorted({r["dataset"] for r in rows}):
+        for ipc in sorted({r["budget"] for r in rows if r["dataset"] == dataset and isinstance(r["budget"], int)}):
+            got = {r["method"]: r for r in rows if r["dataset"] == dataset and r["budget"] == ipc}
+            for other in ("mtt", "random"):
+                if "ptm" in got and other in got:
+                    acc = 100 * (got["ptm"]["mean"] - got[other]["mean"])
+                    auc = 100 * (got["ptm"]["others"]["auc"]["mean"] - got[other]["others"]["auc"]["mean"])
+                    lines.append(f"{dataset} IPC {ipc}: PTM − {other} = {acc:+.2f} ACC points, {auc:+.2f} AUC points")
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--breastmnist", help="breastmnist.npz (official MedMNIST file)")
+    parser.add_argument("--adrenalmnist3d", help="adrenalmnist3d.npz (official MedMNIST file)")
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--ipc", type=int, nargs="+", default=[1, 10])
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--runs", default=None, help="where to keep run directories and experts (default: a temp dir)")
+    parser.add_argument("--out", default=None, help="results folder (default: benchmarks/results)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra recipe overrides")
+    args = parser.parse_args(argv)
+    datasets = {name: path for name, path in (("breastmnist", args.breastmnist),
+                                              ("adrenalmnist3d", args.adrenalmnist3d)) if path}
+    if not datasets:
+        parser.error("give at least one of --breastmnist, --adrenalmnist3d")
+    runs = Path(args.runs or tempfile.mkdtemp(prefix="mmdd-medical-"))
+    rows, protocols = [], {}
+    for dataset, path in datasets.items():
+        for ipc in sorted(args.ipc):
+            recipe = f"medical/{dataset}-ptm-ipc{ipc}"
+            for config in args.configs:
+                profile = args.profile + CONFIGS[config] if args.profile == "cpu" else args.profile
+                baselines = (["random", "full"] if ipc == max(args.ipc) else ["random"]) if config == "ptm" else []
+                overrides = [f"profile={profile}", f"dataset.path={path}", f"device={args.device}",
+                             f"experts.dir={runs / ('experts-' + dataset)}",
+                             f"evaluation.baselines=[{', '.join(baselines)}]", *args.set]
+                note = ""
+                if config in ("ptm", "mtt"):
+                    from mmdd.experts import generate_experts
+
+                    started = time.perf_counter()
+                    buffer = generate_experts(recipe, overrides, progress=False)
+                    note = (f"experts: {len(buffer.experts)} × {buffer.num_epochs} epochs "
+                            f"({time.perf_counter() - started:.0f} s this run; shared; not in wall_s)")
+                started = time.perf_counter()
+                run = mmdd.distill(recipe, overrides, output_dir=runs / f"{dataset}-{config}-ipc{ipc}",
+                                   overwrite=True, progress=False)
+                for name in run.manifest["evaluation"]:
+                    label = {"distilled": config, "full": "whole data"}.get(name, name)
+                    row = row_from(run, name, label, ipc, note=note if name == "distilled" else "")
+                    row["dataset"] = dataset
+                    if name == "full":
+                        row.update(budget="all", budget_unit="images" if dataset == "breastmnist" else "volumes")
+                    rows.append(row)
+                    protocols[dataset] = row["protocol"] if name == "random" else protocols.get(dataset, row["protocol"])
+                print(f"{dataset} {config} ipc {ipc}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    rows.sort(key=lambda r: (r["dataset"], r["budget"] if isinstance(r["budget"], int) else 10**9,
+                             ORDER.index(r["method"])))
+    result = {
+        "benchmark": "medical", "profile": args.profile, "machine": machine(),
+        "data": "; ".join(f"{d}: {p} (official MedMNIST v2 file, official train/val/test)" for d, p in datasets.items()),
+        "protocol": ("evaluation: " + " | ".join(f"{d}: {p}" for d, p in protocols.items())
+                     + f". Settings: recipes medical/<dataset>-ptm-ipc<N> with profile={args.profile} (mtt: +cpu_mtt, "
+                       "dm: +cpu_dm); each run's manifest holds the resolved recipe. Metrics: accuracy and ROC AUC "
+                       "(binary: positive-class score). wall_s = distillation + evaluation"),
+        "rows": rows,
+    }
+    result["findings"] = findings(rows)
+    text = markdown(result) + "".join(f"\n- {line}" for line in result["findings"]) + "\n"
+    print(write(result, Path(args.out) if args.out else RESULTS, text=text))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

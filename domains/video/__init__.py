@@ -1,0 +1,1 @@
+"""The video domain (in progress): loaders and clip sampling."""

@@ -1,0 +1,1 @@
+"""The vision-language domain (in progress): image-text loaders and cached text embeddings."""
