@@ -146,3 +146,33 @@ def denormalize(inputs: Tensor, info: dict) -> Tensor:
 def class_folders(folder) -> list:
     """The visible sub-folders of ``folder`` (one per class), sorted by name."""
     return sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+
+
+def scan_class_folders(folder, list_files, layout: str, class_to_idx: dict | None = None,
+                       what: str = "files") -> tuple[list, list[str]]:
+    """``(file, label)`` pairs from ``folder/<class>/`` and the class names found there.
+
+    ``list_files(class_dir)`` lists a class folder's usable files. With ``class_to_idx`` None the
+    sorted folder names define the classes; otherwise (a test/val folder) only those classes may
+    appear. Every error names the folder and ends with ``layout``, the expected layout.
+    """
+    classes = class_folders(folder)
+    if not classes:
+        raise DataError(f"{folder} holds no class folders.\n{layout}")
+    names = [c.name for c in classes]
+    if class_to_idx is None:
+        class_to_idx = {n: i for i, n in enumerate(names)}
+    unknown = [n for n in names if n not in class_to_idx]
+    if unknown:
+        raise DataError(f"{folder} has class folder(s) {unknown} that train does not have; test/val may only use "
+                        f"train's classes {sorted(class_to_idx)}.\n{layout}")
+    samples = []
+    for cdir in classes:
+        files = list_files(cdir)
+        if not files:
+            nested = any(p.is_dir() for p in cdir.iterdir())
+            raise DataError(f"class folder {cdir} holds no {what}"
+                            + (" (sub-folders are not read: put the files directly in the class folder)" if nested
+                               else "") + f"; add some or remove the folder.\n{layout}")
+        samples.extend((f, class_to_idx[cdir.name]) for f in files)
+    return samples, names

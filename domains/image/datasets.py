@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mmdd.core.data import DataSplits, Split, class_folders, stratified_split
+from mmdd.core.data import DataSplits, Split, scan_class_folders, stratified_split
 from mmdd.core.errors import ConfigError, DataError
 from mmdd.core.seeding import make_generator
 
@@ -351,28 +351,7 @@ def _scan_split(
     root: Path, split_dir: Path, class_to_idx: dict[str, int] | None
 ) -> tuple[list[tuple[Path, int]], list[str]]:
     """List (file, label) pairs of one split; with ``class_to_idx`` None, define the classes."""
-    classes = class_folders(split_dir)
-    if not classes:
-        raise DataError(f"{split_dir} holds no class folders.\n{_layout_message(root)}")
-    names = [c.name for c in classes]
-    if class_to_idx is None:
-        class_to_idx = {n: i for i, n in enumerate(names)}
-    unknown = [n for n in names if n not in class_to_idx]
-    if unknown:
-        raise DataError(
-            f"{split_dir} has class folder(s) {unknown} that train does not have; test/val may "
-            f"only use train's classes {sorted(class_to_idx)}.\n{_layout_message(root)}"
-        )
-    samples: list[tuple[Path, int]] = []
-    for cdir in classes:
-        files = _image_files(cdir)
-        if not files:
-            raise DataError(
-                f"class folder {cdir} holds no images; add images or remove the folder.\n"
-                f"{_layout_message(root)}"
-            )
-        samples.extend((f, class_to_idx[cdir.name]) for f in files)
-    return samples, names
+    return scan_class_folders(split_dir, _image_files, _layout_message(root), class_to_idx, what="images")
 
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmdd.core.data import DataSplits, Split, class_folders, stratified_split
+from mmdd.core.data import DataSplits, Split, scan_class_folders, stratified_split
 from mmdd.core.errors import ConfigError, DataError
 from mmdd.core.seeding import make_generator
 
@@ -509,30 +509,10 @@ def _folder_message(root: Path) -> str:
 
 def _scan_classes(root: Path, folder: Path, class_to_idx: dict[str, int] | None
                   ) -> tuple[list[tuple[Path, int]], list[str]]:
-    classes = class_folders(folder)
-    if not classes:
-        raise DataError(f"{folder} holds no class folders.\n{_folder_message(root)}")
-    names = [c.name for c in classes]
-    if class_to_idx is None:
-        class_to_idx = {n: i for i, n in enumerate(names)}
-    unknown = [n for n in names if n not in class_to_idx]
-    if unknown:
-        raise DataError(
-            f"{folder} has class folder(s) {unknown} that train does not have; test/val may only "
-            f"use train's classes {sorted(class_to_idx)}.\n{_folder_message(root)}"
-        )
-    samples: list[tuple[Path, int]] = []
-    for cdir in classes:
-        files = sorted((p for p in cdir.iterdir() if _is_medical_file(p)), key=lambda p: p.name)
-        if not files:
-            nested = any(p.is_dir() for p in cdir.iterdir())
-            raise DataError(
-                f"class folder {cdir} holds no readable files"
-                + (" (sub-folders are not read: put the files directly in the class folder)" if nested else "")
-                + f"; add files or remove the folder.\n{_folder_message(root)}"
-            )
-        samples.extend((f, class_to_idx[cdir.name]) for f in files)
-    return samples, names
+    def files(cdir: Path) -> list[Path]:
+        return sorted((p for p in cdir.iterdir() if _is_medical_file(p)), key=lambda p: p.name)
+
+    return scan_class_folders(folder, files, _folder_message(root), class_to_idx, what="readable files")
 
 
 def _scan_folder(root: Path) -> tuple[list[tuple[Path, int, str | None]], list[str], str]:
