@@ -176,3 +176,17 @@ def scan_class_folders(folder, list_files, layout: str, class_to_idx: dict | Non
                                else "") + f"; add some or remove the folder.\n{layout}")
         samples.extend((f, class_to_idx[cdir.name]) for f in files)
     return samples, names
+
+
+def check_data_file(path, expected: str) -> None:
+    """Refuse a missing, unreadable, non-regular or empty data file, naming it and what was ``expected``."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise DataError(f"{path}: file does not exist; expected {expected}") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc}); expected {expected}") from exc
+    if not path.is_file():
+        raise DataError(f"{path}: not a file; expected {expected}")
+    if size == 0:
+        raise DataError(f"{path}: file is empty (0 bytes); expected {expected} - re-copy or remove it")

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmdd.core.data import class_folders, stratified_split
+from mmdd.core.data import check_data_file, class_folders, stratified_split
 from mmdd.core.errors import ConfigError, DataError
 from mmdd.core.seeding import child_seed, make_generator
 
@@ -184,18 +184,7 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
     """(frames×channels float32 array, sample rate) of one file, or DataError naming it."""
     import soundfile as sf
 
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise DataError(f"{path}: file does not exist; expected {EXPECTED_AUDIO}") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc}); expected {EXPECTED_AUDIO}") from exc
-    if not path.is_file():
-        raise DataError(f"{path}: not a file; expected {EXPECTED_AUDIO}")
-    if size == 0:
-        raise DataError(
-            f"{path}: file is empty (0 bytes); expected {EXPECTED_AUDIO} - re-copy or remove it"
-        )
+    check_data_file(path, EXPECTED_AUDIO)
     try:
         with sf.SoundFile(str(path)) as fh:
             cut = _truncation(fh.extra_info)

@@ -53,7 +53,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmdd.core.data import class_folders
+from mmdd.core.data import check_data_file, class_folders
 from mmdd.core.errors import ConfigError, DataError
 from mmdd.core.seeding import child_seed, make_generator
 
@@ -280,19 +280,6 @@ def _decord():
     return decord
 
 
-def _check_file(path: Path, expected: str) -> None:
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise DataError(f"{path}: file does not exist; expected {expected}") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc}); expected {expected}") from exc
-    if not path.is_file():
-        raise DataError(f"{path}: not a file; expected {expected}")
-    if size == 0:
-        raise DataError(f"{path}: file is empty (0 bytes); expected {expected} - re-copy or remove it")
-
-
 def _to_clip(frames_thwc: np.ndarray | Tensor, size: int) -> Tensor:
     x = torch.as_tensor(np.ascontiguousarray(frames_thwc)) if isinstance(frames_thwc, np.ndarray) else frames_thwc
     return resize_and_flip(x, size, flip=False, channels_last=True).permute(0, 3, 1, 2).contiguous()
@@ -316,7 +303,7 @@ def read_video_clip(
     """
     path = Path(path)
     decord = _decord()
-    _check_file(path, EXPECTED_VIDEO)
+    check_data_file(path, EXPECTED_VIDEO)
     errors = (RuntimeError, OSError, ValueError, IndexError, decord.DECORDError)
     try:
         reader = decord.VideoReader(str(path))

@@ -62,6 +62,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mmdd.core.data import check_data_file
 from mmdd.core.errors import ConfigError, DataError
 from mmdd.core.seeding import make_generator
 
@@ -275,16 +276,7 @@ def read_image(path: str | Path, image_size: int, resize: str = "center_crop") -
     if resize not in RESIZE_MODES:
         raise ConfigError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise DataError(f"{path}: file does not exist; expected {EXPECTED_IMAGE}") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc}); expected {EXPECTED_IMAGE}") from exc
-    if not path.is_file():
-        raise DataError(f"{path}: not a file; expected {EXPECTED_IMAGE}")
-    if size == 0:
-        raise DataError(f"{path}: file is empty (0 bytes); expected {EXPECTED_IMAGE} - re-copy or remove it")
+    check_data_file(path, EXPECTED_IMAGE)
     try:
         with Image.open(path) as img:
             img.draft("RGB", (image_size, image_size))  # JPEG only: decode at a reduced scale
