@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mmdd  # noqa: E402
-from common import RESULTS, machine, markdown, row_from, write  # noqa: E402
+from common import RESULTS, machine, row_from, write  # noqa: E402
 
 CONFIGS = {"dm": "dm", "mtt_mfcc": "mfcc", "mtt_fd_mfcc": None}  # name → extra profile
 CPU_EXTRA = {("dm", "cpu"): ["method.iterations=500", "method.batch_real=128"]}  # DM's 20,000 iterations are a GPU budget
@@ -109,8 +109,7 @@ def main(argv=None) -> int:
         "rows": rows,
     }
     result["findings"] = findings(rows)
-    text = markdown(result) + "".join(f"\n- {line}" for line in result["findings"]) + "\n"
-    print(write(result, Path(args.out) if args.out else RESULTS, text=text))
+    print(write(result, Path(args.out) if args.out else RESULTS))
     return 0
 
 

@@ -68,6 +68,7 @@ def markdown(result: dict) -> str:
             f"{row.get('wall_s', 0):.1f}",
             row.get("note", "")]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += [""] + [f"- {line}" for line in result.get("findings", [])] if result.get("findings") else []
     return "\n".join(lines) + "\n"
 
 

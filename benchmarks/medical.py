@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mmdd  # noqa: E402
-from common import RESULTS, machine, markdown, row_from, write  # noqa: E402
+from common import RESULTS, machine, row_from, write  # noqa: E402
 
 CONFIGS = {"ptm": "", "mtt": "+cpu_mtt", "dm": "+cpu_dm"}  # name → profile suffix (with the cpu profile)
 ORDER = ["random", "dm", "mtt", "ptm", "whole data"]
@@ -106,8 +106,7 @@ def main(argv=None) -> int:
         "rows": rows,
     }
     result["findings"] = findings(rows)
-    text = markdown(result) + "".join(f"\n- {line}" for line in result["findings"]) + "\n"
-    print(write(result, Path(args.out) if args.out else RESULTS, text=text))
+    print(write(result, Path(args.out) if args.out else RESULTS))
     return 0
 
 
