@@ -22,6 +22,7 @@ from mmdd.core.data import Split
 from mmdd.core.evaluation import train_epoch
 from mmdd.core.networks import network_description
 from mmdd.core.seeding import make_generator
+from mmdd.plugins import get_domain
 from mmdd.core.trajectories import ExpertBuffer, pending_experts, rebuild_index, train_expert
 
 
@@ -55,6 +56,9 @@ def generate_experts(recipe, overrides: Sequence[str] = (), progress: bool = Tru
     from mmdd.run import Workspace, load_config
 
     cfg = load_config(recipe, overrides)
+    own = getattr(get_domain(cfg.domain), "generate_experts", None)  # e.g. contrastive experts
+    if own is not None:
+        return own(cfg, progress=progress)
     info = distributed_info()
     device = torch.device(cfg.device)
     if info.world_size > 1 and not dist.is_initialized():

@@ -10,7 +10,8 @@ from mmdd.core.errors import ConfigError
 from mmdd.core.registry import closest
 
 BUILTIN_DOMAINS = {"image": "mmdd.domains.image:ImageDomain", "audio": "mmdd.domains.audio:AudioDomain",
-                   "medical": "mmdd.domains.medical:MedicalDomain"}
+                   "medical": "mmdd.domains.medical:MedicalDomain", "video": "mmdd.domains.video:VideoDomain",
+                   "vision_language": "mmdd.domains.vision_language:VisionLanguageDomain"}
 
 
 def _available() -> dict[str, str]:

@@ -191,6 +191,10 @@ def distill(recipe: str | Path | dict | RecipeConfig, overrides: Sequence[str] =
     run_dir = Path(output_dir) if output_dir is not None else cfg.resolved_output_dir()
     if output_dir is not None:
         cfg.output_dir = str(run_dir)
+    own = getattr(get_domain(cfg.domain), "distill", None)  # a domain whose data has no classes runs its own
+    if own is not None:
+        return own(cfg, run_dir, resume=resume, overwrite=overwrite, evaluate=evaluate, stop_after=stop_after,
+                   progress=progress)
     started = time.perf_counter()
     ws = Workspace.build(cfg)  # loads the data and checks the budget before anything is written
     _prepare_dir(run_dir, resume, overwrite)
@@ -327,6 +331,9 @@ def evaluate_run(run: Run | str | Path, *, ws: Workspace | None = None, baseline
     if not isinstance(run, Run):
         run = open_run(run)
     cfg = run.config
+    own = getattr(get_domain(cfg.domain), "evaluate_run", None)
+    if own is not None:
+        return own(run, baselines=baselines, seeds=seeds, progress=progress)
     if seeds is not None:
         cfg.evaluation.seeds = seeds
     ws = ws or Workspace.build(cfg)
@@ -363,6 +370,9 @@ def open_run(run_dir: str | Path) -> Run:
 
 def render_samples(run: Run, domain=None) -> list[Path]:
     domain = domain or get_domain(run.config.domain)
+    own = getattr(domain, "render_run", None)  # a domain that needs more than (inputs, targets) to render
+    if own is not None:
+        return own(run)
     with torch.no_grad():
         inputs, targets = run.synthetic.decode()
     return domain.render(inputs, targets, run.manifest["data"], run.dir)
