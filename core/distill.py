@@ -32,11 +32,13 @@ def make_optimizer(syn: SyntheticSet, method_cfg) -> torch.optim.Optimizer:
     """SGD over the synthetic set's parameter groups, each with the method's lr for that role.
 
     The method config supplies ``lr_inputs`` and ``momentum``, and optionally ``lr_labels`` and
-    ``lr_lr``; a group whose lr is 0 (or missing) is frozen.
+    ``lr_lr``; a role the method does not know may take its lr from the set (``syn.role_lr``, e.g.
+    video's integrator); a group whose lr is 0 (or missing) is frozen.
     """
     groups = []
     for role, params in syn.param_groups().items():
-        lr = float(getattr(method_cfg, f"lr_{role}", 0.0) or 0.0)
+        own = syn.role_lr(role, method_cfg)
+        lr = float(own if own is not None else (getattr(method_cfg, f"lr_{role}", 0.0) or 0.0))
         for p in params:
             p.requires_grad_(lr > 0)
         if lr > 0:

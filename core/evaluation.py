@@ -24,6 +24,10 @@ from .data import Split
 from .seeding import make_generator
 
 
+#: Names ``evaluation.baselines`` accepts; a domain may add its own (video: slide_window, static_only).
+BASELINES = {"random", "herding", "kcenter", "full"}
+
+
 @dataclass
 class EvalConfig:
     """Recipe section ``evaluation``."""
@@ -51,10 +55,9 @@ class EvalConfig:
         problems += positive(self, path, ("lr",))
         if not 0 < self.lr_decay_at <= 1:
             problems.append(f"{path}.lr_decay_at must be in (0, 1] (fraction of epochs), got {self.lr_decay_at}")
-        valid = {"random", "herding", "kcenter", "full"}
         for b in self.baselines:
-            if b not in valid:
-                problems.append(f"{path}.baselines: unknown baseline {b!r}; expected some of {sorted(valid)}")
+            if b not in BASELINES:
+                problems.append(f"{path}.baselines: unknown baseline {b!r}; expected some of {sorted(BASELINES)}")
         return problems
 
     def seed_list(self) -> list[int]:

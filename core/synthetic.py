@@ -72,6 +72,10 @@ class SyntheticSet(nn.Module):
         """The learnable student lr(s), one per parameter group, with their graph (or None)."""
         return None
 
+    def role_lr(self, role: str, method_cfg) -> float | None:
+        """The lr of a parameter role the set sets itself (None: the method's ``lr_<role>``)."""
+        return None
+
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters by role (``inputs``, ``labels``, ``lr``...), for the optimizer."""
         return {"inputs": [p for p in self.parameters() if p.requires_grad]}

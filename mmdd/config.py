@@ -69,6 +69,19 @@ class CheckpointConfig:
 
 
 @dataclass
+class StageConfig:
+    """One earlier stage of a staged synthetic set (recipe section ``stages.<name>``).
+
+    A synthetic set may learn in stages (video: the static memory on frames, then the dynamic
+    memory on clips). Each earlier stage names its own matcher and, optionally, its own network;
+    the recipe's top-level ``method`` and ``network`` are the last stage.
+    """
+
+    method: Any = None  # typed by method.name through the matcher registry
+    network: Any = None  # typed by network.name; None = the recipe's network
+
+
+@dataclass
 class RecipeConfig:
     """The whole recipe. ``dataset`` and ``method`` are typed by their ``name``."""
 
@@ -82,7 +95,8 @@ class RecipeConfig:
     device: str = "cpu"
     output_dir: str = "runs/{name}"
     budget: BudgetConfig = field(default_factory=BudgetConfig)
-    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    synthetic: Any = field(default_factory=SyntheticConfig)  # typed by the domain (see config_from_dict)
+    stages: dict = field(default_factory=dict)  # stage name → StageConfig, for staged synthetic sets
     network: Any = field(default_factory=ConvNetConfig)
     augment: Any = field(default_factory=AugmentConfig)  # typed by the domain (see config_from_dict)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
@@ -216,6 +230,8 @@ def to_dict(obj) -> Any:
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
     return obj
 
 
@@ -313,15 +329,43 @@ def config_from_dict(raw: dict, domain_lookup) -> RecipeConfig:
     network = _named_section(raw.get("network"), "network", lambda n: NETWORKS.get(n, "network.name")[0], "convnet")
     augment_config = getattr(domain, "augment_config", None)  # a domain may bring its own augmentations
     augment = build(augment_config() if augment_config else AugmentConfig, raw.get("augment"), "augment")
-    rest = {k: v for k, v in raw.items() if k not in ("dataset", "method", "network", "augment")}
+    synthetic_config = getattr(domain, "synthetic_config", None)  # a domain may bring its own parameterisation
+    synthetic = build(synthetic_config() if synthetic_config else SyntheticConfig, raw.get("synthetic"), "synthetic")
+    stages = _stages(raw.get("stages"))
+    rest = {k: v for k, v in raw.items() if k not in ("dataset", "method", "network", "augment", "synthetic", "stages")}
     if "name" not in rest:
         raise ConfigError("missing required key 'name' (the recipe's name)")
     cfg = build(RecipeConfig, rest, "")
     cfg.dataset, cfg.method, cfg.network, cfg.augment = dataset, method, network, augment
+    cfg.synthetic, cfg.stages = synthetic, stages
     if cfg.evaluation.network is not None:
         cfg.evaluation.network = _named_section(cfg.evaluation.network, "evaluation.network",
                                                 lambda n: NETWORKS.get(n, "evaluation.network.name")[0], "convnet")
     return cfg
+
+
+def _stages(raw) -> dict[str, StageConfig]:
+    """``stages: {name: {method: {...}, network: {...}}}`` → typed StageConfigs, in recipe order."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"stages: expected a mapping of stage name → {{method: ..., network: ...}}, got {raw!r}")
+    stages = {}
+    for name, section in raw.items():
+        path = f"stages.{name}"
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}: expected a mapping with 'method' (and optionally 'network'), got {section!r}")
+        check_keys(StageConfig, section, path)
+        if "method" not in section:
+            raise ConfigError(f"missing required key '{path}.method' (the matcher of stage {name!r})")
+        method = _named_section(section["method"], f"{path}.method",
+                                lambda n: MATCHERS.get(n, f"{path}.method.name").config)
+        network = None
+        if section.get("network") is not None:
+            network = _named_section(section["network"], f"{path}.network",
+                                     lambda n: NETWORKS.get(n, f"{path}.network.name")[0], "convnet")
+        stages[str(name)] = StageConfig(method, network)
+    return stages
 
 
 def read_yaml(path: Path) -> dict:

@@ -64,6 +64,7 @@ class Workspace:
     real: ClassIndex
     device: torch.device
     in_shape: tuple[int, ...]
+    _stage_real: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
     def build(cls, cfg: RecipeConfig) -> "Workspace":
@@ -88,17 +89,37 @@ class Workspace:
             return None
         return self.domain.make_augment(dataclasses.replace(self.cfg.augment, enabled=True))
 
-    def matcher(self):
-        spec = MATCHERS.get(self.cfg.method.name, "method.name")
+    def matcher(self, stage=None):
+        """The matcher of ``stage`` (default: the recipe's own method and network)."""
+        method_cfg = stage.method if stage is not None else self.cfg.method
+        net_cfg = stage.network if stage is not None else self.cfg.network
+        real = self.stage_real(stage)
+        in_shape = tuple(real.split.inputs.shape[1:])
+        spec = MATCHERS.get(method_cfg.name, "method.name")
         experts = None
         if spec.needs_experts:
+            if stage is not None and stage.name != MAIN:
+                raise ConfigError(f"{stage.key}.name: {method_cfg.name!r} needs expert trajectories, which are "
+                                  f"trained for the last stage only; use a matcher without experts (dm, dc, dsa) "
+                                  f"for stage {stage.name!r}")
             from mmdd.experts import experts_dir
 
             experts = ExpertBuffer(experts_dir(self.cfg))
-        context = MatchingContext(make_network=lambda gen: self.network(self.cfg.network, gen),
-                                  augment=self.domain.make_augment(self.cfg.augment), device=self.device,
-                                  experts=experts)
-        return spec.build(self.cfg.method, context)
+        context = MatchingContext(
+            make_network=lambda gen: self.domain.make_network(net_cfg, in_shape, self.splits.num_classes, gen,
+                                                              self.device),
+            augment=self.domain.make_augment(self.cfg.augment), device=self.device, experts=experts)
+        return spec.build(method_cfg, context)
+
+    def stage_real(self, stage=None) -> ClassIndex:
+        """The real data a stage matches against: the train split, or the domain's view of it for
+        an earlier stage (video: the frames of the clips for the static memory)."""
+        if stage is None or stage.name == MAIN:
+            return self.real
+        if stage.name not in self._stage_real:
+            split = self.domain.stage_data(stage.name, self.splits.train)
+            self._stage_real[stage.name] = ClassIndex(split, self.splits.num_classes)
+        return self._stage_real[stage.name]
 
     def real_bytes(self) -> int:
         train = self.splits.train
@@ -200,49 +221,81 @@ def distill(recipe: str | Path | dict | RecipeConfig, overrides: Sequence[str] =
     _prepare_dir(run_dir, resume, overwrite)
     gen = make_generator(cfg.seed)
     syn = ws.domain.make_synthetic(cfg, ws.real, gen).to(ws.device)
-    matcher = ws.matcher()
-    init_labels = getattr(matcher, "initial_label_logits", None)
-    if cfg.synthetic.soft_labels and init_labels is not None:  # e.g. from an expert's logits
-        with torch.no_grad():
-            syn.label_logits.copy_(init_labels(syn.decode()[0]))
-    optimizer = make_optimizer(syn, cfg.method)
+    plan = stage_plan(cfg, syn)
     recipe_dict = to_dict(cfg)
-    step, wall_before = 0, 0.0
+    state, first_stage, wall_before = None, 0, 0.0
     if resume:
         state = artifacts.load_checkpoint(run_dir / artifacts.CHECKPOINT)
         if _comparable(state["recipe"]) != _comparable(recipe_dict):
             raise RunError(f"cannot resume {run_dir}: the recipe differs from the one the run started with "
                            f"(only method.iterations and evaluation may change)")
         syn.load_state_dict(state["synthetic"])
-        optimizer.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
-        if hasattr(matcher, "load_state_dict") and "matcher" in state:
-            matcher.load_state_dict(state["matcher"])
-        step, wall_before = int(state["step"]), float(state.get("wall_s", 0.0))
-        artifacts.truncate_jsonl(run_dir / artifacts.METRICS, step)
-
-    def save_checkpoint(at: int) -> None:
-        state = {"step": at, "synthetic": syn.state_dict(), "optimizer": optimizer.state_dict(),
-                 "generator": gen.get_state(), "recipe": recipe_dict,
-                 "wall_s": wall_before + time.perf_counter() - started}
-        if hasattr(matcher, "state_dict"):
-            state["matcher"] = matcher.state_dict()
-        artifacts.save_checkpoint(run_dir / artifacts.CHECKPOINT, state)
-
+        first_stage, wall_before = int(state.get("stage", 0)), float(state.get("wall_s", 0.0))
+        artifacts.truncate_jsonl(run_dir / artifacts.METRICS, _offset(plan, first_stage) + int(state["step"]))
     metrics_path = run_dir / artifacts.METRICS
-    try:
-        step = run_loop(syn, matcher, ws.real, optimizer, gen, cfg.method.iterations, start_step=step,
-                        checkpoint_every=cfg.checkpoint.every, save_checkpoint=save_checkpoint,
-                        log=lambda s, rec: artifacts.append_jsonl(metrics_path, rec),
-                        stop_after=stop_after, progress=progress)
-    except NonFiniteLoss as exc:
-        raise RunError(f"{exc}; the run stopped before applying that update. The last good checkpoint is kept in "
-                       f"{run_dir / artifacts.CHECKPOINT} — lower method.lr_inputs (now {cfg.method.lr_inputs}) or "
-                       f"check the data, then run again") from None
+    budget = stop_after
+    for index, stage in enumerate(plan):
+        if index < first_stage:
+            continue
+        if hasattr(syn, "set_stage"):
+            syn.set_stage(stage.name)
+        matcher = ws.matcher(stage)
+        resuming = state is not None and index == first_stage
+        init_labels = getattr(matcher, "initial_label_logits", None)
+        if stage.name == MAIN and not resuming and cfg.synthetic.soft_labels and init_labels is not None:
+            with torch.no_grad():  # e.g. from an expert's logits
+                syn.label_logits.copy_(init_labels(syn.decode()[0]))
+        optimizer = make_optimizer(syn, stage.method)
+        step = 0
+        if resuming:
+            if state["optimizer"]:  # empty at a stage boundary
+                optimizer.load_state_dict(state["optimizer"])
+            if hasattr(matcher, "load_state_dict") and "matcher" in state:
+                matcher.load_state_dict(state["matcher"])
+            step = int(state["step"])
+
+        def save_checkpoint(at: int, index=index, optimizer=optimizer, matcher=matcher) -> None:
+            saved = {"stage": index, "step": at, "synthetic": syn.state_dict(), "optimizer": optimizer.state_dict(),
+                     "generator": gen.get_state(), "recipe": recipe_dict,
+                     "wall_s": wall_before + time.perf_counter() - started}
+            if hasattr(matcher, "state_dict"):
+                saved["matcher"] = matcher.state_dict()
+            artifacts.save_checkpoint(run_dir / artifacts.CHECKPOINT, saved)
+
+        offset = _offset(plan, index)
+
+        def log(s: int, record: dict, offset=offset, stage=stage) -> None:
+            if len(plan) > 1:
+                record = {**record, "step": offset + s, "stage": stage.name, "stage_step": s}
+            artifacts.append_jsonl(metrics_path, record)
+
+        before = step
+        try:
+            step = run_loop(syn, matcher, ws.stage_real(stage), optimizer, gen, stage.iterations, start_step=step,
+                            checkpoint_every=cfg.checkpoint.every, save_checkpoint=save_checkpoint, log=log,
+                            stop_after=budget, progress=progress)
+        except NonFiniteLoss as exc:
+            raise RunError(f"{exc}{' of stage ' + repr(stage.name) if len(plan) > 1 else ''}; the run stopped "
+                           f"before applying that update. The last good checkpoint is kept in "
+                           f"{run_dir / artifacts.CHECKPOINT} — lower {stage.key}.lr_inputs (now "
+                           f"{stage.method.lr_inputs}) or check the data, then run again") from None
+        if budget is not None:
+            budget -= step - before
+        if step < stage.iterations:
+            break
+        if index + 1 < len(plan):  # the next stage starts from here if the run stops before its first checkpoint
+            save_checkpoint_between(run_dir, index + 1, syn, gen, recipe_dict, wall_before + time.perf_counter() - started)
+        if budget is not None and budget <= 0 and index + 1 < len(plan):
+            break
+    step = _offset(plan, index) + step
+    total = _offset(plan, len(plan))
+    if hasattr(syn, "set_stage"):
+        syn.set_stage(MAIN)
     distill_s = wall_before + time.perf_counter() - started
     manifest = {
         "mmdd_artifact": 1,
-        "status": "complete" if step >= cfg.method.iterations else "interrupted",
+        "status": "complete" if step >= total else "interrupted",
         "recipe": recipe_dict,
         "profile": cfg.profile,
         "packages": package_versions(),
@@ -253,6 +306,7 @@ def distill(recipe: str | Path | dict | RecipeConfig, overrides: Sequence[str] =
                  "train_size": len(ws.splits.train), "test_size": len(ws.splits.test),
                  "input_shape": list(ws.in_shape), **_jsonable(ws.splits.info)},
         "storage_bytes": syn.storage_bytes(),
+        **_storage_details(syn),
         "real_bytes": ws.real_bytes(),
         "compression_ratio": ws.real_bytes() / syn.storage_bytes(),
         "compression_note": "train split as tensors in the distillation space ÷ every stored synthetic tensor",
@@ -268,6 +322,63 @@ def distill(recipe: str | Path | dict | RecipeConfig, overrides: Sequence[str] =
     if evaluate:
         evaluate_run(run, ws=ws)
     return run
+
+
+MAIN = "main"  # the last stage: the recipe's own method and network
+
+
+@dataclass
+class Stage:
+    """One stage of a run: its name, matcher options and network (``main`` = the recipe's own)."""
+
+    name: str
+    method: object
+    network: object
+
+    @property
+    def iterations(self) -> int:
+        return self.method.iterations
+
+    @property
+    def key(self) -> str:
+        return "method" if self.name == MAIN else f"stages.{self.name}.method"
+
+
+def stage_plan(cfg: RecipeConfig, syn: SyntheticSet) -> list[Stage]:
+    """The synthetic set's earlier stages (``syn.stages``, configured under ``stages``), then ``main``."""
+    wanted = list(getattr(syn, "stages", ()))
+    extra = sorted(set(cfg.stages) - set(wanted))
+    if extra:
+        raise ConfigError(f"stages: {extra} are not stages of a {syn.kind!r} synthetic set "
+                          f"(its stages: {wanted or 'none'})")
+    missing = [name for name in wanted if name not in cfg.stages]
+    if missing:
+        raise ConfigError(f"stages: a {syn.kind!r} synthetic set learns in stages {wanted + [MAIN]}; add "
+                          f"stages.{missing[0]}: {{method: {{name: dm, ...}}}} to the recipe")
+    plan = [Stage(name, cfg.stages[name].method, cfg.stages[name].network or cfg.network) for name in wanted]
+    return plan + [Stage(MAIN, cfg.method, cfg.network)]
+
+
+def _offset(plan: list[Stage], index: int) -> int:
+    return sum(stage.iterations for stage in plan[:index])
+
+
+def save_checkpoint_between(run_dir: Path, next_stage: int, syn: SyntheticSet, gen: torch.Generator,
+                            recipe: dict, wall_s: float) -> None:
+    """A checkpoint at the start of stage ``next_stage`` (step 0, a fresh optimizer)."""
+    artifacts.save_checkpoint(run_dir / artifacts.CHECKPOINT, {
+        "stage": next_stage, "step": 0, "synthetic": syn.state_dict(), "optimizer": {}, "generator": gen.get_state(),
+        "recipe": recipe, "wall_s": wall_s})
+
+
+def _storage_details(syn: SyntheticSet) -> dict:
+    """What a structured set stores, part by part, and what a plain set of the same count would."""
+    details = {}
+    if hasattr(syn, "storage_breakdown"):
+        details["storage_breakdown"] = syn.storage_breakdown()
+    if hasattr(syn, "full_video_bytes"):
+        details["storage_full_equivalent_bytes"] = syn.full_video_bytes()
+    return details
 
 
 def _jsonable(info: dict) -> dict:
@@ -310,11 +421,16 @@ def evaluate_sets(ws: Workspace, sets: dict[str, tuple[torch.Tensor, torch.Tenso
     return results
 
 
-def baseline_sets(ws: Workspace, names: Sequence[str]) -> dict:
+def baseline_sets(ws: Workspace, names: Sequence[str], syn: SyntheticSet | None = None) -> dict:
     train, cfg = ws.splits.train, ws.cfg
     sets = {}
     features = None
+    own = getattr(ws.domain, "baseline_set", None)  # a domain's own baselines (video: slide_window)
     for name in names:
+        found = own(ws, name, syn) if own is not None else None
+        if found is not None:
+            sets[name] = found
+            continue
         if name == "full":
             sets["full"] = (train.inputs, train.labels, None, cfg.evaluation.full_epochs)
             continue
@@ -343,7 +459,7 @@ def evaluate_run(run: Run | str | Path, *, ws: Workspace | None = None, baseline
         inputs, targets = syn.decode()
     lr = syn.learned_lr() if cfg.evaluation.use_learned_lr else None
     sets = {"distilled": (inputs.detach().cpu(), targets.detach().cpu(), lr, None)}
-    sets.update(baseline_sets(ws, cfg.evaluation.baselines if baselines is None else baselines))
+    sets.update(baseline_sets(ws, cfg.evaluation.baselines if baselines is None else baselines, syn))
     results = evaluate_sets(ws, sets, progress=progress)
     run.manifest["evaluation"] = {name: res.as_dict() for name, res in results.items()}
     run.manifest["seeds"]["evaluation"] = cfg.evaluation.seed_list()
@@ -378,6 +494,16 @@ def render_samples(run: Run, domain=None) -> list[Path]:
     return domain.render(inputs, targets, run.manifest["data"], run.dir)
 
 
+def _storage_text(m: dict) -> str:
+    parts = m.get("storage_breakdown")
+    if not parts:
+        return ""
+    text = "; " + ", ".join(f"{k} {v:,}" for k, v in parts.items())
+    if m.get("storage_full_equivalent_bytes"):
+        text += f"; a full-video set of the same count: {m['storage_full_equivalent_bytes']:,} bytes"
+    return text
+
+
 def write_report(run: Run, ws: Workspace | None = None) -> Path:
     m, cfg = run.manifest, run.config
     files = render_samples(run, ws.domain if ws else None)
@@ -385,7 +511,7 @@ def write_report(run: Run, ws: Workspace | None = None) -> Path:
              f"- domain: `{cfg.domain}`, dataset: `{cfg.dataset.name}`, method: `{cfg.method.name}`, "
              f"budget: {cfg.budget.ipc} per class, profile: `{cfg.profile}`",
              f"- storage: {m['storage_bytes']:,} bytes (real train split {m['real_bytes']:,} bytes; "
-             f"compression ×{m['compression_ratio']:.1f})",
+             f"compression ×{m['compression_ratio']:.1f})" + _storage_text(m),
              f"- steps: {m['steps_completed']}, wall-clock: " +
              ", ".join(f"{k} {v:.1f} s" for k, v in m["wall_clock_s"].items())]
     if m["synthetic"].get("learned_lr") is not None:

@@ -118,7 +118,8 @@ def test_shipped_recipes_all_validate(tmp_path):
     for info in infos:
         raw = yaml.safe_load(info.path.read_text())
         # Data roots need not exist on this machine; point them at an existing folder.
-        overrides = [f"dataset.root={tmp_path}"] if "root" in raw.get("dataset", {}) else []
+        folders = ("root", "split_dir", "annotations_dir")  # data folders a dataset section may name
+        overrides = [f"dataset.{key}={tmp_path}" for key in folders if key in raw.get("dataset", {})]
         if "path" in raw.get("dataset", {}):  # a data file (MedMNIST .npz)
             (tmp_path / "data.npz").touch()
             overrides = [f"dataset.path={tmp_path / 'data.npz'}"]

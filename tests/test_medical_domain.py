@@ -19,7 +19,7 @@ from mmdd.core.metrics import accuracy, auc
 from mmdd.core.networks import ConvNetConfig, create_network
 from mmdd.core.seeding import make_generator
 from mmdd.core.synthetic import PixelSet
-from mmdd.domains.medical.augment import VolumeAwareAugment
+from mmdd.core.augment import VolumeAwareAugment
 from mmdd.domains.medical.ptm import PTMConfig, ProgressiveTrajectoryMatcher, mitigate_overlap, overlap_scores, progressive_end
 from test_trajectory import CLASSES, SHAPE, build_buffer, make_net
 

@@ -17,7 +17,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from mmdd.core.augment import ImageAugment
+from mmdd.core.augment import ImageAugment, VolumeAwareAugment
 from mmdd.core.coresets import limit_train
 from mmdd.core.data import ClassIndex, DataSplits, denormalize, normalize
 from mmdd.core.errors import DataError
@@ -29,7 +29,6 @@ from mmdd.core.synthetic import PixelSet
 
 from . import networks  # noqa: F401  (registers network.name: monai)
 from . import ptm
-from .augment import VolumeAwareAugment
 from .configs import DATASET_CONFIGS
 from .datasets import load_medical_folder, load_medmnist
 

@@ -1,0 +1,168 @@
+"""Typed options of the video domain: datasets (recipe section ``dataset``) and the synthetic set.
+
+Every dataset shares the clip options: ``frames`` sampled at ``stride`` (random start for
+training clips, centred for test clips, from ``clip_seed``), resized to ``size``², decoded once
+and cached under ``cache_dir`` (``null``: no cache); ``grayscale`` averages the colour channels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from mmdd.core.checks import at_least, positive, root_problems, subset_problems
+from mmdd.core.synthetic import SyntheticConfig
+
+
+@dataclass
+class ClipOptions:
+    frames: int = 16
+    stride: int = 1
+    size: int = 112
+    grayscale: bool = False
+    on_error: Literal["fail", "skip"] = "fail"
+    clip_seed: int = 0
+    cache_dir: str | None = "~/.cache/mmdd/video"
+    classes: list[str] | None = None
+    val_fraction: float = 0.0
+    split_seed: int = 0
+    train_per_class: int | None = None
+
+    def clip_problems(self, path: str) -> list[str]:
+        problems = at_least(self, path, ("frames", "stride", "size", "train_per_class"))
+        if self.classes is not None and not self.classes:
+            problems.append(f"{path}.classes: expected a non-empty list of class names or null (all classes)")
+        return problems + subset_problems(path, self.train_per_class, self.val_fraction)
+
+
+def _split_dir_problems(path: str, split_dir: str | None, expected: str) -> list[str]:
+    from pathlib import Path
+
+    if split_dir is None or not str(split_dir).strip():
+        return [f"{path}.split_dir is required: the folder holding {expected}"]
+    if not Path(split_dir).expanduser().is_dir():
+        return [f"{path}.split_dir: folder {split_dir!r} does not exist; expected the folder holding {expected}"]
+    return []
+
+
+@dataclass
+class UCF101Config(ClipOptions):
+    """UCF101 (or a set in its layout, e.g. the generated action set): class folders of ``.avi``
+    under ``root``; ``classInd.txt`` and ``trainlist0{fold}.txt`` / ``testlist0{fold}.txt`` under
+    ``split_dir``. ``classes`` keeps a subset (miniUCF: 50 classes)."""
+
+    name: str = "ucf101"
+    root: str | None = None
+    split_dir: str | None = None
+    fold: int = 1
+
+    def check(self, path: str) -> list[str]:
+        problems = root_problems(path, self.root, "one folder of .avi videos per class (UCF-101)")
+        problems += _split_dir_problems(path, self.split_dir, "classInd.txt, trainlist0N.txt and testlist0N.txt")
+        if self.fold not in (1, 2, 3):
+            problems.append(f"{path}.fold must be 1, 2 or 3 (the official splits), got {self.fold}")
+        return problems + self.clip_problems(path)
+
+
+@dataclass
+class HMDB51Config(ClipOptions):
+    """HMDB51: class folders of ``.avi`` under ``root``; ``<class>_test_split{fold}.txt`` under ``split_dir``."""
+
+    name: str = "hmdb51"
+    root: str | None = None
+    split_dir: str | None = None
+    fold: int = 1
+
+    def check(self, path: str) -> list[str]:
+        problems = root_problems(path, self.root, "one folder of .avi videos per class (hmdb51_org)")
+        problems += _split_dir_problems(path, self.split_dir, "the <class>_test_split<fold>.txt files")
+        if self.fold not in (1, 2, 3):
+            problems.append(f"{path}.fold must be 1, 2 or 3 (the official splits), got {self.fold}")
+        return problems + self.clip_problems(path)
+
+
+@dataclass
+class KineticsConfig(ClipOptions):
+    """Kinetics-style trimmed clips: ``root/<split>/<label>/<youtube_id>_<start>_<end>.mp4`` listed in
+    CSV files (``label,youtube_id,time_start,time_end,split``)."""
+
+    name: str = "kinetics_csv"
+    root: str | None = None
+    csv: list[str] | None = None
+
+    def check(self, path: str) -> list[str]:
+        problems = root_problems(path, self.root, "<split>/<label>/<youtube_id>_<start>_<end>.mp4 clips")
+        if not self.csv:
+            problems.append(f"{path}.csv is required: the annotation CSV file(s) (e.g. [train.csv, validate.csv])")
+        return problems + self.clip_problems(path)
+
+
+@dataclass
+class SomethingSomethingConfig(ClipOptions):
+    """Something-Something V2: ``root/<id>.webm`` and the JSON annotations under ``annotations_dir``."""
+
+    name: str = "something_something"
+    root: str | None = None
+    annotations_dir: str | None = None
+
+    def check(self, path: str) -> list[str]:
+        problems = root_problems(path, self.root, "the <id>.webm videos")
+        if not self.annotations_dir:
+            problems.append(f"{path}.annotations_dir is required: the folder holding labels.json, "
+                            "train.json and validation.json")
+        return problems + self.clip_problems(path)
+
+
+@dataclass
+class FrameFoldersConfig(ClipOptions):
+    """Pre-extracted frames: ``root/{train,test[,val]}/<class>/<video>/<frame images>``."""
+
+    name: str = "frame_folders"
+    root: str | None = None
+
+    def check(self, path: str) -> list[str]:
+        return root_problems(path, self.root, "train/ and test/ with <class>/<video>/frame images") + \
+            self.clip_problems(path)
+
+
+DATASET_CONFIGS = {"ucf101": UCF101Config, "hmdb51": HMDB51Config, "kinetics_csv": KineticsConfig,
+                   "something_something": SomethingSomethingConfig, "frame_folders": FrameFoldersConfig}
+
+
+@dataclass
+class VideoSyntheticConfig(SyntheticConfig):
+    """Recipe section ``synthetic`` for video: how synthetic clips are stored.
+
+    ``parameterisation: full`` stores every frame of every synthetic clip (a PixelSet of clips).
+    ``static_dynamic`` stores, per class, ``static_per_class`` still frames (default: the budget,
+    one per video) and ``dynamic_per_class`` dynamic memories (``dynamic_channels`` × frames ×
+    (size / ``dynamic_scale``)²), combined by a small integrator network (``integrator_width``
+    hidden channels, learned with ``integrator_lr``). Video ``j`` of a class pairs still frame
+    ``j mod static_per_class`` with dynamic memory ``j mod dynamic_per_class``. ``init:
+    slide_window`` starts from the slide-window selection instead of random real clips.
+
+    Slide-window selection (the ``slide_window`` baseline and init): a teacher network trained
+    ``teacher_epochs`` on the real clips scores every window of ``frames`` frames, ``selection_stride``
+    apart, of each training video read at ``selection_frames`` frames (default 2 × frames); the
+    lowest-loss window of each video, then the lowest-loss videos of each class, are kept.
+    """
+
+    init: Literal["real", "noise", "slide_window"] = "real"
+    parameterisation: Literal["full", "static_dynamic"] = "static_dynamic"
+    static_per_class: int | None = None
+    dynamic_per_class: int | None = None
+    dynamic_channels: int = 1
+    dynamic_scale: int = 2
+    integrator_width: int = 16
+    integrator_lr: float = 0.01
+    selection_frames: int | None = None
+    selection_stride: int = 2
+    teacher_epochs: int = 20
+
+    def check(self, path: str) -> list[str]:
+        problems = super().check(path)
+        problems += at_least(self, path, ("static_per_class", "dynamic_per_class", "dynamic_channels",
+                                          "dynamic_scale", "integrator_width", "selection_frames",
+                                          "selection_stride", "teacher_epochs"))
+        problems += positive(self, path, ("integrator_lr",))
+        return problems

@@ -1,0 +1,176 @@
+"""Static/dynamic memories: synthetic videos stored as still frames plus a little learned motion.
+
+A synthetic video of class ``c`` is decoded from
+
+* a **static memory** ``s`` — one still frame C×H×W, learned first (stage ``static``) by an image
+  matcher against single real frames;
+* a **dynamic memory** ``d`` — ``dynamic_channels`` × T × (H/k) × (W/k), a small learned tensor
+  over time (k = ``dynamic_scale``), upsampled to H×W;
+* an **integrator** — a two-layer 3D conv net shared by all videos that maps the still frame
+  repeated over time and the dynamic memory to a residual: ``video = s⁺ + I([s⁺, d⁺])``
+  (``⁺`` = broadcast / upsampled to C×T×H×W).
+
+Pairing rule: video ``j`` (0 ≤ j < VPC) of class ``c`` uses still frame ``j mod S`` and dynamic
+memory ``j mod D`` of that class (S = static per class, D = dynamic per class). With S = VPC and
+D = VPC every video has its own still frame and motion; D < VPC shares motions across stills.
+
+Stage ``static`` trains the still frames and decodes them as images; stage ``main`` freezes them
+and trains the dynamic memories and the integrator (and the learnable lr for trajectory
+matching) and decodes whole clips. ``static_only`` (an ablation and a baseline) decodes the
+still frames repeated over time, without motion.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmdd.core.errors import RunError
+from mmdd.core.synthetic import SYNTHETIC_SETS, SyntheticSet
+
+STAGES = ("static",)
+
+
+class Integrator(nn.Module):
+    """Conv3d(C + Cd → W) → ReLU → Conv3d(W → C): the residual motion added to the repeated still."""
+
+    def __init__(self, channels: int, dynamic_channels: int, width: int, gen: torch.Generator | None = None):
+        super().__init__()
+        self.mix = nn.Conv3d(channels + dynamic_channels, width, 3, padding=1)
+        self.out = nn.Conv3d(width, channels, 3, padding=1)
+        if gen is not None:  # seeded init; the output layer starts small so a video starts near its still
+            for conv, scale in ((self.mix, 1.0), (self.out, 0.1)):
+                bound = scale / math.sqrt(conv.weight[0].numel())
+                with torch.no_grad():
+                    conv.weight.copy_((torch.rand(conv.weight.shape, generator=gen) * 2 - 1) * bound)
+                    conv.bias.zero_()
+
+    def forward(self, still: Tensor, dynamic: Tensor) -> Tensor:
+        return still + self.out(F.relu(self.mix(torch.cat([still, dynamic], dim=1))))
+
+
+@SYNTHETIC_SETS.register("static_dynamic")
+class StaticDynamicSet(SyntheticSet):
+    kind = "static_dynamic"
+    stages = STAGES
+
+    def __init__(self, static: Tensor, dynamic: Tensor, num_classes: int, vpc: int, *, integrator_width: int = 16,
+                 learn_lr: bool = False, lr_init: float = 0.01, lr_groups: int = 1, integrator_lr: float = 0.01,
+                 gen: torch.Generator | None = None):
+        super().__init__()
+        if static.dim() != 4 or dynamic.dim() != 5:
+            raise RunError(f"static memory must be N×C×H×W and dynamic memory N×Cd×T×h×w; got "
+                           f"{tuple(static.shape)} and {tuple(dynamic.shape)}")
+        if static.shape[0] % num_classes or dynamic.shape[0] % num_classes:
+            raise RunError(f"{static.shape[0]} still frames and {dynamic.shape[0]} dynamic memories do not divide "
+                           f"into {num_classes} classes")
+        self.num_classes, self.vpc = num_classes, vpc
+        self.static_per_class = static.shape[0] // num_classes
+        self.dynamic_per_class = dynamic.shape[0] // num_classes
+        self.frames = dynamic.shape[2]
+        self.integrator_width, self.integrator_lr = integrator_width, integrator_lr
+        self.static = nn.Parameter(static.detach().clone())
+        self.dynamic = nn.Parameter(dynamic.detach().clone())
+        self.integrator = Integrator(static.shape[1], dynamic.shape[1], integrator_width, gen)
+        self.register_buffer("labels", torch.arange(num_classes).repeat_interleave(vpc))
+        self.learn_lr, self.lr_groups = learn_lr, lr_groups
+        if learn_lr:
+            self.log_lr = nn.Parameter(torch.full((lr_groups,), math.log(lr_init)))
+        c = torch.arange(num_classes).repeat_interleave(vpc)
+        j = torch.arange(vpc).repeat(num_classes)
+        self.register_buffer("static_index", c * self.static_per_class + j % self.static_per_class, persistent=False)
+        self.register_buffer("dynamic_index", c * self.dynamic_per_class + j % self.dynamic_per_class,
+                             persistent=False)
+        self.stage = "main"
+        self.static_only = False
+
+    # -- stages
+    def set_stage(self, name: str) -> None:
+        if name not in STAGES + ("main",):
+            raise RunError(f"unknown stage {name!r} of a static_dynamic set; expected one of {STAGES + ('main',)}")
+        self.stage = name
+        for p in self.parameters():  # the optimizer of the stage switches its own parameters back on
+            p.requires_grad_(False)
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        if self.stage == "static":
+            return {"inputs": [self.static]}
+        groups = {"inputs": [self.dynamic], "integrator": list(self.integrator.parameters())}
+        if self.learn_lr:
+            groups["lr"] = [self.log_lr]
+        return groups
+
+    def role_lr(self, role: str, method_cfg) -> float | None:
+        return self.integrator_lr if role == "integrator" else None
+
+    # -- decoding
+    def videos(self, static_only: bool = False) -> Tensor:
+        """All VPC × classes clips, N×C×T×H×W, class-major."""
+        still = self.static[self.static_index].unsqueeze(2).expand(-1, -1, self.frames, -1, -1)
+        if static_only:
+            return still
+        h, w = self.static.shape[-2:]
+        dyn = F.interpolate(self.dynamic[self.dynamic_index], size=(self.frames, h, w), mode="trilinear",
+                            align_corners=False)
+        return self.integrator(still, dyn)
+
+    def decode(self) -> tuple[Tensor, Tensor]:
+        if self.stage == "static":
+            return self.static, torch.arange(self.num_classes, device=self.static.device).repeat_interleave(
+                self.static_per_class)
+        return self.videos(self.static_only), self.labels
+
+    def class_slices(self) -> list[slice]:
+        n = self.static_per_class if self.stage == "static" else self.vpc
+        return [slice(c * n, (c + 1) * n) for c in range(self.num_classes)]
+
+    # -- storage and lr
+    def storage_breakdown(self) -> dict[str, int]:
+        def size(tensors) -> int:
+            return sum(t.numel() * t.element_size() for t in tensors)
+
+        parts = {"static": size([self.static]), "dynamic": size([self.dynamic]),
+                 "integrator": size(self.integrator.state_dict().values()), "labels": size([self.labels])}
+        if self.learn_lr:
+            parts["lr"] = size([self.log_lr])
+        return parts
+
+    def full_video_bytes(self) -> int:
+        """What a full-video synthetic set of the same count stores (every frame, labels, lr)."""
+        c, h, w = self.static.shape[1:]
+        frames = self.num_classes * self.vpc * c * self.frames * h * w * self.static.element_size()
+        return frames + self.labels.numel() * self.labels.element_size() + (
+            self.log_lr.numel() * self.log_lr.element_size() if self.learn_lr else 0)
+
+    def learned_lr(self) -> float | None:
+        return float(self.log_lr.detach()[0].exp()) if self.learn_lr else None
+
+    def student_lrs(self) -> Tensor | None:
+        return self.log_lr.exp() if self.learn_lr else None
+
+    def metadata(self) -> dict:
+        return {"num_classes": self.num_classes, "vpc": self.vpc, "integrator_width": self.integrator_width,
+                "learn_lr": self.learn_lr, "lr_groups": self.lr_groups, "integrator_lr": self.integrator_lr}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, Tensor], metadata: dict) -> "StaticDynamicSet":
+        try:
+            syn = cls(tensors["static"], tensors["dynamic"], metadata["num_classes"], metadata["vpc"],
+                      integrator_width=metadata["integrator_width"], learn_lr=metadata.get("learn_lr", False),
+                      lr_groups=metadata.get("lr_groups", 1), integrator_lr=metadata.get("integrator_lr", 0.01))
+            syn.load_state_dict(tensors)
+        except (KeyError, RuntimeError) as exc:
+            raise RunError(f"distilled tensors do not match a '{cls.kind}' set: {exc}") from None
+        return syn
+
+
+def motion_of(clips: Tensor, channels: int, scale: int) -> Tensor:
+    """A dynamic-memory initialisation from real clips N×C×T×H×W: each frame minus the clip's
+    mean frame, averaged over colour channels (repeated to ``channels``), area-downsampled by ``scale``."""
+    residual = (clips - clips.mean(dim=2, keepdim=True)).mean(dim=1, keepdim=True)
+    n, _, t, h, w = residual.shape
+    small = F.adaptive_avg_pool3d(residual, (t, max(1, h // scale), max(1, w // scale)))
+    return small.expand(-1, channels, -1, -1, -1).clone()

@@ -1,0 +1,174 @@
+"""The video domain: static/dynamic memories, the two-stage run (and its resume), slide-window
+selection, rendering, and config errors — on generated UCF101-layout videos."""
+
+from __future__ import annotations
+
+import av  # noqa: F401  (import PyAV before decord: they ship clashing libvpx builds)
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+import mmdd
+from mmdd.core.errors import ConfigError
+from mmdd.core.seeding import make_generator
+from mmdd.domains.video.memory import StaticDynamicSet
+from mmdd.domains.video.selection import best_windows, lowest_loss, window_starts
+from video_fixtures import write_ucf101
+
+
+def make_set(classes=3, vpc=4, n_static=None, n_dynamic=None, c=1, t=6, h=8, scale=2, width=4, **kw):
+    gen = make_generator(0)
+    n_static, n_dynamic = n_static or vpc, n_dynamic or vpc
+    static = torch.randn(classes * n_static, c, h, h, generator=gen)
+    dynamic = torch.randn(classes * n_dynamic, 1, t, h // scale, h // scale, generator=gen)
+    return StaticDynamicSet(static, dynamic, classes, vpc, integrator_width=width, gen=gen, **kw)
+
+
+def test_decode_shapes_pairing_and_storage():
+    syn = make_set(classes=3, vpc=4, n_static=2, n_dynamic=4, c=3, t=6, h=8)
+    clips, labels = syn.decode()
+    assert clips.shape == (12, 3, 6, 8, 8)
+    assert labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    # video j of class c uses still j mod 2 and dynamic j mod 4 of its class
+    assert syn.static_index.tolist() == [0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5]
+    assert syn.dynamic_index.tolist() == list(range(12))
+    still = syn.videos(static_only=True)
+    assert torch.equal(still[5, :, 3], syn.static[3])  # class 1, video 1 → still 2·1 + 1
+    assert torch.equal(still[5, :, 0], still[5, :, 5])  # a still repeated over time
+    parts = syn.storage_breakdown()
+    assert parts["static"] == 6 * 3 * 8 * 8 * 4
+    assert parts["dynamic"] == 12 * 1 * 6 * 4 * 4 * 4
+    assert parts["integrator"] == sum(p.numel() * 4 for p in syn.integrator.parameters())
+    assert syn.storage_bytes() == sum(parts.values())
+    assert syn.full_video_bytes() == 12 * 3 * 6 * 8 * 8 * 4 + 12 * 8
+    assert syn.storage_bytes() < syn.full_video_bytes()
+
+
+def test_static_stage_decodes_frames_and_main_stage_trains_motion_only():
+    syn = make_set(classes=2, vpc=3, learn_lr=True)
+    syn.set_stage("static")
+    frames, labels = syn.decode()
+    assert frames.shape == (6, 1, 8, 8) and labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert set(syn.param_groups()) == {"inputs"} and syn.param_groups()["inputs"][0] is syn.static
+    syn.set_stage("main")
+    groups = syn.param_groups()
+    assert groups["inputs"][0] is syn.dynamic and "integrator" in groups and "lr" in groups
+    assert all(not p.requires_grad for p in syn.parameters())  # the stage's optimizer turns its own on
+    assert syn.role_lr("integrator", None) == syn.integrator_lr and syn.role_lr("inputs", None) is None
+    with pytest.raises(Exception, match="unknown stage"):
+        syn.set_stage("dynamic")
+
+
+def test_motion_changes_the_clip_and_gradients_reach_the_dynamic_memory():
+    syn = make_set(classes=2, vpc=2)
+    syn.set_stage("main")
+    syn.dynamic.requires_grad_(True)
+    clips, _ = syn.decode()
+    assert not torch.allclose(clips[:, :, 0], clips[:, :, -1])  # frames differ: the integrator adds motion
+    clips.pow(2).sum().backward()
+    assert syn.dynamic.grad is not None and syn.dynamic.grad.abs().sum() > 0
+
+
+def test_round_trip_from_tensors():
+    syn = make_set()
+    back = StaticDynamicSet.from_tensors(syn.state_dict(), syn.metadata())
+    assert torch.equal(back.decode()[0], syn.decode()[0])
+
+
+def test_slide_window_picks_the_lowest_loss_window_then_the_lowest_loss_videos():
+    class Teacher(torch.nn.Module):  # confident in class 1 exactly when the clip's mean is high
+        def forward(self, x):
+            m = x.mean(dim=(1, 2, 3, 4))
+            return torch.stack([-10 * m, 10 * m], dim=1)
+
+    clips = torch.zeros(3, 1, 6, 2, 2)
+    clips[0, :, 3:5] = 1.0  # the window starting at 3 (of length 2) is the bright one
+    clips[1, :, 0:2] = 0.5
+    labels = torch.tensor([1, 1, 0])
+    assert window_starts(6, 2, 1) == [0, 1, 2, 3, 4]
+    windows, losses = best_windows(Teacher(), clips, labels, frames=2, stride=1, device=torch.device("cpu"))
+    assert windows.shape == (3, 1, 2, 2, 2)
+    assert torch.equal(windows[0], clips[0, :, 3:5]) and torch.equal(windows[1], clips[1, :, 0:2])
+    assert losses[0] < losses[1]
+    assert lowest_loss(losses, labels, 2, 1).tolist() == [2, 0]
+    with pytest.raises(ConfigError, match="shorter than a window"):
+        window_starts(4, 8, 1)
+
+
+@pytest.fixture(scope="module")
+def ucf(tmp_path_factory):
+    base = tmp_path_factory.mktemp("ucf")
+    write_ucf101(base, clips=3, size=32)
+    return base
+
+
+def recipe(ucf, tmp_path, **over):
+    r = {
+        "name": "video-test", "domain": "video", "seed": 3,
+        "dataset": {"name": "ucf101", "root": str(ucf / "UCF-101"), "split_dir": str(ucf / "ucfTrainTestlist"),
+                    "frames": 8, "size": 16, "grayscale": True, "cache_dir": str(tmp_path / "cache")},
+        "network": {"name": "convnet", "depth": 2, "width": 8},
+        "budget": {"ipc": 2},
+        "stages": {"static": {"method": {"name": "dm", "iterations": 3, "lr_inputs": 1.0, "batch_real": 8}}},
+        "method": {"name": "dm", "iterations": 3, "lr_inputs": 1.0, "batch_real": 8},
+        "evaluation": {"epochs": 2, "seeds": 1, "baselines": ["random", "static_only", "slide_window"]},
+        "synthetic": {"teacher_epochs": 2},
+        "checkpoint": {"every": 1},
+    }
+    for key, value in over.items():
+        r[key] = value
+    return r
+
+
+def test_two_stage_run_end_to_end_with_baselines_storage_and_gifs(ucf, tmp_path):
+    run = mmdd.distill(recipe(ucf, tmp_path), output_dir=tmp_path / "run", progress=False)
+    m = run.manifest
+    assert m["status"] == "complete" and m["steps_completed"] == 6
+    assert set(m["evaluation"]) == {"distilled", "random", "static_only", "slide_window"}
+    assert m["storage_bytes"] == sum(m["storage_breakdown"].values()) < m["storage_full_equivalent_bytes"]
+    stages = [line for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert ['"stage": "static"' in s for s in stages] == [True] * 3 + [False] * 3
+    gifs = sorted((tmp_path / "run" / "videos").glob("*.gif"))
+    assert len(gifs) == 3 * 2
+    with Image.open(gifs[0]) as gif:
+        assert gif.n_frames == 8
+    assert "a full-video set of the same count" in (tmp_path / "run" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("first", [2, 4])  # stop inside the static stage, and inside the main stage
+def test_resumed_two_stage_run_matches_an_uninterrupted_one(ucf, tmp_path, first):
+    r = recipe(ucf, tmp_path, evaluation={"epochs": 1, "seeds": 1, "baselines": []})
+    whole = mmdd.distill(r, output_dir=tmp_path / "whole", evaluate=False, progress=False)
+    part = mmdd.distill(r, output_dir=tmp_path / "part", evaluate=False, stop_after=first, progress=False)
+    assert part.manifest["status"] == "interrupted"
+    resumed = mmdd.distill(r, output_dir=tmp_path / "part", resume=True, evaluate=False, progress=False)
+    assert resumed.manifest["status"] == "complete"
+    a, b = load_file(tmp_path / "whole" / "distilled.safetensors"), load_file(tmp_path / "part" / "distilled.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    losses = lambda d: [line for line in (d / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    assert losses(tmp_path / "whole") == losses(tmp_path / "part")
+
+
+def test_full_video_parameterisation_is_a_pixel_set_of_clips(ucf, tmp_path):
+    r = recipe(ucf, tmp_path, stages={}, synthetic={"parameterisation": "full"},
+               evaluation={"epochs": 1, "seeds": 1, "baselines": []})
+    run = mmdd.distill(r, output_dir=tmp_path / "full", progress=False)
+    assert run.manifest["synthetic"]["kind"] == "pixels"
+    assert run.synthetic.decode()[0].shape == (6, 1, 8, 16, 16)
+
+
+def test_config_errors_say_what_was_expected(ucf, tmp_path):
+    with pytest.raises(ConfigError, match="stages.static"):
+        mmdd.distill(recipe(ucf, tmp_path, stages={}), output_dir=tmp_path / "a", progress=False)
+    with pytest.raises(ConfigError, match="'color' is not available for clips"):
+        mmdd.distill(recipe(ucf, tmp_path, augment={"strategy": "color_crop"}), output_dir=tmp_path / "b")
+    with pytest.raises(ConfigError, match="needs expert trajectories"):
+        r = recipe(ucf, tmp_path, stages={"static": {"method": {"name": "mtt", "iterations": 1}}})
+        mmdd.distill(r, output_dir=tmp_path / "c", progress=False)
+    with pytest.raises(ConfigError, match="not stages of a 'pixels'"):
+        mmdd.distill(recipe(ucf, tmp_path, synthetic={"parameterisation": "full"}), output_dir=tmp_path / "d")
+    with pytest.raises(ConfigError, match="split_dir"):
+        r = recipe(ucf, tmp_path)
+        r["dataset"]["split_dir"] = str(tmp_path / "nowhere")
+        mmdd.distill(r, output_dir=tmp_path / "e")
