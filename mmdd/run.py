@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from mmdd import artifacts
-from mmdd.config import RecipeConfig, apply_profile, config_from_dict, read_yaml, to_dict
+from mmdd.config import RecipeConfig, apply_overrides, apply_profile, config_from_dict, read_yaml, to_dict
 from mmdd.core.coresets import select
 from mmdd.core.data import ClassIndex, DataSplits
 from mmdd.core.distill import NonFiniteLoss, make_optimizer, run_loop
@@ -40,14 +40,24 @@ PACKAGES = ("mmdd", "torch", "torchvision", "torchaudio", "numpy", "safetensors"
 # --------------------------------------------------------------------------- configuration
 
 
-def load_config(recipe: str | Path | dict | RecipeConfig, overrides: Sequence[str] = ()) -> RecipeConfig:
-    """A validated config from a recipe name, path, mapping or config, with ``key=value`` overrides."""
+def load_config(recipe: str | Path | dict | RecipeConfig, overrides: Sequence[str] = (), *,
+                resolved: bool = False) -> RecipeConfig:
+    """A validated config from a recipe name, path, mapping or config, with ``key=value`` overrides.
+
+    A :class:`RecipeConfig`, or a mapping with ``resolved=True`` (a run manifest's ``recipe``), has its
+    profile applied already: only the overrides are applied, so the profile cannot undo them (a
+    ``profile=`` override still applies that profile first).
+    """
     if isinstance(recipe, RecipeConfig):
-        raw = to_dict(recipe)
+        raw, resolved = to_dict(recipe), True
     elif isinstance(recipe, dict):
         raw = recipe
     else:
         raw = read_yaml(find_recipe(recipe))
+    if resolved:
+        chosen = [o for o in overrides if o.split("=", 1)[0].strip() == "profile"]
+        raw = apply_profile({**raw, "profile": "default"}, chosen) if chosen else raw
+        return config_from_dict(apply_overrides(raw, [o for o in overrides if o not in chosen]), get_domain)
     return config_from_dict(apply_profile(raw, overrides), get_domain)
 
 
@@ -475,7 +485,7 @@ def open_run(run_dir: str | Path) -> Run:
     if manifest.get("status") != "complete":
         raise RunError(f"{run_dir} holds an unfinished run (step {manifest.get('steps_completed')}); "
                        f"continue it with `mmdd run RECIPE --resume output_dir={run_dir}`")
-    cfg = load_config(manifest["recipe"])
+    cfg = load_config(manifest["recipe"], resolved=True)
     syn = rebuild(manifest["synthetic"]["kind"], artifacts.load_tensors(run_dir / artifacts.DISTILLED),
                   manifest["synthetic"]["metadata"])
     return Run(run_dir, cfg, manifest, syn)

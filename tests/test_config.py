@@ -137,3 +137,15 @@ def test_exponent_without_a_dot_is_a_float_but_words_are_not(tiny_recipe):
     # YAML 1.1 reads 1e-4 as a string; a float option takes it as the number it is
     assert load_config(tiny_recipe, ["method.lr_inputs=1e-4"]).method.lr_inputs == 1e-4
     assert "expected float" in error(tiny_recipe, ["method.lr_inputs=fast"])
+
+
+def test_a_resolved_config_keeps_its_overrides_when_loaded_again(tiny_recipe):
+    tiny_recipe["profiles"] = {"small": {"method.iterations": 7, "seed": 5}}
+    cfg = load_config(tiny_recipe, ["profile=small", "method.iterations=3"])
+    assert (cfg.method.iterations, cfg.seed) == (3, 5)
+    again = load_config(cfg, ["seed=9"])  # the profile is not applied a second time over the overrides
+    assert (again.method.iterations, again.seed, again.profile) == (3, 9, "small")
+    from mmdd.config import to_dict
+
+    assert load_config(to_dict(cfg), resolved=True).method.iterations == 3  # a manifest's recipe
+    assert load_config(to_dict(cfg)).method.iterations == 7  # a plain mapping is a recipe: its profile applies
