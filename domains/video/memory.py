@@ -6,9 +6,11 @@ A synthetic video of class ``c`` is decoded from
   matcher against single real frames;
 * a **dynamic memory** ``d`` — ``dynamic_channels`` × T × (H/k) × (W/k), a small learned tensor
   over time (k = ``dynamic_scale``), upsampled to H×W;
-* an **integrator** — a two-layer 3D conv net shared by all videos that maps the still frame
-  repeated over time and the dynamic memory to a residual: ``video = s⁺ + I([s⁺, d⁺])``
-  (``⁺`` = broadcast / upsampled to C×T×H×W).
+* an **integrator** — shared by all videos: the still repeated over time, plus the dynamic memory
+  (its channel mean when it has fewer channels than the frames), plus a learned correction by a
+  two-layer 3D conv net: ``video = s⁺ + d⁺ + I([s⁺, d⁺])`` (``⁺`` = broadcast / upsampled to
+  C×T×H×W). The identity path means a dynamic memory initialised from a real clip's motion
+  (each frame minus its middle frame, downsampled) starts the video close to that clip.
 
 Pairing rule: video ``j`` (0 ≤ j < VPC) of class ``c`` uses still frame ``j mod S`` and dynamic
 memory ``j mod D`` of that class (S = static per class, D = dynamic per class). With S = VPC and
@@ -35,7 +37,7 @@ STAGES = ("static",)
 
 
 class Integrator(nn.Module):
-    """Conv3d(C + Cd → W) → ReLU → Conv3d(W → C): the residual motion added to the repeated still."""
+    """``still + dynamic + Conv3d(W → C)(ReLU(Conv3d(C + Cd → W)([still, dynamic])))``."""
 
     def __init__(self, channels: int, dynamic_channels: int, width: int, gen: torch.Generator | None = None):
         super().__init__()
@@ -49,7 +51,8 @@ class Integrator(nn.Module):
                     conv.bias.zero_()
 
     def forward(self, still: Tensor, dynamic: Tensor) -> Tensor:
-        return still + self.out(F.relu(self.mix(torch.cat([still, dynamic], dim=1))))
+        direct = dynamic if dynamic.shape[1] == still.shape[1] else dynamic.mean(dim=1, keepdim=True)
+        return still + direct + self.out(F.relu(self.mix(torch.cat([still, dynamic], dim=1))))
 
 
 @SYNTHETIC_SETS.register("static_dynamic")
@@ -169,8 +172,10 @@ class StaticDynamicSet(SyntheticSet):
 
 def motion_of(clips: Tensor, channels: int, scale: int) -> Tensor:
     """A dynamic-memory initialisation from real clips N×C×T×H×W: each frame minus the clip's
-    mean frame, averaged over colour channels (repeated to ``channels``), area-downsampled by ``scale``."""
-    residual = (clips - clips.mean(dim=2, keepdim=True)).mean(dim=1, keepdim=True)
+    middle frame (the still a ``real`` init takes), averaged over colour channels (repeated to
+    ``channels``), area-downsampled by ``scale``."""
+    t = clips.shape[2]
+    residual = (clips - clips[:, :, t // 2:t // 2 + 1]).mean(dim=1, keepdim=True)
     n, _, t, h, w = residual.shape
     small = F.adaptive_avg_pool3d(residual, (t, max(1, h // scale), max(1, w // scale)))
     return small.expand(-1, channels, -1, -1, -1).clone()

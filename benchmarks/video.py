@@ -1,0 +1,189 @@
+"""Video: static + dynamic memories against full synthetic videos, static-only, slide-window
+selection, random clips and whole data, on the generated action set.
+
+    python -m mmdd.domains.video.action_set --fashion-mnist /usr/share/datasets/fashion-mnist --out /tmp/action_set
+    python benchmarks/video.py --data /tmp/action_set [--vpc 1 5] [--runs DIR]
+
+For each VPC, from the shipped recipe ``video/action_set-s2d-vpc<N>``:
+
+* ``static + dynamic (DM)`` — the recipe itself (stage ``static``: DM on frames; stage ``main``:
+  DM on clips); its evaluation also gives ``random clips``, ``slide-window`` and ``static-only``
+  (the same run's still frames repeated over time, no motion);
+* ``static + dynamic (MTT)`` — profile ``mtt`` (the same static stage; stage 2 by trajectory
+  matching against ConvNet3D experts, generated first and shared);
+* ``DM, full videos`` — profile ``full`` (every frame of every synthetic clip learned by DM),
+  which also evaluates ``whole data`` at the largest VPC.
+
+Accuracy is mean ± std over the recipe's evaluation seeds (a fresh ConvNet3D trained on the set,
+test split of the generated set). Storage is what each set stores: every frame for clip sets,
+the stills for static-only, static + dynamic + integrator for the memories. wall_s is
+distillation + evaluation (expert generation and the slide-window teacher in the notes).
+Writes benchmarks/results/video.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import av  # noqa: E402,F401  (PyAV before decord: clashing libvpx builds)
+import mmdd  # noqa: E402
+from common import RESULTS, machine, row_from, write  # noqa: E402
+
+ORDER = ["random clips", "slide-window", "DM, full videos", "static-only", "static + dynamic (DM)",
+         "static + dynamic (MTT)", "whole data"]
+NAMES = {"random": "random clips", "slide_window": "slide-window", "static_only": "static-only", "full": "whole data"}
+
+
+def clip_bytes(run, count: int) -> int:
+    """What ``count`` real clips store in the distillation space (float32 frames + int64 labels)."""
+    shape = run.manifest["data"]["input_shape"]
+    frames = 4
+    for side in shape:
+        frames *= side
+    return count * (frames + 8)
+
+
+def rows_of(run, method: str, vpc: int, note: str = "") -> list[dict]:
+    rows = []
+    m = run.manifest
+    for name, res in m["evaluation"].items():
+        label = method if name == "distilled" else NAMES.get(name, name)
+        row = row_from(run, name, label, vpc, note=note if name == "distilled" else "")
+        if name in ("random", "slide_window"):
+            row["storage_bytes"] = clip_bytes(run, res["train_size"])
+        elif name == "static_only":
+            parts = m["storage_breakdown"]
+            row["storage_bytes"] = parts["static"] + parts["labels"]
+        elif name == "full":
+            row.update(budget="all", budget_unit="clips")
+        if name == "slide_window":
+            row["note"] = "teacher: ConvNet3D, synthetic.teacher_epochs on the real clips (time not in wall_s)"
+        if name == "distilled" and m.get("storage_full_equivalent_bytes"):
+            row["full_video_bytes"] = m["storage_full_equivalent_bytes"]
+        rows.append(row)
+    return rows
+
+
+def table(result: dict) -> str:
+    lines = [f"## {result['benchmark']} ({result['profile']} profile)", "", f"- machine: {result['machine']}",
+             f"- data: {result['data']}", f"- protocol: {result['protocol']}", "",
+             "| method | VPC | accuracy mean ± std (%) | seeds | storage MiB | wall s | note |",
+             "|---|---|---|---|---:|---:|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['method']} | {r['budget']} | {100 * r['mean']:.2f} ± {100 * r['std']:.2f} | {r['seeds']} | "
+                     f"{r['storage_bytes'] / 2**20:.3f} | {r['wall_s']:.0f} | {r.get('note', '')} |")
+    if result.get("findings"):
+        lines += [""] + [f"- {line}" for line in result["findings"]]
+    return "\n".join(lines) + "\n"
+
+
+def findings(rows: list[dict]) -> list[str]:
+    lines = []
+    for vpc in sorted({r["budget"] for r in rows if isinstance(r["budget"], int)}):
+        got = {r["method"]: r for r in rows if r["budget"] == vpc}
+        for method in ("static + dynamic (DM)", "static + dynamic (MTT)"):
+            if method not in got:
+                continue
+            mine = got[method]
+            for other in ("static-only", "random clips", "DM, full videos"):
+                if other in got:
+                    diff = 100 * (mine["mean"] - got[other]["mean"])
+                    lines.append(f"VPC {vpc}: {method} − {other} = {diff:+.2f} points "
+                                 f"({'beats' if diff > 0 else 'does not beat'} it)")
+            if mine.get("full_video_bytes"):
+                lines.append(f"VPC {vpc}: {method} stores {mine['storage_bytes'] / 2**20:.3f} MiB vs "
+                             f"{mine['full_video_bytes'] / 2**20:.3f} MiB for full synthetic videos of the same count "
+                             f"(×{mine['full_video_bytes'] / mine['storage_bytes']:.2f} smaller)")
+    return lines
+
+
+def combine(paths: list[Path], out: Path) -> int:
+    results = [json.loads(p.read_text()) for p in paths]
+    result = dict(results[0])
+    rows, seen_whole = [], False
+    for row in (row for r in results for row in r["rows"]):
+        if row["method"] == "whole data":  # each partial run evaluates it once; keep one
+            if seen_whole:
+                continue
+            seen_whole = True
+        rows.append(row)
+    result["rows"] = sorted(rows,
+                            key=lambda r: (r["budget"] if isinstance(r["budget"], int) else 10**9,
+                                           ORDER.index(r["method"])))
+    result["findings"] = findings(result["rows"])
+    print(write(result, out, text=table(result)))
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", help="the generated action set (holds videos/ and splits/)")
+    parser.add_argument("--vpc", type=int, nargs="+", default=[1, 5])
+    parser.add_argument("--configs", nargs="+", default=["dm", "mtt", "full"], choices=["dm", "mtt", "full"])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--runs", default=None, help="where to keep run directories and experts (default: a temp dir)")
+    parser.add_argument("--out", default=None, help="results folder (default: benchmarks/results)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra recipe overrides")
+    parser.add_argument("--combine", nargs="+", metavar="JSON",
+                        help="instead of running: merge the rows of earlier video.json results (e.g. one per VPC, run "
+                             "in parallel with --out) into one table")
+    args = parser.parse_args(argv)
+    if args.combine:
+        return combine([Path(p) for p in args.combine], Path(args.out) if args.out else RESULTS)
+    if not args.data:
+        parser.error("--data is required (the generated action set)")
+    data = Path(args.data)
+    runs = Path(args.runs or tempfile.mkdtemp(prefix="mmdd-video-"))
+    base = [f"dataset.root={data / 'videos'}", f"dataset.split_dir={data / 'splits'}",
+            f"dataset.cache_dir={runs / 'cache'}", f"experts.dir={runs / 'experts'}", f"device={args.device}"]
+    rows, protocol = [], ""
+    for vpc in sorted(args.vpc):
+        recipe = f"video/action_set-s2d-vpc{vpc}"
+        for config in args.configs:
+            overrides = list(base)
+            note = ""
+            if config == "dm":
+                method = "static + dynamic (DM)"
+            elif config == "mtt":
+                method = "static + dynamic (MTT)"
+                overrides += ["profile=mtt", "evaluation.baselines=[]"]
+                from mmdd.experts import generate_experts
+
+                started = time.perf_counter()
+                buffer = generate_experts(recipe, overrides + args.set, progress=False)
+                note = (f"experts: {len(buffer.experts)} × {buffer.num_epochs} epochs "
+                        f"({time.perf_counter() - started:.0f} s this run; shared; not in wall_s)")
+            else:
+                method = "DM, full videos"
+                whole = ["full"] if vpc == max(args.vpc) else []
+                overrides += ["profile=full", f"evaluation.baselines=[{', '.join(whole)}]"]
+            started = time.perf_counter()
+            run = mmdd.distill(recipe, overrides + args.set, output_dir=runs / f"{config}-vpc{vpc}", overwrite=True,
+                               progress=False)
+            rows += rows_of(run, method, vpc, note)
+            protocol = run.manifest["evaluation"]["distilled"]["protocol"]
+            print(f"{config} vpc {vpc}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    rows.sort(key=lambda r: (r["budget"] if isinstance(r["budget"], int) else 10**9, ORDER.index(r["method"])))
+    result = {
+        "benchmark": "video", "profile": "default", "machine": machine(),
+        "data": f"generated action set at {data} (10 classes = 2 Fashion-MNIST groups × 5 motions; see its "
+                "manifest.json), clips of 8 frames (stride 2) at 32×32, greyscale",
+        "protocol": (f"evaluation: {protocol}. Settings: recipes video/action_set-s2d-vpc<N> (mtt: profile=mtt, "
+                     "full videos: profile=full); each run's manifest holds the resolved recipe. wall_s = "
+                     "distillation + evaluation"),
+        "rows": rows,
+    }
+    result["findings"] = findings(rows)
+    print(write(result, Path(args.out) if args.out else RESULTS, text=table(result)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
