@@ -172,3 +172,19 @@ def test_config_errors_say_what_was_expected(ucf, tmp_path):
         r = recipe(ucf, tmp_path)
         r["dataset"]["split_dir"] = str(tmp_path / "nowhere")
         mmdd.distill(r, output_dir=tmp_path / "e")
+
+
+def test_slide_window_init_starts_the_stills_from_the_selected_windows(ucf, tmp_path):
+    from mmdd.run import Workspace, load_config
+
+    r = recipe(ucf, tmp_path, synthetic={"init": "slide_window", "teacher_epochs": 1, "selection_frames": 12,
+                                         "selection_stride": 2})
+    ws = Workspace.build(load_config(r))
+    syn = ws.domain.make_synthetic(ws.cfg, ws.real, make_generator(0))
+    chosen = ws.domain.selected(ws.cfg, ws.real, ws.splits.info["normalization"], 2)
+    t = chosen.inputs.shape[2]
+    assert chosen.inputs.shape[1:] == ws.splits.train.inputs.shape[1:]  # windows of dataset.frames frames
+    assert torch.equal(syn.static, chosen.inputs[:, :, t // 2])
+    assert chosen.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    baseline = ws.domain.baseline_set(ws, "slide_window")
+    assert torch.equal(baseline[0], chosen.inputs)  # the baseline and the init share one selection
