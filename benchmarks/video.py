@@ -104,6 +104,46 @@ def findings(rows: list[dict]) -> list[str]:
     return lines
 
 
+CONFIG_METHODS = {"dm": "static + dynamic (DM)", "mtt": "static + dynamic (MTT)", "full": "DM, full videos"}
+
+
+def from_runs(dirs: list[Path], out: Path) -> int:
+    from mmdd.run import open_run
+
+    rows, seen_whole, protocol = [], False, ""
+    for d in dirs:
+        config = d.name.split("-vpc")[0]
+        run = open_run(d)
+        experts = run.config.experts
+        note = f"experts: {experts.num_experts} × {experts.epochs} epochs (shared; not in wall_s)" if config == "mtt" else ""
+        for row in rows_of(run, CONFIG_METHODS[config], run.config.budget.ipc, note):
+            if row["method"] == "whole data":
+                if seen_whole:
+                    continue
+                seen_whole = True
+            rows.append(row)
+        protocol = run.manifest["evaluation"]["distilled"]["protocol"]
+    rows.sort(key=lambda r: (r["budget"] if isinstance(r["budget"], int) else 10**9, ORDER.index(r["method"])))
+    data = Path(open_run(dirs[0]).config.dataset.root).parent
+    result = describe(rows, data, protocol)
+    print(write(result, out, text=table(result)))
+    return 0
+
+
+def describe(rows: list[dict], data: Path, protocol: str) -> dict:
+    result = {
+        "benchmark": "video", "profile": "default", "machine": machine(),
+        "data": f"generated action set at {data} (10 classes = 2 Fashion-MNIST groups × 5 motions; see its "
+                "manifest.json), clips of 8 frames (stride 2) at 32×32, greyscale",
+        "protocol": (f"evaluation: {protocol}. Settings: recipes video/action_set-s2d-vpc<N> (mtt: profile=mtt, "
+                     "full videos: profile=full); each run's manifest holds the resolved recipe. wall_s = "
+                     "distillation + evaluation"),
+        "rows": rows,
+    }
+    result["findings"] = findings(rows)
+    return result
+
+
 def combine(paths: list[Path], out: Path) -> int:
     results = [json.loads(p.read_text()) for p in paths]
     result = dict(results[0])
@@ -134,7 +174,12 @@ def main(argv=None) -> int:
     parser.add_argument("--combine", nargs="+", metavar="JSON",
                         help="instead of running: merge the rows of earlier video.json results (e.g. one per VPC, run "
                              "in parallel with --out) into one table")
+    parser.add_argument("--from-runs", nargs="+", metavar="RUN_DIR",
+                        help="instead of running: build the table from finished run directories named "
+                             "<dm|mtt|full>-vpc<N> (e.g. a --runs folder after an interrupted benchmark)")
     args = parser.parse_args(argv)
+    if args.from_runs:
+        return from_runs([Path(p) for p in args.from_runs], Path(args.out) if args.out else RESULTS)
     if args.combine:
         return combine([Path(p) for p in args.combine], Path(args.out) if args.out else RESULTS)
     if not args.data:
@@ -171,16 +216,7 @@ def main(argv=None) -> int:
             protocol = run.manifest["evaluation"]["distilled"]["protocol"]
             print(f"{config} vpc {vpc}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     rows.sort(key=lambda r: (r["budget"] if isinstance(r["budget"], int) else 10**9, ORDER.index(r["method"])))
-    result = {
-        "benchmark": "video", "profile": "default", "machine": machine(),
-        "data": f"generated action set at {data} (10 classes = 2 Fashion-MNIST groups × 5 motions; see its "
-                "manifest.json), clips of 8 frames (stride 2) at 32×32, greyscale",
-        "protocol": (f"evaluation: {protocol}. Settings: recipes video/action_set-s2d-vpc<N> (mtt: profile=mtt, "
-                     "full videos: profile=full); each run's manifest holds the resolved recipe. wall_s = "
-                     "distillation + evaluation"),
-        "rows": rows,
-    }
-    result["findings"] = findings(rows)
+    result = describe(rows, data, protocol)
     print(write(result, Path(args.out) if args.out else RESULTS, text=table(result)))
     return 0
 
