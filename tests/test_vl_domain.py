@@ -212,7 +212,7 @@ def test_constant_memory_solver_agrees_with_exact(flickr, bert, tmp_path):
         matcher = dom.matcher(cfg, data, torch.device("cpu"))
         loss = matcher(syn, None, torch.Generator().manual_seed(5))
         loss.backward()
-        grads[solver] = (float(loss), syn.images.grad.clone(), syn.text.grad.clone(), syn.sim_left.grad.clone(),
+        grads[solver] = (float(loss.detach()), syn.images.grad.clone(), syn.text.grad.clone(), syn.sim_left.grad.clone(),
                          syn.log_lr.grad.clone())
     a, b = grads["exact"], grads["constant_memory"]
     assert a[0] == pytest.approx(b[0], rel=1e-4)
