@@ -73,7 +73,8 @@ def rows_of(run, method: str, vpc: int, note: str = "") -> list[dict]:
 
 def table(result: dict) -> str:
     lines = [f"## {result['benchmark']} ({result['profile']} profile)", "", f"- machine: {result['machine']}",
-             f"- data: {result['data']}", f"- protocol: {result['protocol']}", "",
+             f"- data: {result['data']}", f"- protocol: {result['protocol']}"] + (
+                [f"- note: {result['note']}"] if result.get("note") else []) + ["",
              "| method | VPC | accuracy mean ± std (%) | seeds | storage MiB | wall s | note |",
              "|---|---|---|---|---:|---:|---|"]
     for r in result["rows"]:
@@ -107,7 +108,7 @@ def findings(rows: list[dict]) -> list[str]:
 CONFIG_METHODS = {"dm": "static + dynamic (DM)", "mtt": "static + dynamic (MTT)", "full": "DM, full videos"}
 
 
-def from_runs(dirs: list[Path], out: Path) -> int:
+def from_runs(dirs: list[Path], out: Path, note: str = "") -> int:
     from mmdd.run import open_run
 
     rows, seen_whole, protocol = [], False, ""
@@ -115,8 +116,9 @@ def from_runs(dirs: list[Path], out: Path) -> int:
         config = d.name.split("-vpc")[0]
         run = open_run(d)
         experts = run.config.experts
-        note = f"experts: {experts.num_experts} × {experts.epochs} epochs (shared; not in wall_s)" if config == "mtt" else ""
-        for row in rows_of(run, CONFIG_METHODS[config], run.config.budget.ipc, note):
+        expert_note = (f"experts: {experts.num_experts} × {experts.epochs} epochs (shared; not in wall_s)"
+                       if config == "mtt" else "")
+        for row in rows_of(run, CONFIG_METHODS[config], run.config.budget.ipc, expert_note):
             if row["method"] == "whole data":
                 if seen_whole:
                     continue
@@ -125,12 +127,12 @@ def from_runs(dirs: list[Path], out: Path) -> int:
         protocol = run.manifest["evaluation"]["distilled"]["protocol"]
     rows.sort(key=lambda r: (r["budget"] if isinstance(r["budget"], int) else 10**9, ORDER.index(r["method"])))
     data = Path(open_run(dirs[0]).config.dataset.root).parent
-    result = describe(rows, data, protocol)
+    result = describe(rows, data, protocol, note)
     print(write(result, out, text=table(result)))
     return 0
 
 
-def describe(rows: list[dict], data: Path, protocol: str) -> dict:
+def describe(rows: list[dict], data: Path, protocol: str, note: str = "") -> dict:
     result = {
         "benchmark": "video", "profile": "default", "machine": machine(),
         "data": f"generated action set at {data} (10 classes = 2 Fashion-MNIST groups × 5 motions; see its "
@@ -140,6 +142,8 @@ def describe(rows: list[dict], data: Path, protocol: str) -> dict:
                      "distillation + evaluation"),
         "rows": rows,
     }
+    if note:
+        result["note"] = note
     result["findings"] = findings(rows)
     return result
 
@@ -174,12 +178,13 @@ def main(argv=None) -> int:
     parser.add_argument("--combine", nargs="+", metavar="JSON",
                         help="instead of running: merge the rows of earlier video.json results (e.g. one per VPC, run "
                              "in parallel with --out) into one table")
+    parser.add_argument("--note", default="", help="a line about how this run was made (e.g. parallel processes)")
     parser.add_argument("--from-runs", nargs="+", metavar="RUN_DIR",
                         help="instead of running: build the table from finished run directories named "
                              "<dm|mtt|full>-vpc<N> (e.g. a --runs folder after an interrupted benchmark)")
     args = parser.parse_args(argv)
     if args.from_runs:
-        return from_runs([Path(p) for p in args.from_runs], Path(args.out) if args.out else RESULTS)
+        return from_runs([Path(p) for p in args.from_runs], Path(args.out) if args.out else RESULTS, args.note)
     if args.combine:
         return combine([Path(p) for p in args.combine], Path(args.out) if args.out else RESULTS)
     if not args.data:
@@ -216,7 +221,7 @@ def main(argv=None) -> int:
             protocol = run.manifest["evaluation"]["distilled"]["protocol"]
             print(f"{config} vpc {vpc}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     rows.sort(key=lambda r: (r["budget"] if isinstance(r["budget"], int) else 10**9, ORDER.index(r["method"])))
-    result = describe(rows, data, protocol)
+    result = describe(rows, data, protocol, args.note)
     print(write(result, Path(args.out) if args.out else RESULTS, text=table(result)))
     return 0
 
