@@ -202,14 +202,9 @@ def class_names(groups: Sequence[Sequence[int]], motions: Sequence[str]) -> list
 
 
 def _read_fashion(root) -> tuple[Path, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    from mmdd.domains.image.datasets import (  # the IDX reader and file lookup of the image domain
-        IDX_IMAGES_MAGIC,
-        IDX_LABELS_MAGIC,
-        _locate_fashion_files,
-        read_idx,
-    )
+    from mmdd.core.idx import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, locate_fashion_files, read_idx
 
-    folder, files = _locate_fashion_files(Path(root).expanduser())
+    folder, files = locate_fashion_files(Path(root).expanduser())
     out = {}
     for split, prefix in (("train", "train"), ("test", "test")):
         images = read_idx(files[f"{prefix}_images"], IDX_IMAGES_MAGIC)
