@@ -137,6 +137,25 @@ def test_similarity_starts_at_identity_and_is_counted_in_storage():
     assert torch.equal(again.similarity_matrix(), mined.similarity_matrix())
 
 
+def test_symmetric_similarity_starts_at_identity_stays_symmetric_and_round_trips():
+    gen = torch.Generator().manual_seed(2)
+    sym = PairSet(torch.randn(5, 3, 4, 4), torch.randn(5, 6), similarity=True, sim_rank=2, gen=gen,
+                  sim_symmetric=True)
+    assert torch.equal(sym.similarity_matrix(), torch.eye(5))
+    with torch.no_grad():
+        sym.sim_right.normal_(generator=gen)  # as after some learning
+    s = sym.similarity_matrix()
+    assert torch.allclose(s, s.t()) and not torch.allclose(s, torch.eye(5))
+    plain = PairSet(sym.images, sym.text, similarity=True, sim_rank=2, gen=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        plain.sim_right.copy_(sym.sim_right)
+        plain.sim_left.copy_(sym.sim_left)
+    assert not torch.allclose(plain.similarity_matrix(), plain.similarity_matrix().t())  # the form is not
+    assert sym.storage_bytes() == plain.storage_bytes()
+    again = PairSet.from_tensors(sym.state_dict(), sym.metadata())
+    assert torch.equal(again.similarity_matrix(), s)
+
+
 def test_groups_are_normalised_independently():
     start = {"image.w": torch.zeros(3), "text.w": torch.zeros(2)}
     target = {"image.w": torch.full((3,), 10.0), "text.w": torch.full((2,), 0.1)}

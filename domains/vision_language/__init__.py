@@ -214,7 +214,7 @@ class VisionLanguageDomain:
         lr_text = method.lr_init_text or recipe.synthetic.lr_init
         return PairSet(images, text, similarity=method.similarity, sim_rank=method.sim_rank,
                        sim_alpha=method.sim_alpha, lr_init=(recipe.synthetic.lr_init, lr_text), gen=gen,
-                       budget_pairs=recipe.budget.ipc)
+                       budget_pairs=recipe.budget.ipc, sim_symmetric=method.sim_symmetric)
 
     def matcher(self, cfg, data: VLData, device: torch.device):
         from mmdd.experts import experts_dir

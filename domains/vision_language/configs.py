@@ -197,7 +197,9 @@ class BiTMConfig(TMConfig):
     ``lr_inputs`` (pixels), ``lr_text`` (caption embeddings), ``lr_lr`` (the two student lrs),
     ``lr_sim`` (the similarity matrix). ``similarity: true`` learns S = diag(a) + (α/r)·L·Rᵀ
     (``sim_rank`` r, ``sim_alpha`` α), which starts at the identity and replaces the identity
-    targets of the contrastive loss; its tensors count in the storage budget.
+    targets of the contrastive loss; its tensors count in the storage budget. ``sim_symmetric:
+    true`` uses the symmetric low-rank part, S = diag(a) + (α/r)·½(L·Rᵀ + R·Lᵀ) (same tensors, same
+    storage), so the image→text targets (rows of S) and the text→image targets (rows of Sᵀ) agree.
     """
 
     name: str = "bitm"
@@ -206,6 +208,7 @@ class BiTMConfig(TMConfig):
     similarity: bool = False
     sim_rank: int = 10
     sim_alpha: float = 1.0
+    sim_symmetric: bool = False
     lr_init_text: float | None = None  # the text group's initial student lr (default: synthetic.lr_init)
 
     def check(self, path: str) -> list[str]:

@@ -3,8 +3,9 @@
 :class:`PairSet` (synthetic kind ``pairs``) stores ``n`` pairs — ``images`` n×C×H×W in the
 normalised pixel space and ``text`` n×D in the caption-embedding space of the frozen text encoder
 — two learnable student lrs (``log_lr``: image group, text group) and, with similarity mining,
-S = diag(a) + (α/r)·L·Rᵀ (``sim_diag`` a: n, ``sim_left`` L and ``sim_right`` R: n×r). R starts at
-zero and a at one, so S starts exactly at the identity (the usual contrastive targets).
+S = diag(a) + (α/r)·L·Rᵀ (``sim_diag`` a: n, ``sim_left`` L and ``sim_right`` R: n×r), or with
+``sim_symmetric`` its symmetric form diag(a) + (α/r)·½(L·Rᵀ + R·Lᵀ). R starts at zero and a at one,
+so S starts exactly at the identity (the usual contrastive targets).
 
 ``decode()`` returns ``(images, targets)`` where each row of ``targets`` is
 ``[text embedding | row of S (with similarity) | the pair's index]``: the core trajectory matcher
@@ -53,7 +54,7 @@ class PairSet(SyntheticSet):
 
     def __init__(self, images: Tensor, text: Tensor, similarity: bool = False, sim_rank: int = 10,
                  sim_alpha: float = 1.0, lr_init: tuple[float, float] = (0.01, 0.01), gen: torch.Generator | None = None,
-                 budget_pairs: int | None = None):
+                 budget_pairs: int | None = None, sim_symmetric: bool = False):
         super().__init__()
         if images.shape[0] != text.shape[0]:
             raise RunError(f"a pair set needs as many images as texts, got {images.shape[0]} and {text.shape[0]}")
@@ -63,6 +64,7 @@ class PairSet(SyntheticSet):
         self.log_lr = nn.Parameter(torch.tensor([math.log(lr_init[0]), math.log(lr_init[1])]))
         self.similarity = bool(similarity)
         self.sim_rank, self.sim_alpha = int(sim_rank), float(sim_alpha)
+        self.sim_symmetric = bool(sim_symmetric)
         self.budget_pairs = int(budget_pairs or n)
         if self.similarity:
             gen = gen if gen is not None else torch.Generator().manual_seed(0)
@@ -82,7 +84,10 @@ class PairSet(SyntheticSet):
     def similarity_matrix(self) -> Tensor | None:
         if not self.similarity:
             return None
-        return torch.diag(self.sim_diag) + (self.sim_alpha / self.sim_rank) * self.sim_left @ self.sim_right.t()
+        low = self.sim_left @ self.sim_right.t()
+        if self.sim_symmetric:  # the same targets image→text (rows) and text→image (columns)
+            low = 0.5 * (low + low.t())
+        return torch.diag(self.sim_diag) + (self.sim_alpha / self.sim_rank) * low
 
     def decode(self) -> tuple[Tensor, Tensor]:
         parts = [self.text]
@@ -112,14 +117,16 @@ class PairSet(SyntheticSet):
 
     def metadata(self) -> dict:
         return {"num_pairs": self.num_pairs, "text_dim": self.text_dim, "similarity": self.similarity,
-                "sim_rank": self.sim_rank, "sim_alpha": self.sim_alpha, "budget_pairs": self.budget_pairs}
+                "sim_rank": self.sim_rank, "sim_alpha": self.sim_alpha, "budget_pairs": self.budget_pairs,
+                "sim_symmetric": self.sim_symmetric}
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, Tensor], metadata: dict) -> "PairSet":
         try:
             syn = cls(tensors["images"], tensors["text"], similarity=metadata.get("similarity", False),
                       sim_rank=metadata.get("sim_rank", 10), sim_alpha=metadata.get("sim_alpha", 1.0),
-                      budget_pairs=metadata.get("budget_pairs"))
+                      budget_pairs=metadata.get("budget_pairs"),
+                      sim_symmetric=metadata.get("sim_symmetric", False))
             syn.load_state_dict(tensors)
         except (KeyError, RuntimeError) as exc:
             raise RunError(f"distilled tensors do not match a 'pairs' set: {exc}") from None
