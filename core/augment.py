@@ -334,3 +334,10 @@ class VolumeAwareAugment:
     def siamese(self, xs: Sequence[Tensor], gen: torch.Generator) -> list[Tensor]:
         draw = self.sample(gen)
         return [self.apply(x, draw) for x in xs]
+
+
+def volume_aware_augment(aug_cfg) -> VolumeAwareAugment | None:
+    """The recipe's ``augment`` section as a :class:`VolumeAwareAugment` (None when disabled)."""
+    if not aug_cfg.enabled:
+        return None
+    return VolumeAwareAugment(ImageAugment(strategy=aug_cfg.strategy, mode=aug_cfg.mode))

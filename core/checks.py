@@ -14,15 +14,20 @@ def positive(obj, path: str, keys) -> list[str]:
     return [f"{path}.{k} must be > 0, got {getattr(obj, k)}" for k in keys if getattr(obj, k) <= 0]
 
 
-def root_problems(path: str, root: str | None, expected: str) -> list[str]:
-    """A required data folder: set, and existing (``expected`` says what it should hold)."""
+def folder_problems(path: str, key: str, folder: str | None, expected: str) -> list[str]:
+    """A required data folder ``path.key``: set, and existing (``expected`` says what it should hold)."""
     from pathlib import Path
 
-    if root is None or not str(root).strip():
-        return [f"{path}.root is required: the folder holding {expected}"]
-    if not Path(root).expanduser().is_dir():
-        return [f"{path}.root: folder {root!r} does not exist; expected the folder holding {expected}"]
+    if folder is None or not str(folder).strip():
+        return [f"{path}.{key} is required: the folder holding {expected}"]
+    if not Path(folder).expanduser().is_dir():
+        return [f"{path}.{key}: folder {folder!r} does not exist; expected the folder holding {expected}"]
     return []
+
+
+def root_problems(path: str, root: str | None, expected: str) -> list[str]:
+    """The dataset's ``root`` folder (see :func:`folder_problems`)."""
+    return folder_problems(path, "root", root, expected)
 
 
 def subset_problems(path: str, train_per_class, val_fraction) -> list[str]:

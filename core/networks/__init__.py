@@ -38,6 +38,12 @@ def create_network(cfg, in_shape: Sequence[int], num_classes: int, gen: torch.Ge
     return net.to(device)
 
 
+def rank_network(cfg, in_shape: Sequence[int], num_classes: int, gen: torch.Generator,
+                 device: str | torch.device = "cpu") -> nn.Module:
+    """:func:`create_network` in 2D for C×H×W inputs and 3D for C×D×H×W (volumes, clips C×T×H×W)."""
+    return create_network(cfg, in_shape, num_classes, gen, spatial_dims=len(in_shape) - 1, device=device)
+
+
 def network_description(cfg) -> str:
     if isinstance(cfg, ConvNetConfig):
         return f"ConvNet-{cfg.depth} w{cfg.width} {cfg.norm}/{cfg.pooling}/{cfg.activation}"

@@ -12,18 +12,17 @@ so they are refused with a message.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from mmdd.core.augment import ImageAugment, VolumeAwareAugment
+from mmdd.core.augment import volume_aware_augment
 from mmdd.core.coresets import limit_train
 from mmdd.core.data import ClassIndex, DataSplits, denormalize, normalize
 from mmdd.core.errors import DataError
 from mmdd.core.grid import save_grid
 from mmdd.core.matchers import MATCHERS
-from mmdd.core.networks import create_network
+from mmdd.core.networks import rank_network
 from mmdd.core.registry import dataset_config
 from mmdd.core.synthetic import PixelSet
 
@@ -62,14 +61,8 @@ class MedicalDomain:
     def load_data(self, cfg) -> DataSplits:
         return normalize(limit_train(load_splits(cfg), cfg.train_per_class, cfg.split_seed))
 
-    def make_network(self, net_cfg, in_shape: Sequence[int], num_classes: int, gen: torch.Generator,
-                     device: torch.device) -> nn.Module:
-        return create_network(net_cfg, in_shape, num_classes, gen, spatial_dims=len(in_shape) - 1, device=device)
-
-    def make_augment(self, aug_cfg) -> VolumeAwareAugment | None:
-        if not aug_cfg.enabled:
-            return None
-        return VolumeAwareAugment(ImageAugment(strategy=aug_cfg.strategy, mode=aug_cfg.mode))
+    make_network = staticmethod(rank_network)  # 2D for images, 3D for C×D×H×W
+    make_augment = staticmethod(volume_aware_augment)  # image DSA, in-plane for 5-D inputs
 
     def make_synthetic(self, recipe, real: ClassIndex, gen: torch.Generator) -> PixelSet:
         return PixelSet.from_real(real, recipe.budget.ipc, recipe.synthetic, gen)

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from mmdd.core.augment import AugmentConfig, ImageAugment, VolumeAwareAugment, parse_strategy
+from mmdd.core.augment import AugmentConfig, parse_strategy, volume_aware_augment
 from mmdd.core.coresets import limit_train
 from mmdd.core.data import ClassIndex, DataSplits, Split, normalize, stratified_split
 from mmdd.core.errors import ConfigError
 from mmdd.core.evaluation import BASELINES, train_model
-from mmdd.core.networks import create_network
+from mmdd.core.networks import rank_network
 from mmdd.core.registry import dataset_config
 from mmdd.core.seeding import make_generator
 from mmdd.core.synthetic import PixelSet
@@ -134,14 +133,8 @@ class VideoDomain:
             raise ConfigError(f"stages.{stage}: the video domain has one earlier stage, 'static'")
         return frames_of(train)
 
-    def make_network(self, net_cfg, in_shape: Sequence[int], num_classes: int, gen: torch.Generator,
-                     device: torch.device) -> nn.Module:
-        return create_network(net_cfg, in_shape, num_classes, gen, spatial_dims=len(in_shape) - 1, device=device)
-
-    def make_augment(self, aug_cfg) -> VolumeAwareAugment | None:
-        if not aug_cfg.enabled:
-            return None
-        return VolumeAwareAugment(ImageAugment(strategy=aug_cfg.strategy, mode=aug_cfg.mode))
+    make_network = staticmethod(rank_network)  # 2D for images, 3D for C×D×H×W
+    make_augment = staticmethod(volume_aware_augment)  # image DSA, in-plane for 5-D inputs
 
     # -- slide-window selection
     def slide_window(self, recipe, train: Split, num_classes: int, normalization: dict,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mmdd.core.checks import at_least, positive, root_problems, subset_problems
+from mmdd.core.checks import at_least, folder_problems, positive, root_problems, subset_problems
 from mmdd.core.synthetic import SyntheticConfig
 
 
@@ -35,50 +35,43 @@ class ClipOptions:
         return problems + subset_problems(path, self.train_per_class, self.val_fraction)
 
 
-def _split_dir_problems(path: str, split_dir: str | None, expected: str) -> list[str]:
-    from pathlib import Path
+@dataclass
+class OfficialSplitConfig(ClipOptions):
+    """A layout with class folders of videos under ``root`` and official split files under
+    ``split_dir`` (``fold`` 1–3); subclasses say what each folder holds."""
 
-    if split_dir is None or not str(split_dir).strip():
-        return [f"{path}.split_dir is required: the folder holding {expected}"]
-    if not Path(split_dir).expanduser().is_dir():
-        return [f"{path}.split_dir: folder {split_dir!r} does not exist; expected the folder holding {expected}"]
-    return []
+    root: str | None = None
+    split_dir: str | None = None
+    fold: int = 1
+    ROOT_HOLDS = ""
+    SPLITS_HOLD = ""
+
+    def check(self, path: str) -> list[str]:
+        problems = root_problems(path, self.root, self.ROOT_HOLDS)
+        problems += folder_problems(path, "split_dir", self.split_dir, self.SPLITS_HOLD)
+        if self.fold not in (1, 2, 3):
+            problems.append(f"{path}.fold must be 1, 2 or 3 (the official splits), got {self.fold}")
+        return problems + self.clip_problems(path)
 
 
 @dataclass
-class UCF101Config(ClipOptions):
+class UCF101Config(OfficialSplitConfig):
     """UCF101 (or a set in its layout, e.g. the generated action set): class folders of ``.avi``
     under ``root``; ``classInd.txt`` and ``trainlist0{fold}.txt`` / ``testlist0{fold}.txt`` under
     ``split_dir``. ``classes`` keeps a subset (miniUCF: 50 classes)."""
 
     name: str = "ucf101"
-    root: str | None = None
-    split_dir: str | None = None
-    fold: int = 1
-
-    def check(self, path: str) -> list[str]:
-        problems = root_problems(path, self.root, "one folder of .avi videos per class (UCF-101)")
-        problems += _split_dir_problems(path, self.split_dir, "classInd.txt, trainlist0N.txt and testlist0N.txt")
-        if self.fold not in (1, 2, 3):
-            problems.append(f"{path}.fold must be 1, 2 or 3 (the official splits), got {self.fold}")
-        return problems + self.clip_problems(path)
+    ROOT_HOLDS = "one folder of .avi videos per class (UCF-101)"
+    SPLITS_HOLD = "classInd.txt, trainlist0N.txt and testlist0N.txt"
 
 
 @dataclass
-class HMDB51Config(ClipOptions):
+class HMDB51Config(OfficialSplitConfig):
     """HMDB51: class folders of ``.avi`` under ``root``; ``<class>_test_split{fold}.txt`` under ``split_dir``."""
 
     name: str = "hmdb51"
-    root: str | None = None
-    split_dir: str | None = None
-    fold: int = 1
-
-    def check(self, path: str) -> list[str]:
-        problems = root_problems(path, self.root, "one folder of .avi videos per class (hmdb51_org)")
-        problems += _split_dir_problems(path, self.split_dir, "the <class>_test_split<fold>.txt files")
-        if self.fold not in (1, 2, 3):
-            problems.append(f"{path}.fold must be 1, 2 or 3 (the official splits), got {self.fold}")
-        return problems + self.clip_problems(path)
+    ROOT_HOLDS = "one folder of .avi videos per class (hmdb51_org)"
+    SPLITS_HOLD = "the <class>_test_split<fold>.txt files"
 
 
 @dataclass
