@@ -7,7 +7,9 @@
   farthest from everything selected so far (Sener & Savarese 2018).
 
 Herding and k-center work on feature vectors (pixels or a network embedding, chosen by the
-caller). Every function returns indices into the split, ``ipc`` per class, class-major.
+caller). Every function returns indices into the split, ``ipc`` per class, class-major. With
+multi-label rows (N×L) a class is a label's positive samples; a sample already chosen for an
+earlier label is not chosen again while the label has enough other samples.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .data import DataSplits
+from .data import DataSplits, class_members
 from .errors import ConfigError
 from .registry import Registry
 from .seeding import make_generator
@@ -28,11 +30,17 @@ CORESETS: Registry[Callable] = Registry("coreset")
 def _per_class(labels: Tensor, num_classes: int, ipc: int, pick: Callable[[Tensor, int], Tensor],
                at_most: bool = False) -> Tensor:
     chosen = []
+    taken = torch.zeros(labels.shape[0], dtype=torch.bool)
     for c in range(num_classes):
-        pool = torch.nonzero(labels == c, as_tuple=False).flatten()
-        if pool.numel() < ipc and not at_most:
+        pool = class_members(labels, c)
+        fresh = pool[~taken[pool]]  # differs only where classes overlap (multi-label)
+        if fresh.numel() >= ipc:
+            pool = fresh
+        elif pool.numel() < ipc and not at_most:
             raise ConfigError(f"budget.ipc={ipc} but class {c} has only {pool.numel()} samples")
-        chosen.append(pool[pick(pool, c)])
+        picked = pool[pick(pool, c)]
+        taken[picked] = True
+        chosen.append(picked)
     return torch.cat(chosen)
 
 
@@ -95,10 +103,23 @@ def select(name: str, labels: Tensor, num_classes: int, ipc: int, gen: torch.Gen
     return fn(labels, num_classes, ipc, gen, features)
 
 
+def keep_per_class(labels: Tensor, num_classes: int, per_class: int, gen: torch.Generator) -> Tensor:
+    """Indices (class-major) of a seeded random subset with at most ``per_class`` samples per class.
+
+    Multi-label rows also keep up to ``per_class`` of the samples with no positive label (the
+    "no finding" images), which no label's class would otherwise reach.
+    """
+    index = random_subset(labels, num_classes, per_class, gen, at_most=True)
+    if labels.dim() == 2:
+        none = torch.nonzero(labels.sum(dim=1) == 0, as_tuple=False).flatten()
+        index = torch.cat([index, none[torch.randperm(none.numel(), generator=gen)[:per_class]]])
+    return index
+
+
 def limit_train(splits: DataSplits, per_class: int | None, seed: int) -> DataSplits:
     """Keep a seeded random subset of at most ``per_class`` training samples per class (None: all)."""
     if per_class is not None:
-        index = random_subset(splits.train.labels, splits.num_classes, per_class, make_generator(seed), at_most=True)
+        index = keep_per_class(splits.train.labels, splits.num_classes, per_class, make_generator(seed))
         splits.train = splits.train.subset(index.sort().values)
         splits.info["train_per_class"] = per_class
     return splits

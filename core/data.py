@@ -3,7 +3,8 @@
 A loader returns :class:`DataSplits` whose tensors are already in the distillation space of the
 domain (for images: float pixels in [0, 1], shape N×C×H×W). :class:`ClassIndex` answers the one
 question the matchers ask of real data: "give me n samples of class c", drawn with a seeded
-generator.
+generator. In a multi-label split (labels N×L, 0/1) "class c" means the samples positive for
+label c, so a sample with several labels belongs to each of them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .errors import DataError
 
 @dataclass
 class Split:
-    """One split of a dataset: inputs (N×...) and integer labels (N)."""
+    """One split of a dataset: inputs (N×...) and integer labels (N), or N×L 0/1 rows (multi-label)."""
 
     inputs: Tensor
     labels: Tensor
@@ -56,6 +57,12 @@ class DataSplits:
             )
 
 
+def class_members(labels: Tensor, cls: int) -> Tensor:
+    """Indices of the samples of class ``cls``: label ``cls``, or positive for label ``cls`` (multi-hot rows)."""
+    hit = labels[:, cls] > 0 if labels.dim() == 2 else labels == cls
+    return torch.nonzero(hit, as_tuple=False).flatten()
+
+
 class ClassIndex:
     """Per-class view of a split, for class-conditional sampling.
 
@@ -66,9 +73,7 @@ class ClassIndex:
     def __init__(self, split: Split, num_classes: int):
         self.split = split
         self.num_classes = num_classes
-        self.indices = [
-            torch.nonzero(split.labels == c, as_tuple=False).flatten() for c in range(num_classes)
-        ]
+        self.indices = [class_members(split.labels, c) for c in range(num_classes)]
 
     def count(self, cls: int) -> int:
         return int(self.indices[cls].numel())

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .checks import at_least, positive
 from .data import Split
+from .losses import classification_loss
 from .seeding import make_generator
 
 
@@ -128,7 +128,7 @@ def train_epoch(net: nn.Module, opt: torch.optim.Optimizer, inputs: Tensor, targ
         y = targets[idx].to(device)
         if augment is not None:
             x = augment(x, gen)
-        loss = F.cross_entropy(net(x), y)  # hard labels, or probability targets (soft labels)
+        loss = classification_loss(net(x), y)  # class indices, probabilities (soft labels) or multi-hot rows
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -14,6 +14,10 @@ METRICS: Registry[Callable[[Tensor, Tensor], float]] = Registry("metric")
 
 @METRICS.register("accuracy")
 def accuracy(logits: Tensor, labels: Tensor) -> float:
+    """Top-1 accuracy; multi-label (labels N×L): each label thresholded at sigmoid 0.5 (logit 0), the
+    accuracy of every label averaged — MedMNIST's ACC for ChestMNIST."""
+    if labels.dim() == 2:
+        return float(((logits > 0) == labels.bool()).float().mean().item())
     return float((logits.argmax(dim=-1) == labels).float().mean().item())
 
 

@@ -17,6 +17,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from .coresets import random_subset
 from .errors import RunError
 from .registry import Registry
 
@@ -86,15 +87,18 @@ class PixelSet(SyntheticSet):
     """Synthetic samples stored directly in the distillation space (pixels, MFCC maps, voxels).
 
     ``inputs`` is N×... with ``ipc`` rows per class, class-major. Targets are the hard labels, or,
-    with soft labels, ``softmax(label_logits)``. With ``learn_lr`` a log learning rate is learned
-    and handed to evaluation.
+    with soft labels, ``softmax(label_logits)``. For a multi-label task ``multi_hot`` (N×L, stored as
+    uint8) holds each sample's label row — a real-initialised sample keeps the labels of the image
+    it started from, a noise-initialised one is positive for its class only — and is the target;
+    ``labels`` stays the class each row was drawn for (its slot). With ``learn_lr`` a log learning
+    rate is learned and handed to evaluation.
     """
 
     kind = "pixels"
 
     def __init__(self, inputs: Tensor, num_classes: int, ipc: int, soft_labels: bool = False,
                  learn_lr: bool = False, lr_init: float = 0.01, label_logits: Tensor | None = None,
-                 lr_groups: int = 1):
+                 lr_groups: int = 1, multi_hot: Tensor | None = None):
         super().__init__()
         if inputs.shape[0] != num_classes * ipc:
             raise RunError(f"expected {num_classes}×{ipc} synthetic inputs, got {inputs.shape[0]}")
@@ -102,6 +106,15 @@ class PixelSet(SyntheticSet):
         self.ipc = ipc
         self.inputs = nn.Parameter(inputs.detach().clone())
         self.register_buffer("labels", torch.arange(num_classes).repeat_interleave(ipc))
+        self.multi_label = multi_hot is not None
+        if self.multi_label:
+            if soft_labels:
+                raise RunError("synthetic.soft_labels learns class probabilities (softmax), which a multi-label "
+                               "task does not have; set synthetic.soft_labels: false")
+            if tuple(multi_hot.shape) != (inputs.shape[0], num_classes):
+                raise RunError(f"expected {inputs.shape[0]}×{num_classes} multi-hot labels, got "
+                               f"{tuple(multi_hot.shape)}")
+            self.register_buffer("multi_hot", multi_hot.detach().to(torch.uint8).clone())
         self.soft_labels = soft_labels
         if soft_labels:
             if label_logits is None:
@@ -115,6 +128,8 @@ class PixelSet(SyntheticSet):
     def decode(self) -> tuple[Tensor, Tensor]:
         if self.soft_labels:
             return self.inputs, self.label_logits.softmax(dim=-1)
+        if self.multi_label:
+            return self.inputs, self.multi_hot.long()
         return self.inputs, self.labels
 
     def class_slices(self) -> list[slice]:
@@ -137,25 +152,33 @@ class PixelSet(SyntheticSet):
 
     def metadata(self) -> dict:
         return {"num_classes": self.num_classes, "ipc": self.ipc, "soft_labels": self.soft_labels,
-                "learn_lr": self.learn_lr, "lr_groups": self.lr_groups}
+                "learn_lr": self.learn_lr, "lr_groups": self.lr_groups, "multi_label": self.multi_label}
 
     @classmethod
     def from_real(cls, real, ipc: int, options: SyntheticConfig, gen: torch.Generator) -> "PixelSet":
         """``ipc`` samples per class drawn from ``real`` (a ClassIndex) with ``init: real``, else N(0, 1)."""
-        if options.init == "real":
-            rows = [real.sample_indices(c, ipc, gen) for c in range(real.num_classes)]
-            inputs = real.split.inputs[torch.cat(rows)].clone()
+        labels = real.split.labels
+        multi_hot = None
+        if options.init == "real" and labels.dim() == 2:  # an image positive for two labels is drawn once
+            rows = random_subset(labels, real.num_classes, ipc, gen)
+            inputs, multi_hot = real.split.inputs[rows].clone(), labels[rows]
+        elif options.init == "real":
+            rows = torch.cat([real.sample_indices(c, ipc, gen) for c in range(real.num_classes)])
+            inputs = real.split.inputs[rows].clone()
         else:
             inputs = torch.randn((real.num_classes * ipc, *real.split.inputs.shape[1:]), generator=gen)
+            if labels.dim() == 2:
+                multi_hot = torch.eye(real.num_classes, dtype=torch.long).repeat_interleave(ipc, dim=0)
         return cls(inputs, real.num_classes, ipc, soft_labels=options.soft_labels, learn_lr=options.learn_lr,
-                   lr_init=options.lr_init)
+                   lr_init=options.lr_init, multi_hot=multi_hot)
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, Tensor], metadata: dict) -> "PixelSet":
         try:
             syn = cls(tensors["inputs"], metadata["num_classes"], metadata["ipc"],
                       soft_labels=metadata.get("soft_labels", False), learn_lr=metadata.get("learn_lr", False),
-                      label_logits=tensors.get("label_logits"), lr_groups=metadata.get("lr_groups", 1))
+                      label_logits=tensors.get("label_logits"), lr_groups=metadata.get("lr_groups", 1),
+                      multi_hot=tensors.get("multi_hot") if metadata.get("multi_label") else None)
             syn.load_state_dict(tensors)
         except (KeyError, RuntimeError) as exc:
             raise RunError(f"distilled tensors do not match a '{cls.kind}' set: {exc}") from None

@@ -9,16 +9,18 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from mmdd import artifacts
+from mmdd.core.losses import is_multi_label
 from mmdd.core.synthetic import SyntheticSet, rebuild
 
 
 class DistilledDataset(Dataset):
     """The decoded synthetic samples of a run, ready for a DataLoader.
 
-    ``dataset[i]`` is ``(input, target)``; the target is a class index, or a probability vector
-    when the run learned soft labels (``dataset.soft_labels``). ``learned_lr`` is the learning
-    rate the method learned (None when it learns none). Inputs live in the run's distillation
-    space; ``normalization`` holds the per-channel mean/std applied to the real data, so other
+    ``dataset[i]`` is ``(input, target)``; the target is a class index, a probability vector
+    when the run learned soft labels (``dataset.soft_labels``), or a 0/1 row of labels for a
+    multi-label task (``dataset.multi_label``; train with a per-label sigmoid loss).
+    ``learned_lr`` is the learning rate the method learned (None when it learns none). Inputs live
+    in the run's distillation space; ``normalization`` holds the per-channel mean/std applied to the real data, so other
     data can be put in the same space.
     """
 
@@ -39,6 +41,10 @@ class DistilledDataset(Dataset):
     @property
     def soft_labels(self) -> bool:
         return bool(self.targets.dtype.is_floating_point)
+
+    @property
+    def multi_label(self) -> bool:
+        return is_multi_label(self.targets)
 
     @property
     def learned_lr(self) -> float | None:

@@ -17,7 +17,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from mmdd.config import RecipeConfig, to_dict
-from mmdd.core.coresets import random_subset
+from mmdd.core.coresets import keep_per_class
 from mmdd.core.data import Split
 from mmdd.core.evaluation import train_epoch
 from mmdd.core.networks import network_description
@@ -47,8 +47,8 @@ def expert_training_split(ws) -> Split:
     cfg, train = ws.cfg.experts, ws.splits.train
     if cfg.train_per_class is None:
         return train
-    return train.subset(random_subset(train.labels, ws.splits.num_classes, cfg.train_per_class,
-                                      make_generator(cfg.seed), at_most=True))
+    return train.subset(keep_per_class(train.labels, ws.splits.num_classes, cfg.train_per_class,
+                                       make_generator(cfg.seed)))
 
 
 def generate_experts(recipe, overrides: Sequence[str] = (), progress: bool = True) -> ExpertBuffer | None:

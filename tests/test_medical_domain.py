@@ -9,16 +9,17 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 import mmdd
-from medical_fixtures import write_adrenalmnist3d, write_breastmnist, write_chestmnist
+from medical_fixtures import write_adrenalmnist3d, write_breastmnist, write_chestmnist, write_medmnist
 from mmdd.core.augment import ImageAugment
 from mmdd.core.data import ClassIndex, Split
-from mmdd.core.errors import ConfigError, DataError
+from mmdd.core.errors import ConfigError
 from mmdd.core.evaluation import EvalConfig, evaluate_set
 from mmdd.core.matchers.base import MatchingContext
 from mmdd.core.metrics import accuracy, auc
 from mmdd.core.networks import ConvNetConfig, create_network
 from mmdd.core.seeding import make_generator
-from mmdd.core.synthetic import PixelSet
+from mmdd.core.synthetic import PixelSet, SyntheticConfig
+from mmdd.domains.medical.datasets import load_medmnist
 from mmdd.core.augment import VolumeAwareAugment
 from mmdd.domains.medical.ptm import PTMConfig, ProgressiveTrajectoryMatcher, mitigate_overlap, overlap_scores, progressive_end
 from test_trajectory import CLASSES, SHAPE, build_buffer, make_net
@@ -66,6 +67,25 @@ def test_overlap_scores_find_duplicates_and_cross_class_overlap():
     assert within[0] == 0 and within[1] > 0.99  # only the later of the pair is redundant
     assert within[1] == within.max()
     assert across[4] == across.max() and across[4] > 0
+
+
+def test_a_lone_sample_of_its_class_is_compared_with_itself():
+    gen = make_generator(1)
+    x = torch.randn(3, 1, 4, 4, generator=gen) * 3  # one sample per class
+    within, across = overlap_scores(x, torch.tensor([0, 1, 2]))
+    assert torch.all(within == 0) and torch.all(across < 0)
+    x[1] = x[0] + 0.01  # the classes' only samples nearly coincide: still mean_other - 1 <= 0
+    _, across = overlap_scores(x, torch.tensor([0, 1, 2]))
+    assert torch.all(across <= 0)
+    real = ClassIndex(Split(torch.randn(9, 1, 4, 4, generator=gen), torch.arange(9) % 3), 3)
+    syn = PixelSet(x.clone(), num_classes=3, ipc=1)
+    assert mitigate_overlap(syn, real, make_generator(0), 0.95, 0.0).numel() == 0
+    assert torch.equal(syn.inputs.detach(), x)
+    # a class with two samples still uses its other member: x[4] sits on class 0, away from x[3]
+    x2 = torch.cat([x, torch.randn(2, 1, 4, 4, generator=gen) * 3])
+    x2[4] = x2[0] + 0.01
+    _, across = overlap_scores(x2, torch.tensor([0, 1, 2, 3, 3]))
+    assert across[4] > 0
 
 
 def test_overlap_mitigation_reinitialises_exactly_the_samples_above_threshold():
@@ -173,9 +193,40 @@ def test_a_monai_network_evaluates_across_architectures(tmp_path):
     assert run.manifest["evaluation"]["distilled"]["protocol"].startswith("monai")
 
 
-def test_multi_label_data_is_refused_with_a_reason(tmp_path):
-    with pytest.raises(DataError, match="multi-label"):
-        mmdd.distill(medmnist_recipe(write_chestmnist(tmp_path)), output_dir=tmp_path / "run", progress=False)
+def test_multi_label_chestmnist_distils_with_ptm_and_reports_multi_label_metrics(tmp_path):
+    path = write_chestmnist(tmp_path)
+    method = {"name": "ptm", "iterations": 4, "syn_steps": 2, "initial_end_epoch": 1, "final_end_epoch": 2,
+              "overlap_every": 2, "within_threshold": 0.01}  # resets most samples: their label rows follow
+    recipe = medmnist_recipe(path, **method)
+    recipe["experts"] = {"dir": str(tmp_path / "experts"), "num_experts": 1, "epochs": 2, "batch_size": 8}
+    recipe["synthetic"] = {"learn_lr": True}
+    from mmdd.experts import generate_experts
+
+    generate_experts(recipe, progress=False)
+    run = mmdd.distill(recipe, output_dir=tmp_path / "run", progress=False)
+    inputs, targets = run.synthetic.decode()
+    assert targets.shape == (28, 14) and targets.dtype == torch.long  # 2 per label
+    assert torch.all(targets[torch.arange(28), torch.arange(28) // 2] == 1)  # each row positive for its own label
+    real_rows = {tuple(r) for r in load_medmnist(path).train.labels.tolist()}
+    assert all(tuple(t) in real_rows for t in targets.tolist())  # each the label row of the image it came from
+    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert log[-1]["overlap_resets"] > 0
+    res = run.manifest["evaluation"]
+    assert set(res) == {"distilled", "random"} and 0 <= res["distilled"]["others"]["auc"]["mean"] <= 1
+    data = mmdd.load(tmp_path / "run")
+    assert data.multi_label and not data.soft_labels and data[0][1].shape == (14,)
+
+
+def test_multi_label_dm_starts_from_real_rows_with_their_labels(tmp_path):
+    path = write_medmnist(tmp_path / "chestmnist.npz", counts={"train": 60, "val": 8, "test": 8})
+    recipe = medmnist_recipe(path)
+    recipe["budget"]["ipc"] = 1
+    recipe["evaluation"]["baselines"] = []
+    run = mmdd.distill(recipe, output_dir=tmp_path / "run", progress=False, evaluate=False)
+    syn = run.synthetic
+    start = PixelSet.from_real(ClassIndex(load_medmnist(path).train, 14), 1, SyntheticConfig(), make_generator(0))
+    assert torch.equal(syn.multi_hot, start.multi_hot)  # labels are not learned; DM moves only the pixels
+    assert len({tuple(r) for r in start.inputs.detach().flatten(1)[:, :8].tolist()}) == 14  # 14 distinct images
 
 
 def test_predict_prints_the_random_subset_curve(tmp_path, capsys):

@@ -167,7 +167,8 @@ def test_from_tensors_float16_round_trip():
 
 def test_metadata_contents():
     meta = _set(soft_labels=True).metadata()
-    assert meta == {"num_classes": CLASSES, "ipc": IPC, "soft_labels": True, "learn_lr": False, "lr_groups": 1}
+    assert meta == {"num_classes": CLASSES, "ipc": IPC, "soft_labels": True, "learn_lr": False, "lr_groups": 1,
+                    "multi_label": False}
 
 
 def test_from_tensors_missing_tensor_raises_run_error():

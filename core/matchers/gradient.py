@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from typing import Literal, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..checks import at_least, positive
 from ..data import ClassIndex
 from ..evaluation import train_epoch
+from ..losses import classification_loss
 from ..synthetic import SyntheticSet
 from .base import MatcherSpec, MatchingContext, siamese
 
@@ -140,14 +140,15 @@ class GradientMatcher:
         inputs, targets = syn.decode()
         loss = torch.zeros((), device=device)
         for cls, rows in enumerate(syn.class_slices()):
-            real_batch = real.sample(cls, self.cfg.batch_real, gen).to(device)
+            rows_real = real.sample_indices(cls, self.cfg.batch_real, gen)
+            real_batch = real.split.inputs[rows_real].to(device)
             syn_batch = inputs[rows]
             if self.siamese_augment:
                 real_batch, syn_batch = siamese(self.context, [real_batch, syn_batch], gen)
-            real_labels = torch.full((real_batch.shape[0],), cls, device=device, dtype=torch.long)
-            g_real = torch.autograd.grad(F.cross_entropy(net(real_batch), real_labels), params)
+            real_labels = real.split.labels[rows_real].to(device)  # the class, or multi-hot rows
+            g_real = torch.autograd.grad(classification_loss(net(real_batch), real_labels), params)
             g_real = [g.detach() for g in g_real]
-            g_syn = torch.autograd.grad(F.cross_entropy(net(syn_batch), targets[rows]), params, create_graph=True)
+            g_syn = torch.autograd.grad(classification_loss(net(syn_batch), targets[rows]), params, create_graph=True)
             loss = loss + gradient_distance(g_real, g_syn, self.cfg.distance)
         self.outer_step += 1
         return loss

@@ -34,13 +34,13 @@ from dataclasses import dataclass
 from typing import Callable, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
 from ..checks import at_least, positive
 from ..data import ClassIndex
 from ..errors import ConfigError, RunError
+from ..losses import classification_loss
 from ..synthetic import SyntheticSet
 from .base import MatcherSpec, MatchingContext
 
@@ -193,7 +193,7 @@ class TrajectoryMatcher:
 
     def _step_loss(self, params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
         logits = functional_call(self.net, {**params, **self.buffers}, (x,))
-        return F.cross_entropy(logits, y)
+        return classification_loss(logits, y)
 
     def student_lrs(self, syn: SyntheticSet) -> Tensor:
         lrs = syn.student_lrs() if hasattr(syn, "student_lrs") else None

@@ -16,11 +16,15 @@ sample ``i`` of class ``c``:
   sample of its class, so of two near-duplicates only the later one counts as redundant;
 * across-class overlap ``v_i = mean_{j ∉ c} k(x_i, x_j) − mean_{j ∈ c, j ≠ i} k(x_i, x_j)`` — minus
   the MMD witness of its class against the others at ``x_i``: positive when ``x_i`` sits closer
-  to the other classes' samples than to its own (with one sample per class the second mean is 0).
+  to the other classes' samples than to its own. A class with a single synthetic sample has no
+  other member to compare with, so its own-class term is the sample's self-similarity ``k(x_i, x_i)
+  = 1``, so its ``v_i = mean_{j ∉ c} k(x_i, x_j) − 1 ≤ 0`` and the across rule never flags it at
+  ``across_threshold ≥ 0`` (with a 0 own-class term instead, every sample at 1 per class was
+  re-initialised at every check).
 
 Exactly the samples with ``w_i > within_threshold`` or ``v_i > across_threshold`` are
-re-initialised, each from a random real sample of its class (drawn from the run's generator), and
-training goes on; the count is logged by the matcher (``overlap_resets``).
+re-initialised, each from a random real sample of its class (drawn from the run's generator; in a
+multi-label task the sample's label row comes along), and training goes on; the count is logged by the matcher (``overlap_resets``).
 """
 
 from __future__ import annotations
@@ -84,7 +88,8 @@ def overlap_scores(inputs: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     within = torch.where(same & earlier, k, torch.zeros_like(k)).amax(dim=1)
     own = same & off
     other = ~same
-    own_mean = (k * own).sum(1) / own.sum(1).clamp_min(1)
+    own_count = own.sum(1)
+    own_mean = torch.where(own_count > 0, (k * own).sum(1) / own_count.clamp_min(1), torch.ones_like(k[:, 0]))
     other_mean = (k * other).sum(1) / other.sum(1).clamp_min(1)
     return within, other_mean - own_mean
 
@@ -97,10 +102,12 @@ def mitigate_overlap(syn: SyntheticSet, real: ClassIndex, gen: torch.Generator, 
     labels = syn.labels
     within, across = overlap_scores(inputs, labels)
     chosen = torch.nonzero((within > within_threshold) | (across > across_threshold)).flatten().cpu()
+    multi_hot = getattr(syn, "multi_hot", None)
     for i in chosen.tolist():
-        cls = int(labels[i])
-        fresh = real.sample(cls, 1, gen)[0]
-        syn.inputs[i].copy_(fresh.to(syn.inputs.device, syn.inputs.dtype))
+        row = real.sample_indices(int(labels[i]), 1, gen)[0]
+        syn.inputs[i].copy_(real.split.inputs[row].to(syn.inputs.device, syn.inputs.dtype))
+        if multi_hot is not None:
+            multi_hot[i].copy_(real.split.labels[row])
     return chosen
 
 
