@@ -15,6 +15,10 @@ Each row: accuracy and ROC AUC (MedMNIST's definitions), mean ± std over the ev
 test metrics of the model selected on the validation split; wall-clock of distillation +
 evaluation (expert generation in the note). Rows carry a ``dataset`` field. Writes
 benchmarks/results/medical.{md,json}.
+
+``--from-runs DIR`` rebuilds the table from the run directories ``DIR/<dataset>-<config>-ipc<N>``
+of earlier (possibly partial or re-run) invocations with ``--runs DIR``, without training;
+``--note`` adds a sentence to the protocol (e.g. which rows were re-run and why).
 """
 
 from __future__ import annotations
@@ -47,6 +51,19 @@ def findings(rows: list[dict]) -> list[str]:
     return lines
 
 
+def run_rows(run, dataset: str, config: str, ipc: int, note: str = "") -> list[dict]:
+    """The table rows of one run directory: its distilled set and the baselines it evaluated."""
+    rows = []
+    for name in run.manifest["evaluation"]:
+        label = {"distilled": config, "full": "whole data"}.get(name, name)
+        row = row_from(run, name, label, ipc, note=note if name == "distilled" else "")
+        row["dataset"] = dataset
+        if name == "full":
+            row.update(budget="all", budget_unit="images" if dataset == "breastmnist" else "volumes")
+        rows.append(row)
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--breastmnist", help="breastmnist.npz (official MedMNIST file)")
@@ -58,17 +75,29 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", default=None, help="where to keep run directories and experts (default: a temp dir)")
     parser.add_argument("--out", default=None, help="results folder (default: benchmarks/results)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra recipe overrides")
+    parser.add_argument("--from-runs", default=None, metavar="DIR",
+                        help="collect the rows from the run directories in DIR instead of running")
+    parser.add_argument("--note", default="", help="a sentence added to the protocol")
     args = parser.parse_args(argv)
     datasets = {name: path for name, path in (("breastmnist", args.breastmnist),
                                               ("adrenalmnist3d", args.adrenalmnist3d)) if path}
     if not datasets:
         parser.error("give at least one of --breastmnist, --adrenalmnist3d")
-    runs = Path(args.runs or tempfile.mkdtemp(prefix="mmdd-medical-"))
-    rows, protocols = [], {}
+    runs = Path(args.from_runs or args.runs or tempfile.mkdtemp(prefix="mmdd-medical-"))
+    rows, protocols, missing = [], {}, []
     for dataset, path in datasets.items():
         for ipc in sorted(args.ipc):
             recipe = f"medical/{dataset}-ptm-ipc{ipc}"
             for config in args.configs:
+                if args.from_runs:
+                    run_dir = runs / f"{dataset}-{config}-ipc{ipc}"
+                    if not (run_dir / "manifest.json").exists():
+                        missing.append(run_dir.name)
+                        continue
+                    from mmdd.run import open_run
+
+                    rows += run_rows(open_run(run_dir), dataset, config, ipc)
+                    continue
                 profile = args.profile + CONFIGS[config] if args.profile == "cpu" else args.profile
                 baselines = (["random", "full"] if ipc == max(args.ipc) else ["random"]) if config == "ptm" else []
                 overrides = [f"profile={profile}", f"dataset.path={path}", f"device={args.device}",
@@ -85,15 +114,11 @@ def main(argv=None) -> int:
                 started = time.perf_counter()
                 run = mmdd.distill(recipe, overrides, output_dir=runs / f"{dataset}-{config}-ipc{ipc}",
                                    overwrite=True, progress=False)
-                for name in run.manifest["evaluation"]:
-                    label = {"distilled": config, "full": "whole data"}.get(name, name)
-                    row = row_from(run, name, label, ipc, note=note if name == "distilled" else "")
-                    row["dataset"] = dataset
-                    if name == "full":
-                        row.update(budget="all", budget_unit="images" if dataset == "breastmnist" else "volumes")
-                    rows.append(row)
-                    protocols[dataset] = row["protocol"] if name == "random" else protocols.get(dataset, row["protocol"])
+                rows += run_rows(run, dataset, config, ipc, note)
                 print(f"{dataset} {config} ipc {ipc}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    for row in rows:  # each dataset's protocol: the random subset's (the baseline's lr), else the first row's
+        if row["method"] == "random" or row["dataset"] not in protocols:
+            protocols[row["dataset"]] = row["protocol"]
     rows.sort(key=lambda r: (r["dataset"], r["budget"] if isinstance(r["budget"], int) else 10**9,
                              ORDER.index(r["method"])))
     result = {
@@ -102,7 +127,10 @@ def main(argv=None) -> int:
         "protocol": ("evaluation: " + " | ".join(f"{d}: {p}" for d, p in protocols.items())
                      + f". Settings: recipes medical/<dataset>-ptm-ipc<N> with profile={args.profile} (mtt: +cpu_mtt, "
                        "dm: +cpu_dm); each run's manifest holds the resolved recipe. Metrics: accuracy and ROC AUC "
-                       "(binary: positive-class score). wall_s = distillation + evaluation"),
+                       "(binary: positive-class score). wall_s = distillation + evaluation"
+                     + (f". Rows collected from the run directories in {runs} (--from-runs)" if args.from_runs else "")
+                     + (f". Missing runs: {', '.join(missing)}" if missing else "")
+                     + (f". {args.note}" if args.note else "")),
         "rows": rows,
     }
     result["findings"] = findings(rows)
