@@ -17,14 +17,15 @@ sample ``i`` of class ``c``:
 * across-class overlap ``v_i = mean_{j ∉ c} k(x_i, x_j) − mean_{j ∈ c, j ≠ i} k(x_i, x_j)`` — minus
   the MMD witness of its class against the others at ``x_i``: positive when ``x_i`` sits closer
   to the other classes' samples than to its own. A class with a single synthetic sample has no
-  other member to compare with, so its own-class term is the sample's self-similarity ``k(x_i, x_i)
-  = 1``, so its ``v_i = mean_{j ∉ c} k(x_i, x_j) − 1 ≤ 0`` and the across rule never flags it at
-  ``across_threshold ≥ 0`` (with a 0 own-class term instead, every sample at 1 per class was
-  re-initialised at every check).
+  other member to compare with; its own-class term is then the sample's self-similarity
+  ``k(x_i, x_i) = 1``, which gives ``v_i = mean_{j ∉ c} k(x_i, x_j) − 1 ≤ 0``: the across rule
+  never flags a lone sample at ``across_threshold ≥ 0`` (with a 0 own-class term instead, every
+  sample at 1 per class was re-initialised at every check).
 
 Exactly the samples with ``w_i > within_threshold`` or ``v_i > across_threshold`` are
 re-initialised, each from a random real sample of its class (drawn from the run's generator; in a
-multi-label task the sample's label row comes along), and training goes on; the count is logged by the matcher (``overlap_resets``).
+multi-label task the sample's label row comes along), and training goes on; the count is logged
+by the matcher (``overlap_resets``).
 """
 
 from __future__ import annotations
