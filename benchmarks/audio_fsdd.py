@@ -13,7 +13,9 @@ Rows, at each IPC, all from the shipped recipe ``audio/fsdd-mtt-ipc<N>`` with th
 
 Each row: accuracy mean ± std over the evaluation seeds, storage bytes and compression ratio against
 the training split in the same feature space, wall-clock (distillation + evaluation; expert
-generation is given in the note, shared across budgets). Writes benchmarks/results/audio_fsdd.{md,json}.
+generation is given in the note, shared across budgets). Rows of configurations not named in
+--configs (random and whole data go with dm) are kept from the existing results file of the same
+profile, so configurations can be re-measured one at a time. Writes benchmarks/results/audio_fsdd.{md,json}.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mmdd  # noqa: E402
-from common import RESULTS, machine, row_from, write  # noqa: E402
+from common import RESULTS, kept_rows, machine, row_from, write  # noqa: E402
 
 CONFIGS = {"dm": "dm", "mtt_mfcc": "mfcc", "mtt_fd_mfcc": None}  # name → extra profile
 CPU_EXTRA = {("dm", "cpu"): ["method.iterations=500", "method.batch_real=128"]}  # DM's 20,000 iterations are a GPU budget
@@ -58,7 +60,10 @@ def main(argv=None) -> int:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra recipe overrides")
     args = parser.parse_args(argv)
     runs = Path(args.runs or tempfile.mkdtemp(prefix="mmdd-fsdd-"))
-    rows, protocol = [], ""
+    out_dir = Path(args.out) if args.out else RESULTS
+    rerun = set(args.configs) | ({"random", "whole data"} if "dm" in args.configs else set())
+    rows = kept_rows(out_dir, "audio_fsdd", args.profile, rerun, args.ipc)
+    protocol = next((r["protocol"] for r in rows if r["method"] == "random"), "")
     for config in args.configs:
         extra = CONFIGS[config]
         profile = args.profile if extra is None else (extra if args.profile == "default" else f"{args.profile}+{extra}")
@@ -109,7 +114,7 @@ def main(argv=None) -> int:
         "rows": rows,
     }
     result["findings"] = findings(rows)
-    print(write(result, Path(args.out) if args.out else RESULTS))
+    print(write(result, out_dir))
     return 0
 
 

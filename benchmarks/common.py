@@ -43,6 +43,21 @@ def row_from(run, name: str, method: str, ipc: int, extra_wall: float = 0.0, not
     return row
 
 
+def kept_rows(out_dir: Path, benchmark: str, profile: str, rerun: set[str], budgets: list[int]) -> list[dict]:
+    """Rows of the existing results file (same profile) that this invocation does not measure again.
+
+    A row is dropped when its method is in ``rerun`` and its budget is one of ``budgets`` (or is a
+    whole-data row, budget "all", whose method is in ``rerun``), so methods can be re-measured one at a time.
+    """
+    previous = Path(out_dir) / f"{benchmark}.json"
+    if not previous.exists():
+        return []
+    old = json.loads(previous.read_text())
+    if old.get("profile") != profile:
+        return []
+    return [r for r in old["rows"] if not (r["method"] in rerun and (r["budget"] in budgets or r["budget"] == "all"))]
+
+
 def fmt(row: dict) -> str:
     if row.get("mean") is None:
         return row.get("note", "not run")

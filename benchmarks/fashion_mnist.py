@@ -15,7 +15,6 @@ trajectories; their wall-clock is reported in the MTT row's note. Rows of method
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mmdd  # noqa: E402
-from common import RESULTS, machine, row_from, write  # noqa: E402
+from common import RESULTS, kept_rows, machine, row_from, write  # noqa: E402
 
 METHODS = ("dm", "dc", "dsa", "mtt")
 ORDER = ["random", "herding", "kcenter", "dm", "dc", "dsa", "mtt"]
@@ -46,13 +45,8 @@ def main(argv=None) -> int:
     out_dir = Path(args.out) if args.out else RESULTS
     base = [f"profile={args.profile}", f"dataset.root={args.root}", f"device={args.device}", *args.set]
 
-    rows = []
-    previous = out_dir / "fashion_mnist.json"
-    if previous.exists():
-        old = json.loads(previous.read_text())
-        if old.get("profile") == args.profile:
-            rerun = set(args.methods) | ({"random", "herding", "kcenter"} if "dm" in args.methods else set())
-            rows = [r for r in old["rows"] if not (r["method"] in rerun and r["budget"] in args.ipc)]
+    rerun = set(args.methods) | ({"random", "herding", "kcenter"} if "dm" in args.methods else set())
+    rows = kept_rows(out_dir, "fashion_mnist", args.profile, rerun, args.ipc)
 
     for method in args.methods:
         for ipc in args.ipc:

@@ -145,6 +145,16 @@ def rebuild_index(root: Path) -> dict:
     return index
 
 
+def recorded_description(root: Path) -> dict | None:
+    """The network/training description kept by the buffer's finished experts (None for an empty folder)."""
+    for sidecar in sorted(Path(root).glob("expert_*.json")):
+        try:
+            return json.loads(sidecar.read_text()).get("network")
+        except json.JSONDecodeError as exc:
+            raise DataError(f"expert sidecar {sidecar} is not valid JSON ({exc})") from None
+    return None
+
+
 def snapshot_params(net: nn.Module) -> dict[str, Tensor]:
     return {name: p.detach().cpu().clone() for name, p in net.named_parameters()}
 

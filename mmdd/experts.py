@@ -7,7 +7,9 @@ Finished experts are skipped, so an interrupted generation resumes where it stop
 
 from __future__ import annotations
 
+import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -17,13 +19,14 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from mmdd.config import RecipeConfig, to_dict
+from mmdd.core.errors import ConfigError
 from mmdd.core.coresets import keep_per_class
 from mmdd.core.data import Split
 from mmdd.core.evaluation import train_epoch
 from mmdd.core.networks import network_description
 from mmdd.core.seeding import make_generator
 from mmdd.plugins import get_domain
-from mmdd.core.trajectories import ExpertBuffer, pending_experts, rebuild_index, train_expert
+from mmdd.core.trajectories import ExpertBuffer, pending_experts, rebuild_index, recorded_description, train_expert
 
 
 @dataclass
@@ -51,6 +54,38 @@ def expert_training_split(ws) -> Split:
                                        make_generator(cfg.seed)))
 
 
+def expert_description(ws, split: Split | None = None) -> dict:
+    """What an expert of this recipe is: network, data and training settings (kept in each sidecar)."""
+    cfg = ws.cfg
+    split = split if split is not None else expert_training_split(ws)
+    description = {"name": network_description(cfg.network), "config": to_dict(cfg.network),
+                   "dataset": cfg.dataset.name, "train_size": len(split), "lr": cfg.experts.lr,
+                   "momentum": cfg.experts.momentum, "weight_decay": cfg.experts.weight_decay,
+                   "batch_size": cfg.experts.batch_size, "augment": cfg.experts.augment}
+    return json.loads(json.dumps(description))  # as a sidecar would hold it (tuples become lists)
+
+
+def describe_difference(recorded: dict, wanted: dict) -> str:
+    """``key: buffer value vs recipe value`` for every setting that differs (``not recorded`` for older buffers)."""
+    keys = [k for k in wanted if recorded.get(k, "not recorded") != wanted[k]]
+    keys += [k for k in recorded if k not in wanted]
+    return "; ".join(f"{k}: buffer {recorded.get(k, 'not recorded')!r} vs recipe {wanted.get(k, 'not set')!r}"
+                     for k in keys)
+
+
+def check_buffer_settings(ws, buffer: ExpertBuffer) -> None:
+    """Warn when a buffer's experts were trained otherwise than the recipe's experts section says.
+
+    Matching against another buffer can be deliberate (one buffer shared by several recipes), so this
+    warns instead of refusing; the network itself is checked strictly by ``ExpertBuffer.check_network``.
+    """
+    recorded, wanted = buffer.index.get("network"), expert_description(ws)
+    if recorded is not None and recorded != wanted:
+        warnings.warn(f"expert buffer {buffer.root} was trained with settings other than the recipe's experts "
+                      f"section ({describe_difference(recorded, wanted)}); distilling against it anyway",
+                      stacklevel=3)
+
+
 def generate_experts(recipe, overrides: Sequence[str] = (), progress: bool = True) -> ExpertBuffer | None:
     """Train this process's share of the recipe's experts; return the buffer (rank 0) or None."""
     from mmdd.run import Workspace, load_config
@@ -71,8 +106,12 @@ def generate_experts(recipe, overrides: Sequence[str] = (), progress: bool = Tru
     split = expert_training_split(ws)
     augment = ws.eval_augment() if cfg.experts.augment else None
     net_cfg = ws.cfg.network
-    description = {"name": network_description(net_cfg), "config": to_dict(net_cfg), "dataset": cfg.dataset.name,
-                   "train_size": len(split), "lr": cfg.experts.lr, "augment": cfg.experts.augment}
+    description = expert_description(ws, split)
+    recorded = recorded_description(root)
+    if recorded is not None and recorded != description:
+        raise ConfigError(f"expert buffer {root} was trained with other settings ({describe_difference(recorded, description)}); "
+                          f"adding experts would mix two kinds of trajectory. Point experts.dir at a new folder "
+                          f"or delete {root}")
 
     def one_epoch(net, opt, gen):
         train_epoch(net, opt, split.inputs, split.labels, cfg.experts.batch_size, gen, augment, ws.device)

@@ -112,9 +112,10 @@ class Workspace:
                 raise ConfigError(f"{stage.key}.name: {method_cfg.name!r} needs expert trajectories, which are "
                                   f"trained for the last stage only; use a matcher without experts (dm, dc, dsa) "
                                   f"for stage {stage.name!r}")
-            from mmdd.experts import experts_dir
+            from mmdd.experts import check_buffer_settings, experts_dir
 
             experts = ExpertBuffer(experts_dir(self.cfg))
+            check_buffer_settings(self, experts)
         context = MatchingContext(
             make_network=lambda gen: self.domain.make_network(net_cfg, in_shape, self.splits.num_classes, gen,
                                                               self.device),

@@ -232,6 +232,29 @@ def test_mtt_run_end_to_end_and_resume(tmp_path):
     assert torch.equal(resumed.synthetic.inputs, whole.synthetic.inputs)
 
 
+def test_buffer_of_other_training_settings_is_refused_for_generation_and_flagged_for_runs(tmp_path):
+    recipe = json.loads(json.dumps(MTT_RECIPE))
+    recipe["experts"]["dir"] = str(tmp_path / "experts")
+    recipe["experts"]["num_experts"] = 1
+    recipe["method"]["iterations"] = 1
+    from mmdd.experts import generate_experts
+
+    buffer = generate_experts(recipe, progress=False)
+    assert buffer.index["network"]["batch_size"] == recipe["experts"]["batch_size"]
+    other = json.loads(json.dumps(recipe))
+    other["experts"].update({"batch_size": recipe["experts"]["batch_size"] + 7, "num_experts": 2})
+    with pytest.raises(ConfigError, match=r"batch_size: buffer .* vs recipe"):
+        generate_experts(other, progress=False)  # would mix two kinds of expert in one buffer
+    assert ExpertBuffer(tmp_path / "experts").experts == [0]
+    with pytest.warns(UserWarning, match="batch_size"):
+        mmdd.distill(other, output_dir=tmp_path / "run", evaluate=False, progress=False)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the recipe the buffer was made with: no warning
+        mmdd.distill(recipe, output_dir=tmp_path / "same", evaluate=False, progress=False)
+
+
 def test_soft_labels_start_from_expert_logits(tmp_path):
     recipe = json.loads(json.dumps(MTT_RECIPE))
     recipe["experts"]["dir"] = str(tmp_path / "experts")
