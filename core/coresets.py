@@ -21,6 +21,7 @@ from torch import Tensor
 
 from .data import DataSplits, class_members
 from .errors import ConfigError
+from .losses import is_multi_label
 from .registry import Registry
 from .seeding import make_generator
 
@@ -110,7 +111,7 @@ def keep_per_class(labels: Tensor, num_classes: int, per_class: int, gen: torch.
     "no finding" images), which no label's class would otherwise reach.
     """
     index = random_subset(labels, num_classes, per_class, gen, at_most=True)
-    if labels.dim() == 2:
+    if is_multi_label(labels):
         none = torch.nonzero(labels.sum(dim=1) == 0, as_tuple=False).flatten()
         index = torch.cat([index, none[torch.randperm(none.numel(), generator=gen)[:per_class]]])
     return index

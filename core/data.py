@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from .errors import DataError
+from .losses import is_multi_label
 
 
 @dataclass
@@ -59,7 +60,7 @@ class DataSplits:
 
 def class_members(labels: Tensor, cls: int) -> Tensor:
     """Indices of the samples of class ``cls``: label ``cls``, or positive for label ``cls`` (multi-hot rows)."""
-    hit = labels[:, cls] > 0 if labels.dim() == 2 else labels == cls
+    hit = labels[:, cls] > 0 if is_multi_label(labels) else labels == cls
     return torch.nonzero(hit, as_tuple=False).flatten()
 
 

@@ -7,6 +7,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from .losses import is_multi_label
 from .registry import Registry
 
 METRICS: Registry[Callable[[Tensor, Tensor], float]] = Registry("metric")
@@ -16,7 +17,7 @@ METRICS: Registry[Callable[[Tensor, Tensor], float]] = Registry("metric")
 def accuracy(logits: Tensor, labels: Tensor) -> float:
     """Top-1 accuracy; multi-label (labels N×L): each label thresholded at sigmoid 0.5 (logit 0), the
     accuracy of every label averaged — MedMNIST's ACC for ChestMNIST."""
-    if labels.dim() == 2:
+    if is_multi_label(labels):
         return float(((logits > 0) == labels.bool()).float().mean().item())
     return float((logits.argmax(dim=-1) == labels).float().mean().item())
 
@@ -44,7 +45,7 @@ def _binary_auc(truth: Tensor, score: Tensor) -> float:
 def auc(logits: Tensor, labels: Tensor) -> float:
     """ROC AUC as MedMNIST reports it: binary — the positive class's softmax score; multi-class —
     one-vs-rest per class, averaged; multi-label (labels N×L) — per label on sigmoid scores, averaged."""
-    if labels.dim() == 2:  # multi-label
+    if is_multi_label(labels):  # multi-label
         scores = logits.sigmoid()
         return sum(_binary_auc(labels[:, j], scores[:, j]) for j in range(labels.shape[1])) / labels.shape[1]
     scores = logits.float().softmax(dim=-1)

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from .coresets import random_subset
 from .errors import RunError
+from .losses import is_multi_label
 from .registry import Registry
 
 SYNTHETIC_SETS: Registry[type] = Registry("synthetic set")
@@ -159,7 +160,7 @@ class PixelSet(SyntheticSet):
         """``ipc`` samples per class drawn from ``real`` (a ClassIndex) with ``init: real``, else N(0, 1)."""
         labels = real.split.labels
         multi_hot = None
-        if options.init == "real" and labels.dim() == 2:  # an image positive for two labels is drawn once
+        if options.init == "real" and is_multi_label(labels):  # an image positive for two labels is drawn once
             rows = random_subset(labels, real.num_classes, ipc, gen)
             inputs, multi_hot = real.split.inputs[rows].clone(), labels[rows]
         elif options.init == "real":
@@ -167,7 +168,7 @@ class PixelSet(SyntheticSet):
             inputs = real.split.inputs[rows].clone()
         else:
             inputs = torch.randn((real.num_classes * ipc, *real.split.inputs.shape[1:]), generator=gen)
-            if labels.dim() == 2:
+            if is_multi_label(labels):
                 multi_hot = torch.eye(real.num_classes, dtype=torch.long).repeat_interleave(ipc, dim=0)
         return cls(inputs, real.num_classes, ipc, soft_labels=options.soft_labels, learn_lr=options.learn_lr,
                    lr_init=options.lr_init, multi_hot=multi_hot)
