@@ -58,6 +58,13 @@ def kept_rows(out_dir: Path, benchmark: str, profile: str, rerun: set[str], budg
     return [r for r in old["rows"] if not (r["method"] in rerun and (r["budget"] in budgets or r["budget"] == "all"))]
 
 
+def fill_compression(rows: list[dict], real_bytes: int) -> None:
+    """Give rows kept from an older results file (made before the column existed) their compression ratio."""
+    for row in rows:
+        if "compression" not in row and row.get("storage_bytes") and row.get("budget_unit") == "ipc":
+            row["compression"] = round(real_bytes / row["storage_bytes"], 1)
+
+
 def fmt(row: dict) -> str:
     if row.get("mean") is None:
         return row.get("note", "not run")

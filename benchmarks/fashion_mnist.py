@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mmdd  # noqa: E402
-from common import RESULTS, kept_rows, machine, row_from, write  # noqa: E402
+from common import RESULTS, fill_compression, kept_rows, machine, row_from, write  # noqa: E402
 
 METHODS = ("dm", "dc", "dsa", "mtt")
 ORDER = ["random", "herding", "kcenter", "dm", "dc", "dsa", "mtt"]
@@ -45,6 +45,7 @@ def main(argv=None) -> int:
     out_dir = Path(args.out) if args.out else RESULTS
     base = [f"profile={args.profile}", f"dataset.root={args.root}", f"device={args.device}", *args.set]
 
+    real_bytes = None  # of the training split, from any run of this invocation
     rerun = set(args.methods) | ({"random", "herding", "kcenter"} if "dm" in args.methods else set())
     rows = kept_rows(out_dir, "fashion_mnist", args.profile, rerun, args.ipc)
 
@@ -66,11 +67,14 @@ def main(argv=None) -> int:
             started = time.perf_counter()
             run = mmdd.distill(recipe, overrides, output_dir=runs / f"{method}-ipc{ipc}", overwrite=True,
                                progress=False)
+            real_bytes = run.manifest["real_bytes"]
             for name in run.manifest["evaluation"]:
                 label = method if name == "distilled" else name
                 rows.append(row_from(run, name, label, ipc, note=note if name == "distilled" else ""))
             print(f"{method} ipc {ipc}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
+    if real_bytes is not None:
+        fill_compression(rows, real_bytes)
     rows.sort(key=lambda r: (r["budget"], ORDER.index(r["method"]) if r["method"] in ORDER else 99))
     protocol = next((r["protocol"] for r in rows if r["method"] == "random" and "protocol" in r),
                     next((r["protocol"] for r in rows if "protocol" in r), ""))

@@ -47,7 +47,12 @@ from .base import MatcherSpec, MatchingContext
 
 @dataclass
 class TMConfig:
-    """Recipe section ``method`` for ``name: mtt``."""
+    """Recipe section ``method`` for ``name: mtt``.
+
+    ``lr_lr`` is the SGD step on the synthetic set's **log** learning rate (the set stores
+    log(lr)). The original MTT code steps the lr itself; its value η corresponds here to about
+    η / lr² (η = 1e-5 at lr 0.01 → 0.1).
+    """
 
     name: str = "mtt"
     iterations: int = 5000
