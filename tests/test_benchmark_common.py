@@ -1,0 +1,37 @@
+"""The benchmark scripts' shared results helpers: re-measuring one method keeps the other rows."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from common import fill_compression, kept_rows  # noqa: E402
+
+
+def row(method, budget, **extra):
+    return {"method": method, "budget": budget, "budget_unit": "ipc" if budget != "all" else "clips",
+            "storage_bytes": 100 * (budget if budget != "all" else 50), **extra}
+
+
+def test_kept_rows_drops_only_what_is_measured_again(tmp_path):
+    rows = [row("random", 1), row("dm", 1), row("mtt", 1), row("random", 10), row("mtt", 10),
+            row("whole data", "all")]
+    (tmp_path / "bench.json").write_text(json.dumps({"profile": "cpu", "rows": rows}))
+    kept = kept_rows(tmp_path, "bench", "cpu", {"mtt"}, [10])
+    assert [(r["method"], r["budget"]) for r in kept] == [
+        ("random", 1), ("dm", 1), ("mtt", 1), ("random", 10), ("whole data", "all")]
+    kept = kept_rows(tmp_path, "bench", "cpu", {"dm", "random", "whole data"}, [1, 10])
+    assert [(r["method"], r["budget"]) for r in kept] == [("mtt", 1), ("mtt", 10)]
+    assert kept_rows(tmp_path, "bench", "default", {"mtt"}, [10]) == []  # another profile: nothing kept
+    assert kept_rows(tmp_path, "missing", "cpu", {"mtt"}, [10]) == []
+
+
+def test_fill_compression_only_where_missing():
+    rows = [row("random", 1), row("mtt", 10, compression=7.0), row("whole data", "all")]
+    fill_compression(rows, real_bytes=1000)
+    assert rows[0]["compression"] == 10.0
+    assert rows[1]["compression"] == 7.0
+    assert "compression" not in rows[2]
