@@ -127,10 +127,7 @@ def rebuild_index(root: Path) -> dict:
     root = Path(root)
     experts, shapes, network = {}, None, None
     for sidecar in sorted(root.glob("expert_*.json")):
-        try:
-            info = json.loads(sidecar.read_text())
-        except json.JSONDecodeError as exc:
-            raise DataError(f"expert sidecar {sidecar} is not valid JSON ({exc})") from None
+        info = read_sidecar(sidecar)
         if not (root / f"{sidecar.stem}.safetensors").exists():
             raise DataError(f"{sidecar} has no shard {sidecar.stem}.safetensors beside it")
         if shapes is None:
@@ -145,14 +142,23 @@ def rebuild_index(root: Path) -> dict:
     return index
 
 
+def read_sidecar(sidecar: Path) -> dict:
+    try:
+        return json.loads(Path(sidecar).read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"expert sidecar {sidecar} is not valid JSON ({exc})") from None
+
+
 def recorded_description(root: Path) -> dict | None:
     """The network/training description kept by the buffer's finished experts (None for an empty folder)."""
     for sidecar in sorted(Path(root).glob("expert_*.json")):
-        try:
-            return json.loads(sidecar.read_text()).get("network")
-        except json.JSONDecodeError as exc:
-            raise DataError(f"expert sidecar {sidecar} is not valid JSON ({exc})") from None
+        return read_sidecar(sidecar).get("network")
     return None
+
+
+def finished_epochs(root: Path) -> dict[int, int]:
+    """Expert number → the epochs it was trained for, for every finished expert in the folder."""
+    return {info["expert"]: info["epochs"] for info in map(read_sidecar, sorted(Path(root).glob("expert_*.json")))}
 
 
 def snapshot_params(net: nn.Module) -> dict[str, Tensor]:

@@ -255,6 +255,22 @@ def test_buffer_of_other_training_settings_is_refused_for_generation_and_flagged
         mmdd.distill(recipe, output_dir=tmp_path / "same", evaluate=False, progress=False)
 
 
+def test_buffer_with_shorter_experts_than_the_recipe_asks_is_refused(tmp_path):
+    recipe = json.loads(json.dumps(MTT_RECIPE))
+    recipe["experts"].update(dir=str(tmp_path / "experts"), num_experts=1, epochs=2)
+    from mmdd.experts import generate_experts
+
+    generate_experts(recipe, progress=False)
+    longer = json.loads(json.dumps(recipe))
+    longer["experts"].update(epochs=4, num_experts=2)
+    with pytest.raises(ConfigError, match=r"experts.epochs is 4 .*expert 0: 2"):
+        generate_experts(longer, progress=False)  # expert 0 would silently stay at 2 epochs
+    assert ExpertBuffer(tmp_path / "experts").experts == [0]
+    shorter = json.loads(json.dumps(recipe))
+    shorter["experts"].update(epochs=1, num_experts=2)
+    assert generate_experts(shorter, progress=False).experts == [0, 1]  # longer experts serve a shorter recipe
+
+
 def test_soft_labels_start_from_expert_logits(tmp_path):
     recipe = json.loads(json.dumps(MTT_RECIPE))
     recipe["experts"]["dir"] = str(tmp_path / "experts")
