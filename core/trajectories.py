@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from .atomic import atomic_write
 from .checks import at_least, positive
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .seeding import make_generator
 
 FORMAT = 1
@@ -185,7 +185,17 @@ def train_expert(k: int, cfg: ExpertsConfig, root: Path, make_network: Callable[
     atomic_write(root / f"{name}.json", lambda tmp: tmp.write_text(json.dumps(sidecar, indent=2) + "\n"))
 
 
-def pending_experts(root: Path, num_experts: int, rank: int = 0, world_size: int = 1) -> list[int]:
-    """This rank's share of the experts that have no finished sidecar yet."""
-    done = {int(p.stem.split("_")[1]) for p in Path(root).glob("expert_*.json")}
+def pending_experts(root: Path, num_experts: int, rank: int = 0, world_size: int = 1,
+                    epochs: int | None = None) -> list[int]:
+    """This rank's share of the experts that have no finished sidecar yet.
+
+    With ``epochs``, a finished expert trained for fewer epochs is refused: it would count as done
+    and stay short, and the buffer would not have the epochs the recipe asks for.
+    """
+    done = finished_epochs(root)
+    short = {k: e for k, e in done.items() if epochs is not None and e < epochs}
+    if short:
+        listed = ", ".join(f"expert {k}: {e}" for k, e in sorted(short.items()))
+        raise ConfigError(f"experts.epochs is {epochs} but finished experts in {root} have fewer epochs ({listed}); "
+                          f"they would be kept as they are. Point experts.dir at a new folder or delete {root}")
     return [k for k in range(num_experts) if k % world_size == rank and k not in done]

@@ -26,7 +26,7 @@ from mmdd.core.evaluation import train_epoch
 from mmdd.core.networks import network_description
 from mmdd.core.seeding import make_generator
 from mmdd.plugins import get_domain
-from mmdd.core.trajectories import ExpertBuffer, finished_epochs, pending_experts, rebuild_index, recorded_description, train_expert
+from mmdd.core.trajectories import ExpertBuffer, pending_experts, rebuild_index, recorded_description, train_expert
 
 
 @dataclass
@@ -113,16 +113,10 @@ def generate_experts(recipe, overrides: Sequence[str] = (), progress: bool = Tru
                           f"adding experts would mix two kinds of trajectory. Point experts.dir at a new folder "
                           f"or delete {root}")
 
-    short = {k: epochs for k, epochs in finished_epochs(root).items() if epochs < cfg.experts.epochs}
-    if short:
-        listed = ", ".join(f"expert {k}: {e}" for k, e in sorted(short.items()))
-        raise ConfigError(f"experts.epochs is {cfg.experts.epochs} but finished experts in {root} have fewer epochs "
-                          f"({listed}); they would be kept as they are. Point experts.dir at a new folder or delete {root}")
-
     def one_epoch(net, opt, gen):
         train_epoch(net, opt, split.inputs, split.labels, cfg.experts.batch_size, gen, augment, ws.device)
 
-    todo = pending_experts(root, cfg.experts.num_experts, info.rank, info.world_size)
+    todo = pending_experts(root, cfg.experts.num_experts, info.rank, info.world_size, cfg.experts.epochs)
     bar = tqdm(todo, desc=f"experts (rank {info.rank})" if info.world_size > 1 else "experts", unit="expert",
                disable=None if progress else True)
     for k in bar:

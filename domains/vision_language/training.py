@@ -144,7 +144,7 @@ def train_experts(root: Path, cfg, data: PairTensors, make_network: Callable[[to
     """Train this rank's pending experts (``cfg``: the recipe's ExpertsConfig) into ``root``."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    todo = pending_experts(root, cfg.num_experts, rank, world_size)
+    todo = pending_experts(root, cfg.num_experts, rank, world_size, cfg.epochs)
     for k in tqdm(todo, desc="experts", unit="expert", disable=None if progress else True):
         started = time.perf_counter()
         seed = cfg.seed * 1_000_003 + k
