@@ -73,6 +73,15 @@ def describe_difference(recorded: dict, wanted: dict) -> str:
                      for k in keys)
 
 
+def refuse_other_settings(root: Path, description: dict) -> None:
+    """Generation must not add experts to a buffer whose experts were trained with other settings."""
+    recorded = recorded_description(root)
+    if recorded is not None and recorded != description:
+        raise ConfigError(f"expert buffer {root} was trained with other settings ({describe_difference(recorded, description)}); "
+                          f"adding experts would mix two kinds of trajectory. Point experts.dir at a new folder "
+                          f"or delete {root}")
+
+
 def check_buffer_settings(ws, buffer: ExpertBuffer) -> None:
     """Warn when a buffer's experts were trained otherwise than the recipe's experts section says.
 
@@ -107,11 +116,7 @@ def generate_experts(recipe, overrides: Sequence[str] = (), progress: bool = Tru
     augment = ws.eval_augment() if cfg.experts.augment else None
     net_cfg = ws.cfg.network
     description = expert_description(ws, split)
-    recorded = recorded_description(root)
-    if recorded is not None and recorded != description:
-        raise ConfigError(f"expert buffer {root} was trained with other settings ({describe_difference(recorded, description)}); "
-                          f"adding experts would mix two kinds of trajectory. Point experts.dir at a new folder "
-                          f"or delete {root}")
+    refuse_other_settings(root, description)
 
     def one_epoch(net, opt, gen):
         train_epoch(net, opt, split.inputs, split.labels, cfg.experts.batch_size, gen, augment, ws.device)

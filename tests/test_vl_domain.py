@@ -239,6 +239,22 @@ def test_constant_memory_solver_agrees_with_exact(flickr, bert, tmp_path):
         assert x.abs().sum() > 0 and torch.allclose(x, y, rtol=1e-3, atol=1e-6)
 
 
+def test_expert_generation_refuses_a_buffer_of_other_settings_or_shorter_experts(flickr, bert, tmp_path):
+    from mmdd.domains.vision_language import VisionLanguageDomain
+
+    cfg = load_config(recipe(flickr, bert, tmp_path))
+    cfg.experts.num_experts = 1
+    VisionLanguageDomain().generate_experts(cfg, progress=False)
+    other = load_config(recipe(flickr, bert, tmp_path))
+    other.experts.lr = cfg.experts.lr * 2
+    with pytest.raises(ConfigError, match=r"lr: buffer .* vs recipe"):
+        VisionLanguageDomain().generate_experts(other, progress=False)
+    longer = load_config(recipe(flickr, bert, tmp_path))
+    longer.experts.epochs = cfg.experts.epochs + 1
+    with pytest.raises(ConfigError, match=rf"experts.epochs is {cfg.experts.epochs + 1}"):
+        VisionLanguageDomain().generate_experts(longer, progress=False)
+
+
 # --------------------------------------------------------------------------- runs
 
 
