@@ -75,7 +75,7 @@ def describe_difference(recorded: dict, wanted: dict) -> str:
 
 def refuse_other_settings(root: Path, description: dict) -> None:
     """Generation must not add experts to a buffer whose experts were trained with other settings."""
-    recorded = recorded_description(root)
+    recorded, description = recorded_description(root), json.loads(json.dumps(description))  # as a sidecar holds it
     if recorded is not None and recorded != description:
         raise ConfigError(f"expert buffer {root} was trained with other settings ({describe_difference(recorded, description)}); "
                           f"adding experts would mix two kinds of trajectory. Point experts.dir at a new folder "

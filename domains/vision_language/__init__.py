@@ -217,7 +217,7 @@ class VisionLanguageDomain:
                        budget_pairs=recipe.budget.ipc, sim_symmetric=method.sim_symmetric)
 
     def matcher(self, cfg, data: VLData, device: torch.device):
-        from mmdd.experts import experts_dir, refuse_other_settings
+        from mmdd.experts import experts_dir
 
         context = MatchingContext(
             make_network=lambda gen: self.make_network(cfg.network, data.in_shape, data.text_dim, gen, device),
@@ -240,7 +240,7 @@ class VisionLanguageDomain:
         description = {"name": _network_text(cfg.network), "config": to_dict(cfg.network),
                        "dataset": cfg.dataset.name, "train_size": data.train.num_images, "lr": cfg.experts.lr,
                        "augment": cfg.experts.augment, "text_dim": data.text_dim}
-        refuse_other_settings(root, json.loads(json.dumps(description)))  # compared as a sidecar holds it
+        refuse_other_settings(root, description)
         train_experts(root, cfg.experts, data.train,
                       lambda gen: self.make_network(cfg.network, data.in_shape, data.text_dim, gen, device),
                       augment, device, description, progress=progress, rank=rank, world_size=world)
