@@ -193,7 +193,7 @@ def pending_experts(root: Path, num_experts: int, rank: int = 0, world_size: int
     and stay short, and the buffer would not have the epochs the recipe asks for.
     """
     done = finished_epochs(root)
-    short = {k: e for k, e in done.items() if epochs is not None and e < epochs}
+    short = {} if epochs is None else {k: e for k, e in done.items() if e < epochs}
     if short:
         listed = ", ".join(f"expert {k}: {e}" for k, e in sorted(short.items()))
         raise ConfigError(f"experts.epochs is {epochs} but finished experts in {root} have fewer epochs ({listed}); "
