@@ -23,6 +23,7 @@ from typing import Any, Literal
 import torch
 import yaml
 
+from mmdd.catalog import read_recipe
 from mmdd.core.errors import ConfigError
 from mmdd.core.evaluation import EvalConfig
 from mmdd.core.augment import AugmentConfig
@@ -327,10 +328,8 @@ def config_from_dict(raw: dict, domain_lookup) -> RecipeConfig:
     dataset = _named_section(raw.get("dataset"), "dataset", domain.dataset_config)
     method = _named_section(raw.get("method"), "method", lambda n: MATCHERS.get(n, "method.name").config)
     network = _named_section(raw.get("network"), "network", lambda n: NETWORKS.get(n, "network.name")[0], "convnet")
-    augment_config = getattr(domain, "augment_config", None)  # a domain may bring its own augmentations
-    augment = build(augment_config() if augment_config else AugmentConfig, raw.get("augment"), "augment")
-    synthetic_config = getattr(domain, "synthetic_config", None)  # a domain may bring its own parameterisation
-    synthetic = build(synthetic_config() if synthetic_config else SyntheticConfig, raw.get("synthetic"), "synthetic")
+    augment = build(domain.augment_config(), raw.get("augment"), "augment")  # each modality its own transforms
+    synthetic = build(domain.synthetic_config(), raw.get("synthetic"), "synthetic")  # and parameterisation
     stages = _stages(raw.get("stages"))
     rest = {k: v for k, v in raw.items() if k not in ("dataset", "method", "network", "augment", "synthetic", "stages")}
     if "name" not in rest:
@@ -369,14 +368,5 @@ def _stages(raw) -> dict[str, StageConfig]:
 
 
 def read_yaml(path: Path) -> dict:
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read recipe {path}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"recipe {path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"recipe {path}: expected a mapping of sections at the top level")
-    return data
+    """A recipe file as a mapping, its ``base:`` resolved (see :func:`mmdd.catalog.read_recipe`)."""
+    return read_recipe(path)
