@@ -76,9 +76,7 @@ def run_loop(syn: SyntheticSet, matcher, real: ClassIndex, optimizer: torch.opti
             lr = syn.learned_lr()
             if lr is not None:
                 record["learned_lr"] = lr
-            fields = getattr(matcher, "log_fields", None)  # a matcher's own counters (e.g. PTM's resets)
-            if fields is not None:
-                record.update(fields())
+            record.update(matcher.log_fields())  # a matcher's own counters (e.g. PTM's resets)
             log(step, record)
         bar.set_postfix(loss=f"{value:.4g}")
         if save_checkpoint is not None and (step % checkpoint_every == 0 or step == end):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -93,26 +93,106 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / n)
 
 
-def train_model(net: nn.Module, inputs: Tensor, targets: Tensor, cfg: EvalConfig, gen: torch.Generator,
-                augment: Callable[[Tensor, torch.Generator], Tensor] | None, device: torch.device,
-                lr: float | None = None, epochs: int | None = None, desc: str | None = None,
-                after_epoch: Callable[[int], None] | None = None) -> nn.Module:
-    """Train ``net`` on (inputs, targets) with the protocol's optimiser and schedule.
+@dataclass
+class Samples:
+    """Training samples of a classification set: inputs and targets (class indices, probabilities
+    for soft labels, or 0/1 label rows for a multi-label task)."""
+
+    inputs: Tensor
+    targets: Tensor
+
+    def __len__(self) -> int:
+        return int(self.inputs.shape[0])
+
+
+@dataclass
+class EvalSet:
+    """A set under evaluation: what the task trains on, its lr (a learned one, or None for the
+    protocol's; a task may take one per parameter group) and its epochs (None: the protocol's)."""
+
+    data: Any
+    lr: float | dict[str, float] | None = None
+    epochs: int | None = None
+
+
+class Task(Protocol):
+    """How a network learns from a set and how it is scored: the part of expert training and
+    evaluation that differs between class-labelled data and, say, image-text pairs.
+
+    ``data`` is whatever the domain's sets hold (:class:`Samples` / :class:`Split` for
+    classification, caption pairs for vision-language); ``scores`` returns the main ``metric``
+    and every other reported metric as fractions.
+    """
+
+    metric: str
+    loss_text: str  # how the protocol string names the training loss
+
+    def size(self, data) -> int: ...
+
+    def optimizer(self, net: nn.Module, lr: float | dict[str, float], momentum: float,
+                  weight_decay: float) -> torch.optim.Optimizer: ...
+
+    def epoch(self, net: nn.Module, opt: torch.optim.Optimizer, data, batch_size: int, gen: torch.Generator,
+              augment, device: torch.device) -> None: ...
+
+    def scores(self, net: nn.Module, split, device: torch.device, batch_size: int) -> dict[str, float]: ...
+
+
+class ClassificationTask:
+    """Cross-entropy (or per-label BCE) training; the domain's metrics on predicted logits."""
+
+    loss_text = ""
+
+    def __init__(self, metric: str, metrics: dict[str, Callable[[Tensor, Tensor], float]]):
+        self.metric, self.metrics = metric, metrics
+
+    def size(self, data) -> int:
+        return len(data)
+
+    def optimizer(self, net, lr, momentum, weight_decay):
+        return torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=float(lr), momentum=momentum,
+                               weight_decay=weight_decay)
+
+    def epoch(self, net, opt, data, batch_size, gen, augment, device) -> None:
+        train_epoch(net, opt, data.inputs, _targets(data), batch_size, gen, augment, device)
+
+    def scores(self, net, split, device, batch_size) -> dict[str, float]:
+        logits = predict(net, split.inputs, batch_size, device)
+        return {name: fn(logits, split.labels) for name, fn in self.metrics.items()}
+
+
+def _targets(data) -> Tensor:
+    return data.targets if isinstance(data, Samples) else data.labels
+
+
+def fit(net: nn.Module, data, task: Task, cfg: EvalConfig, gen: torch.Generator, augment, device: torch.device,
+        lr: float | dict[str, float] | None = None, epochs: int | None = None, desc: str | None = None,
+        after_epoch: Callable[[int], None] | None = None) -> nn.Module:
+    """Train ``net`` on ``data`` with the protocol's optimiser and schedule (SGD, lr ×0.1 at ``lr_decay_at``).
 
     ``after_epoch(e)`` is called after epoch ``e`` (1-based), e.g. to select a model on validation.
     """
     epochs = epochs or cfg.epochs
-    lr = lr or cfg.lr
-    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = task.optimizer(net, lr or cfg.lr, cfg.momentum, cfg.weight_decay)
     decay_epoch = max(1, int(round(epochs * cfg.lr_decay_at)))
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[decay_epoch], gamma=0.1)
+    batch = min(cfg.batch_size, task.size(data))
     bar = tqdm(range(epochs), desc=desc, leave=False, disable=None if desc else True, unit="epoch")
     for _ in bar:
-        train_epoch(net, opt, inputs, targets, cfg.batch_size, gen, augment if cfg.augment else None, device)
+        task.epoch(net, opt, data, batch, gen, augment if cfg.augment else None, device)
         sched.step()
         if after_epoch is not None:
             after_epoch(sched.last_epoch)
     return net
+
+
+def train_model(net: nn.Module, inputs: Tensor, targets: Tensor, cfg: EvalConfig, gen: torch.Generator,
+                augment: Callable[[Tensor, torch.Generator], Tensor] | None, device: torch.device,
+                lr: float | None = None, epochs: int | None = None, desc: str | None = None,
+                after_epoch: Callable[[int], None] | None = None) -> nn.Module:
+    """:func:`fit` for a classifier on (inputs, targets)."""
+    return fit(net, Samples(inputs, targets), ClassificationTask("", {}), cfg, gen, augment, device, lr=lr,
+               epochs=epochs, desc=desc, after_epoch=after_epoch)
 
 
 def train_epoch(net: nn.Module, opt: torch.optim.Optimizer, inputs: Tensor, targets: Tensor, batch_size: int,
@@ -141,24 +221,21 @@ def predict(net: nn.Module, inputs: Tensor, batch_size: int, device: torch.devic
     return torch.cat(out)
 
 
-def evaluate_set(inputs: Tensor, targets: Tensor, *, make_network: Callable[[torch.Generator], nn.Module],
-                 cfg: EvalConfig, test: Split, metric: Callable[[Tensor, Tensor], float], metric_name: str,
-                 protocol: str, device: torch.device, augment=None, lr: float | None = None,
-                 epochs: int | None = None, val: Split | None = None, label: str = "",
-                 others: dict[str, Callable[[Tensor, Tensor], float]] | None = None) -> SetResult:
-    """Train a fresh network per seed on (inputs, targets); report the test metric(s).
+def evaluate_set(train: EvalSet, task: Task, *, make_network: Callable[[torch.Generator], nn.Module],
+                 cfg: EvalConfig, test, protocol: str, device: torch.device, augment=None, val=None,
+                 label: str = "") -> SetResult:
+    """Train a fresh network per seed on ``train.data``; report the task's test metric(s).
 
     The model measured is the last epoch's, or with ``cfg.select == "best_val"`` (and a validation
-    split) the one with the best validation ``metric`` among epochs ``select_every, 2·select_every,
-    …, last`` — selection never looks at the test split.
+    split) the one with the best validation ``task.metric`` among epochs ``select_every,
+    2·select_every, …, last`` — selection never looks at the test split.
     """
     started = time.perf_counter()
-    metrics = {metric_name: metric, **(others or {})}
-    values = {name: [] for name in metrics}
-    val_values = {name: [] for name in metrics}
-    has_val = val is not None and len(val) > 0
-    inputs, targets = inputs.detach().cpu(), targets.detach().cpu()
-    total = epochs or cfg.epochs
+    values: dict[str, list[float]] = {}
+    val_values: dict[str, list[float]] = {}
+    has_val = val is not None and task.size(val) > 0
+    total = train.epochs or cfg.epochs
+    batch = cfg.test_batch_size
     for seed in cfg.seed_list():
         gen = make_generator(seed)
         net = make_network(gen)
@@ -167,38 +244,51 @@ def evaluate_set(inputs: Tensor, targets: Tensor, *, make_network: Callable[[tor
         def keep_best(epoch: int) -> None:
             if epoch % cfg.select_every and epoch != total:
                 return
-            score = metric(predict(net, val.inputs, cfg.test_batch_size, device), val.labels)
+            score = task.scores(net, val, device, batch)[task.metric]
             if score > best["score"]:
                 best["score"] = score
                 best["state"] = {k: v.detach().clone() for k, v in net.state_dict().items()}
 
         select = cfg.select == "best_val" and has_val
-        train_model(net, inputs, targets, cfg, gen, augment, device, lr=lr, epochs=epochs,
-                    desc=f"eval {label} seed {seed}" if label else None, after_epoch=keep_best if select else None)
+        fit(net, train.data, task, cfg, gen, augment, device, lr=train.lr, epochs=train.epochs,
+            desc=f"eval {label} seed {seed}" if label else None, after_epoch=keep_best if select else None)
         if select:
             net.load_state_dict(best["state"])
-        test_logits = predict(net, test.inputs, cfg.test_batch_size, device)
-        val_logits = predict(net, val.inputs, cfg.test_batch_size, device) if has_val else None
-        for name, fn in metrics.items():
-            values[name].append(fn(test_logits, test.labels))
-            if val_logits is not None:
-                val_values[name].append(fn(val_logits, val.labels))
-    mean, std = mean_std(values[metric_name])
+        for name, value in task.scores(net, test, device, batch).items():
+            values.setdefault(name, []).append(value)
+        if has_val:
+            for name, value in task.scores(net, val, device, batch).items():
+                val_values.setdefault(name, []).append(value)
+    mean, std = mean_std(values[task.metric])
     extra = {}
-    for name in others or {}:
-        m, sd = mean_std(values[name])
-        extra[name] = {"mean": m, "std": sd, "values": values[name], "val_values": val_values[name] or None}
-    return SetResult(metric=metric_name, mean=mean, std=std, values=values[metric_name], seeds=cfg.seed_list(),
-                     protocol=protocol, val_values=val_values[metric_name] or None, train_size=int(inputs.shape[0]),
+    for name in values:
+        if name != task.metric:
+            m, sd = mean_std(values[name])
+            extra[name] = {"mean": m, "std": sd, "values": values[name], "val_values": val_values.get(name)}
+    return SetResult(metric=task.metric, mean=mean, std=std, values=values[task.metric], seeds=cfg.seed_list(),
+                     protocol=protocol, val_values=val_values.get(task.metric), train_size=task.size(train.data),
                      wall_s=time.perf_counter() - started, others=extra or None)
 
 
-def describe_protocol(cfg: EvalConfig, network: str, augment: str, lr: float | None = None,
-                      epochs: int | None = None) -> str:
+def describe_protocol(cfg: EvalConfig, network: str, augment: str, lr: float | dict[str, float] | None = None,
+                      epochs: int | None = None, has_val: bool = True, loss: str = "") -> str:
+    """The protocol string stored next to every number.
+
+    ``lr`` is a learned lr, one per parameter group (a mapping), or None for the protocol's;
+    ``has_val`` says whether a validation split exists — without one, ``select: best_val`` falls
+    back to the last epoch and the string says so.
+    """
     epochs = epochs or cfg.epochs
-    lr_text = f"learned lr {lr:.4g}" if lr is not None else f"lr {cfg.lr:g}"
+    if isinstance(lr, dict):
+        lr_text = "learned lr " + " / ".join(f"{k} {v:.4g}" for k, v in lr.items())
+    else:
+        lr_text = f"learned lr {lr:.4g}" if lr is not None else f"lr {cfg.lr:g}"
     aug = augment if cfg.augment else "no aug"
-    chosen = ("model selected on validation (best of every " f"{cfg.select_every} epochs)"
-              if cfg.select == "best_val" else "last epoch on test")
-    return (f"{network}, SGD {cfg.momentum:g} / {cfg.weight_decay:g}, {lr_text} ×0.1 at {cfg.lr_decay_at:g}, "
-            f"batch {cfg.batch_size}, {epochs} epochs, {aug}, {cfg.seeds} seeds, {chosen}")
+    if cfg.select == "best_val" and has_val:
+        chosen = f"model selected on validation (best of every {cfg.select_every} epochs)"
+    elif cfg.select == "best_val":
+        chosen = "last epoch on test (select: best_val asked, but the data has no validation split)"
+    else:
+        chosen = "last epoch on test"
+    return (f"{network}, {loss + ', ' if loss else ''}SGD {cfg.momentum:g} / {cfg.weight_decay:g}, {lr_text} ×0.1 "
+            f"at {cfg.lr_decay_at:g}, batch {cfg.batch_size}, {epochs} epochs, {aug}, {cfg.seeds} seeds, {chosen}")

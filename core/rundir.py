@@ -1,20 +1,24 @@
-"""Atomic file writing and the files of a run directory (DESIGN §6).
+"""The files of a run directory and the helpers that read and write them (DESIGN §6).
 
 Every file is written to a temporary name in the same folder and renamed over the target, so a
-crash never leaves a half-written artifact.
+crash never leaves a half-written artifact. This module sits in core (below the domains) so the
+pipeline, the CLI and a domain all name the same files the same way.
 """
 
 from __future__ import annotations
 
 import json
+import platform
+import shutil
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from mmdd.core.atomic import atomic_write  # noqa: F401  (re-exported: the writer under every artifact)
-from mmdd.core.errors import RunError
+from .atomic import atomic_write
+from .errors import RunError
 
 DISTILLED = "distilled.safetensors"
 MANIFEST = "manifest.json"
@@ -22,6 +26,19 @@ METRICS = "metrics.jsonl"
 REPORT = "report.md"
 CHECKPOINT = "checkpoint.pt"
 SAMPLES = "samples.png"
+
+# Keys of checkpoint.pt (a torch.save of tensors and plain values, read with weights_only=True).
+CK_STAGE = "stage"            # index of the stage in progress
+CK_STEP = "step"              # steps completed within that stage
+CK_SYNTHETIC = "synthetic"    # the synthetic set's state_dict
+CK_OPTIMIZER = "optimizer"    # the optimizer's state_dict ({} at a stage boundary)
+CK_MATCHER = "matcher"        # the matcher's own state (DC's network, MTT's iteration, PTM's schedule)
+CK_GENERATOR = "generator"    # the run generator's state
+CK_RECIPE = "recipe"          # the resolved recipe the run started with
+CK_WALL = "wall_s"            # distillation wall-clock so far
+
+#: packages whose versions every manifest records
+PACKAGES = ("mmdd", "torch", "torchvision", "torchaudio", "numpy", "safetensors")
 
 
 def write_text(path: Path, text: str) -> Path:
@@ -75,3 +92,35 @@ def truncate_jsonl(path: Path, last_step: int) -> None:
     kept = [line for line in path.read_text().splitlines()
             if line.strip() and json.loads(line).get("step", 0) <= last_step]
     write_text(path, "".join(line + "\n" for line in kept))
+
+
+def package_versions() -> dict[str, str]:
+    found = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def prepare_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Make ``run_dir`` ready for a run: refuse to clobber a run unless asked, demand a checkpoint to resume."""
+    has_run = (run_dir / CHECKPOINT).exists() or (run_dir / MANIFEST).exists()
+    if resume:
+        if not (run_dir / CHECKPOINT).exists():
+            raise RunError(f"cannot resume: no checkpoint in {run_dir}; start the run without --resume")
+        return
+    if has_run:
+        if not overwrite:
+            raise RunError(f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to start "
+                           f"again, or output_dir=OTHER_DIR")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def comparable_recipe(recipe: dict) -> dict:
+    """The parts of a resolved recipe that must match to resume (iterations and evaluation may change)."""
+    recipe = {k: v for k, v in recipe.items() if k not in ("evaluation", "description")}
+    recipe["method"] = {k: v for k, v in recipe["method"].items() if k != "iterations"}
+    return recipe

@@ -45,9 +45,27 @@ class SyntheticConfig:
 
 
 class SyntheticSet(nn.Module):
-    """Base class: learnable state + ``decode()`` + ``storage_bytes()``."""
+    """Base class: learnable state + ``decode()`` + ``storage_bytes()``.
+
+    Every method the pipeline and the matchers call is declared here with a default that fits a
+    set stored sample by sample in one stage; a structured set overrides what differs.
+    """
 
     kind: str = ""
+    #: names of the stages that come before ``main`` (video: ``("static",)``); each is configured
+    #: under ``stages.<name>`` in the recipe
+    stages: tuple[str, ...] = ()
+
+    def set_stage(self, name: str) -> None:
+        """Switch which parameters train and what ``decode()`` returns (a one-stage set has nothing to switch)."""
+
+    def storage_breakdown(self) -> dict[str, int] | None:
+        """Bytes per stored part (static memory, dynamic memory, integrator...), or None for one part."""
+        return None
+
+    def full_equivalent_bytes(self) -> int | None:
+        """Bytes a plain set of the same count of decoded samples would store, when that differs."""
+        return None
 
     def decode(self) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -68,6 +86,10 @@ class SyntheticSet(nn.Module):
         return sum(t.numel() * t.element_size() for t in self.state_dict().values())
 
     def learned_lr(self) -> float | None:
+        return None
+
+    def learned_lrs(self) -> dict[str, float] | None:
+        """The learned lr of each named parameter group, for a set that learns several (else None)."""
         return None
 
     def student_lrs(self) -> Tensor | None:

@@ -114,11 +114,11 @@ class ExpertBuffer:
         return {name: tensors[f"e{epoch}/{name}"] for name in self.param_shapes}
 
     def check_network(self, net: nn.Module) -> None:
-        """Refuse a buffer whose parameters do not fit ``net`` (a different width, depth or data)."""
-        mine = {n: list(p.shape) for n, p in net.named_parameters()}
+        """Refuse a buffer whose trainable parameters do not fit ``net`` (a different width, depth or data)."""
+        mine = {n: list(p.shape) for n, p in trainable_parameters(net).items()}
         if mine != self.param_shapes:
             differ = sorted(n for n in set(mine) | set(self.param_shapes) if mine.get(n) != self.param_shapes.get(n))
-            raise DataError(f"expert buffer {self.root} was trained with another network: parameters differ at "
+            raise DataError(f"expert buffer {self.root} was trained with another network: trainable parameters differ at "
                             f"{differ[:4]}; regenerate it with `mmdd experts RECIPE` or point experts.dir elsewhere")
 
 
@@ -161,19 +161,25 @@ def finished_epochs(root: Path) -> dict[int, int]:
     return {info["expert"]: info["epochs"] for info in map(read_sidecar, sorted(Path(root).glob("expert_*.json")))}
 
 
+def trainable_parameters(net: nn.Module) -> dict[str, nn.Parameter]:
+    """The parameters an expert trains and stores (a LoRA model's frozen base weights are not among them)."""
+    return {name: p for name, p in net.named_parameters() if p.requires_grad}
+
+
 def snapshot_params(net: nn.Module) -> dict[str, Tensor]:
-    return {name: p.detach().cpu().clone() for name, p in net.named_parameters()}
+    return {name: p.detach().cpu().clone().contiguous() for name, p in trainable_parameters(net).items()}
 
 
 def train_expert(k: int, cfg: ExpertsConfig, root: Path, make_network: Callable[[torch.Generator], nn.Module],
                  train_epoch: Callable[[nn.Module, torch.optim.Optimizer, torch.Generator], None],
                  network_description: dict | None = None) -> None:
-    """Train expert ``k`` and write its shard and sidecar atomically."""
+    """Train expert ``k`` (SGD over its trainable parameters, ``train_epoch(net, opt, gen)`` per epoch)
+    and write its shard and sidecar atomically: a snapshot of every trainable parameter per epoch."""
     started = time.perf_counter()
     seed = cfg.seed * 1_000_003 + k
     gen = make_generator(seed)
     net = make_network(gen)
-    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(list(trainable_parameters(net).values()), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     tensors = {f"e0/{n}": t for n, t in snapshot_params(net).items()}
     for epoch in range(1, cfg.epochs + 1):
         train_epoch(net, opt, gen)
@@ -181,7 +187,8 @@ def train_expert(k: int, cfg: ExpertsConfig, root: Path, make_network: Callable[
     name = expert_name(k)
     atomic_write(root / f"{name}.safetensors", lambda tmp: save_file(tensors, str(tmp)))
     sidecar = {"expert": k, "epochs": cfg.epochs, "seed": seed, "wall_s": round(time.perf_counter() - started, 3),
-               "param_shapes": {n: list(p.shape) for n, p in net.named_parameters()}, "network": network_description}
+               "param_shapes": {n: list(p.shape) for n, p in trainable_parameters(net).items()},
+               "network": network_description}
     atomic_write(root / f"{name}.json", lambda tmp: tmp.write_text(json.dumps(sidecar, indent=2) + "\n"))
 
 

@@ -15,7 +15,7 @@ __all__ = ["distill", "evaluate", "load", "load_config", "DistilledDataset", "Ru
 
 _LAZY = {
     "distill": "mmdd.run", "evaluate": "mmdd.run", "load_config": "mmdd.run", "Run": "mmdd.run",
-    "load": "mmdd.dataset", "DistilledDataset": "mmdd.dataset",
+    "load": "mmdd.dataset", "DistilledDataset": "mmdd.core.distilled",
     "MMDDError": "mmdd.core.errors", "ConfigError": "mmdd.core.errors", "DataError": "mmdd.core.errors",
     "RunError": "mmdd.core.errors",
 }

@@ -1,76 +1,33 @@
-"""``mmdd.load(run_dir)``: a distilled set as a plain ``torch.utils.data.Dataset``."""
+"""``mmdd.load(run_dir)``: a finished run's distilled set as a plain ``torch.utils.data.Dataset``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-from torch import Tensor
 from torch.utils.data import Dataset
 
-from mmdd import artifacts
-from mmdd.core.losses import is_multi_label
-from mmdd.core.synthetic import SyntheticSet, rebuild
+from mmdd.core import rundir
+from mmdd.core.distilled import DistilledDataset
+from mmdd.core.errors import RunError
+from mmdd.core.synthetic import rebuild
+from mmdd.plugins import get_domain
+
+__all__ = ["DistilledDataset", "load"]
 
 
-class DistilledDataset(Dataset):
-    """The decoded synthetic samples of a run, ready for a DataLoader.
+def load(run_dir: str | Path) -> Dataset:
+    """Load a finished run's distilled set; needs neither the original data nor the recipe's files.
 
-    ``dataset[i]`` is ``(input, target)``; the target is a class index, a probability vector
-    when the run learned soft labels (``dataset.soft_labels``), or a 0/1 row of labels for a
-    multi-label task (``dataset.multi_label``; train with a per-label sigmoid loss).
-    ``learned_lr`` is the learning rate the method learned (None when it learns none). Inputs live
-    in the run's distillation space; ``normalization`` holds the per-channel mean/std applied to the real data, so other
-    data can be put in the same space.
+    Works in a fresh process for every domain: the run's domain is imported first, so its synthetic
+    kinds (video's ``static_dynamic``, vision-language's ``pairs``) are registered before the tensors
+    are rebuilt. What comes back is the domain's Dataset (``Domain.distilled_dataset``).
     """
-
-    def __init__(self, synthetic: SyntheticSet, manifest: dict):
-        self.synthetic = synthetic
-        self.manifest = manifest
-        with torch.no_grad():
-            inputs, targets = synthetic.decode()
-        self.inputs: Tensor = inputs.detach().cpu().clone()
-        self.targets: Tensor = targets.detach().cpu().clone()
-
-    def __len__(self) -> int:
-        return int(self.inputs.shape[0])
-
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        return self.inputs[index], self.targets[index]
-
-    @property
-    def soft_labels(self) -> bool:
-        return bool(self.targets.dtype.is_floating_point)
-
-    @property
-    def multi_label(self) -> bool:
-        return is_multi_label(self.targets)
-
-    @property
-    def learned_lr(self) -> float | None:
-        return self.synthetic.learned_lr()
-
-    @property
-    def num_classes(self) -> int:
-        return int(self.manifest["data"]["num_classes"])
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.manifest["data"]["class_names"])
-
-    @property
-    def normalization(self) -> dict | None:
-        return self.manifest["data"].get("normalization")
-
-    @property
-    def evaluation(self) -> dict:
-        return self.manifest.get("evaluation", {})
-
-
-def load(run_dir: str | Path) -> DistilledDataset:
-    """Load a finished run's distilled set; needs neither the original data nor the recipe's files."""
     run_dir = Path(run_dir)
-    manifest = artifacts.read_json(run_dir / artifacts.MANIFEST)
-    tensors = artifacts.load_tensors(run_dir / artifacts.DISTILLED)
+    manifest = rundir.read_json(run_dir / rundir.MANIFEST)
+    if manifest.get("status") != "complete":
+        raise RunError(f"{run_dir} holds an unfinished run (step {manifest.get('steps_completed')}); continue it "
+                       f"with `mmdd run RECIPE --resume output_dir={run_dir}` before loading it")
+    domain = get_domain(manifest["recipe"].get("domain", "image"))
+    tensors = rundir.load_tensors(run_dir / rundir.DISTILLED)
     syn = rebuild(manifest["synthetic"]["kind"], tensors, manifest["synthetic"]["metadata"])
-    return DistilledDataset(syn, manifest)
+    return domain.distilled_dataset(syn, manifest)

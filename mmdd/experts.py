@@ -18,14 +18,8 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from mmdd.config import RecipeConfig, to_dict
+from mmdd.config import to_dict
 from mmdd.core.errors import ConfigError
-from mmdd.core.coresets import keep_per_class
-from mmdd.core.data import Split
-from mmdd.core.evaluation import train_epoch
-from mmdd.core.networks import network_description
-from mmdd.core.seeding import make_generator
-from mmdd.plugins import get_domain
 from mmdd.core.trajectories import ExpertBuffer, pending_experts, rebuild_index, recorded_description, train_expert
 
 
@@ -41,25 +35,12 @@ def distributed_info() -> DistributedInfo:
                            int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def experts_dir(cfg: RecipeConfig) -> Path:
-    return Path(cfg.experts.dir.format(name=cfg.name, dataset=cfg.dataset.name))
-
-
-def expert_training_split(ws) -> Split:
-    """The real data experts train on: the train split, or a seeded per-class subset of it."""
-    cfg, train = ws.cfg.experts, ws.splits.train
-    if cfg.train_per_class is None:
-        return train
-    return train.subset(keep_per_class(train.labels, ws.splits.num_classes, cfg.train_per_class,
-                                       make_generator(cfg.seed)))
-
-
-def expert_description(ws, split: Split | None = None) -> dict:
+def expert_description(ws, data=None) -> dict:
     """What an expert of this recipe is: network, data and training settings (kept in each sidecar)."""
     cfg = ws.cfg
-    split = split if split is not None else expert_training_split(ws)
-    description = {"name": network_description(cfg.network), "config": to_dict(cfg.network),
-                   "dataset": cfg.dataset.name, "train_size": len(split), "lr": cfg.experts.lr,
+    data = data if data is not None else ws.domain.expert_data(ws)
+    description = {"name": ws.domain.describe_network(cfg.network), "config": to_dict(cfg.network),
+                   "dataset": cfg.dataset.name, "train_size": ws.task.size(data), "lr": cfg.experts.lr,
                    "momentum": cfg.experts.momentum, "weight_decay": cfg.experts.weight_decay,
                    "batch_size": cfg.experts.batch_size, "augment": cfg.experts.augment}
     return json.loads(json.dumps(description))  # as a sidecar would hold it (tuples become lists)
@@ -96,36 +77,36 @@ def check_buffer_settings(ws, buffer: ExpertBuffer) -> None:
 
 
 def generate_experts(recipe, overrides: Sequence[str] = (), progress: bool = True) -> ExpertBuffer | None:
-    """Train this process's share of the recipe's experts; return the buffer (rank 0) or None."""
-    from mmdd.run import Workspace, load_config
+    """Train this process's share of the recipe's experts; return the buffer (rank 0) or None.
+
+    Every domain's experts are trained here: the network, the data (``domain.expert_data``) and how a
+    network learns from it for one epoch (``domain.task``) come from the domain.
+    """
+    from mmdd.run import experts_dir, load_config, setup
 
     cfg = load_config(recipe, overrides)
-    own = getattr(get_domain(cfg.domain), "generate_experts", None)  # e.g. contrastive experts
-    if own is not None:
-        return own(cfg, progress=progress)
     info = distributed_info()
     device = torch.device(cfg.device)
     if info.world_size > 1 and not dist.is_initialized():
         dist.init_process_group("gloo" if device.type == "cpu" else "nccl")
     if device.type != "cpu" and device.index is None and info.world_size > 1:
         cfg.device = f"{device.type}:{info.local_rank}"  # one accelerator per rank
-    ws = Workspace.build(cfg)
+    ws = setup(cfg)
     root = experts_dir(cfg)
     root.mkdir(parents=True, exist_ok=True)
-    split = expert_training_split(ws)
+    data = ws.domain.expert_data(ws)
     augment = ws.eval_augment() if cfg.experts.augment else None
-    net_cfg = ws.cfg.network
-    description = expert_description(ws, split)
+    description = expert_description(ws, data)
     refuse_other_settings(root, description)
 
     def one_epoch(net, opt, gen):
-        train_epoch(net, opt, split.inputs, split.labels, cfg.experts.batch_size, gen, augment, ws.device)
+        ws.task.epoch(net, opt, data, cfg.experts.batch_size, gen, augment, ws.device)
 
     todo = pending_experts(root, cfg.experts.num_experts, info.rank, info.world_size, cfg.experts.epochs)
     bar = tqdm(todo, desc=f"experts (rank {info.rank})" if info.world_size > 1 else "experts", unit="expert",
                disable=None if progress else True)
     for k in bar:
-        train_expert(k, cfg.experts, root, lambda gen: ws.network(net_cfg, gen), one_epoch, description)
+        train_expert(k, cfg.experts, root, lambda gen: ws.network(cfg.network, gen), one_epoch, description)
     if info.world_size > 1:
         dist.barrier()
     if info.rank != 0:

@@ -24,23 +24,24 @@ DEFAULT_BUDGETS = (1, 2, 5, 10, 20, 50, 100)
 def efficacy_curve(recipe, overrides: Sequence[str] = (), budgets: Sequence[int] | None = None,
                    full: bool = True, progress: bool = True) -> dict:
     """Rows of (per-class budget, samples, metric mean/std [, others]) for random subsets (+ whole data)."""
-    from mmdd.run import Workspace, evaluate_sets, load_config
+    from mmdd.core.evaluation import EvalSet, Samples
+    from mmdd.run import evaluate_sets, load_config, setup
 
     cfg = load_config(recipe, overrides)
-    ws = Workspace.build(cfg)
+    ws = setup(cfg)
     smallest = min(ws.real.counts())
     chosen = sorted({b for b in (budgets or DEFAULT_BUDGETS) if 1 <= b <= smallest})
     if budgets and not chosen:
         from mmdd.core.errors import ConfigError
 
         raise ConfigError(f"no budget in {list(budgets)} fits the smallest class ({smallest} training samples)")
-    train = ws.splits.train
+    train = ws.data.train
     sets = {}
     for ipc in chosen:
-        index = random_subset(train.labels, ws.splits.num_classes, ipc, make_generator(cfg.seed))
-        sets[f"random-{ipc}"] = (train.inputs[index], train.labels[index], None, None)
+        index = random_subset(train.labels, ws.data.num_classes, ipc, make_generator(cfg.seed))
+        sets[f"random-{ipc}"] = EvalSet(Samples(train.inputs[index], train.labels[index]))
     if full:
-        sets["whole data"] = (train.inputs, train.labels, None, cfg.evaluation.full_epochs)
+        sets["whole data"] = EvalSet(train, None, cfg.evaluation.full_epochs)
     results = evaluate_sets(ws, sets, progress=progress)
     whole = results.get("whole data")
     rows = []
@@ -52,7 +53,7 @@ def efficacy_curve(recipe, overrides: Sequence[str] = (), budgets: Sequence[int]
             row["of_whole"] = res.mean / whole.mean
         rows.append(row)
     first = next(iter(results.values()))
-    dataset = ws.splits.info.get("medmnist") or cfg.dataset.name
+    dataset = ws.data.info.get("medmnist") or cfg.dataset.name
     return {"recipe": cfg.name, "dataset": dataset, "recipe_ipc": cfg.budget.ipc, "rows": rows,
             "protocol": first.protocol}
 

@@ -17,6 +17,7 @@ from mmdd.domains.audio.augment import SpecAugment
 from mmdd.domains.audio.features import compute_features, mfcc_to_waveform
 from mmdd.domains.audio.render import render_audio
 from mmdd.run import load_config
+from fresh_load import load_in_fresh_process  # noqa: E402
 
 OPTS = {"features": "fd_mfcc", "sample_rate": 8000, "clip_samples": 8000, "n_mfcc": 20, "n_mels": 40,
         "n_fft": 256, "hop_length": 128, "f_max": None, "top_db": 80.0, "delta_window": 5}
@@ -140,6 +141,9 @@ def test_fsdd_trajectory_matching_run_counts_skipped_files_and_renders_wavs(tmp_
     assert len(wavs) == 10 and sf.info(str(wavs[0])).frames == 4000
     loaded = mmdd.load(tmp_path / "run")
     assert len(loaded) == 10 and loaded[0][0].shape == (3, 12, 32)
+    assert loaded.waveforms([0, 1]).shape == (2, 4000) and loaded.sample_rate == 8000  # a way back to sound
+    info = load_in_fresh_process(tmp_path / "run")
+    assert info["type"] == "DistilledAudio" and info["seen"] == 10 and info["item_shapes"] == [[3, 12, 32], []]
 
 
 def test_python_api_distils_a_folder_of_wav_files(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from mmdd.config import parse_override
 from mmdd.core.errors import ConfigError
-from mmdd.run import Workspace, load_config
+from mmdd.run import load_config, setup
 
 
 def error(recipe, overrides=()) -> str:
@@ -61,7 +61,7 @@ def test_ipc_zero_is_impossible(tiny_recipe):
 def test_ipc_larger_than_a_class_fails_before_distilling(tiny_recipe, tmp_path):
     cfg = load_config(tiny_recipe, ["budget.ipc=500"])
     with pytest.raises(ConfigError) as info:
-        Workspace.build(cfg)
+        setup(cfg)
     msg = str(info.value)
     assert "budget.ipc=500" in msg and "only" in msg and "expected 1 ≤ ipc ≤" in msg
 

@@ -11,7 +11,7 @@ from mmdd.core.augment import ImageAugment
 from mmdd.core.data import ClassIndex, Split
 from mmdd.core.distill import NonFiniteLoss, make_optimizer, run_loop
 from mmdd.core.errors import RunError
-from mmdd.core.matchers.base import MatchingContext
+from mmdd.core.matchers.base import Matcher, MatchingContext
 from mmdd.core.matchers.distribution import (
     DistributionMatcher,
     DMConfig,
@@ -168,7 +168,7 @@ def test_optimisation_reduces_loss(kernel):
 
 
 # ------------------------------------------------------------------ loop
-class _FakeMatcher:
+class _FakeMatcher(Matcher):
     """Finite loss for the first ``good`` calls, NaN afterwards."""
 
     def __init__(self, good: int):

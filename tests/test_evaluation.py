@@ -10,7 +10,10 @@ from torch import nn
 
 from mmdd.core.data import Split
 from mmdd.core.evaluation import (
+    ClassificationTask,
     EvalConfig,
+    EvalSet,
+    Samples,
     SetResult,
     describe_protocol,
     evaluate_set,
@@ -115,11 +118,11 @@ def _make_network(gen):
     return create_network(ConvNetConfig(depth=1, width=4), SHAPE, 2, gen)
 
 
-def _evaluate(train: Split, targets=None, seeds=2, seed=0, **kw):
+def _evaluate(train: Split, targets=None, seeds=2, seed=0, metric=accuracy, epochs=None, **kw):
     cfg = EvalConfig(epochs=30, lr=0.01, batch_size=32, seeds=seeds, seed=seed, augment=False)
-    kw.setdefault("metric", accuracy)
-    return evaluate_set(train.inputs, train.labels if targets is None else targets, make_network=_make_network,
-                        cfg=cfg, test=_toy(50, seed=100), metric_name="accuracy",
+    task = ClassificationTask("accuracy", {"accuracy": metric})
+    chosen = EvalSet(Samples(train.inputs, train.labels if targets is None else targets), epochs=epochs)
+    return evaluate_set(chosen, task, make_network=_make_network, cfg=cfg, test=_toy(50, seed=100),
                         protocol="toy", device=torch.device("cpu"), **kw)
 
 
@@ -198,6 +201,15 @@ def test_describe_protocol():
     assert "learned lr 0.0321" in learned and "50 epochs" in learned
     no_aug = describe_protocol(EvalConfig(augment=False), "net", "dsa")
     assert "no aug" in no_aug
+    per_group = describe_protocol(cfg, "dual encoder", "dsa", lr={"image": 0.5, "text": 0.25})
+    assert "learned lr image 0.5 / text 0.25" in per_group
+
+
+def test_describe_protocol_says_when_best_val_has_no_validation_split():
+    cfg = EvalConfig(select="best_val", select_every=5)
+    assert "selected on validation (best of every 5 epochs)" in describe_protocol(cfg, "net", "dsa")
+    text = describe_protocol(cfg, "net", "dsa", has_val=False)
+    assert "selected on validation" not in text and "no validation split" in text and "last epoch" in text
 
 
 def test_eval_config_check_and_seed_list():

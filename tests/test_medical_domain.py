@@ -13,7 +13,7 @@ from medical_fixtures import write_adrenalmnist3d, write_breastmnist, write_ches
 from mmdd.core.augment import ImageAugment
 from mmdd.core.data import ClassIndex, Split
 from mmdd.core.errors import ConfigError
-from mmdd.core.evaluation import EvalConfig, evaluate_set
+from mmdd.core.evaluation import ClassificationTask, EvalConfig, EvalSet, Samples, evaluate_set
 from mmdd.core.matchers.base import MatchingContext
 from mmdd.core.metrics import accuracy, auc
 from mmdd.core.networks import ConvNetConfig, create_network
@@ -23,6 +23,7 @@ from mmdd.domains.medical.datasets import load_medmnist
 from mmdd.core.augment import VolumeAwareAugment
 from mmdd.domains.medical.ptm import PTMConfig, ProgressiveTrajectoryMatcher, mitigate_overlap, overlap_scores, progressive_end
 from test_trajectory import CLASSES, SHAPE, build_buffer, make_net
+from fresh_load import load_in_fresh_process  # noqa: E402
 
 
 def test_progressive_schedule_moves_the_segment_end_in_equal_stages():
@@ -130,11 +131,12 @@ def test_validation_selection_never_reports_worse_than_the_last_epoch_on_its_own
     x[y == 1, :, :4] += 1.0
     split = Split(x, y)
     net = ConvNetConfig(depth=1, width=4)
-    common = dict(make_network=lambda g: create_network(net, (1, 8, 8), 2, g), test=split, metric=accuracy,
-                  metric_name="accuracy", protocol="p", device=torch.device("cpu"), val=split,
-                  others={"auc": auc})
-    last = evaluate_set(x[:8], y[:8], cfg=EvalConfig(epochs=12, seeds=2, batch_size=8), **common)
-    best = evaluate_set(x[:8], y[:8], cfg=EvalConfig(epochs=12, seeds=2, batch_size=8, select="best_val",
+    common = dict(make_network=lambda g: create_network(net, (1, 8, 8), 2, g), test=split, protocol="p",
+                  device=torch.device("cpu"), val=split)
+    task = ClassificationTask("accuracy", {"accuracy": accuracy, "auc": auc})
+    chosen = EvalSet(Samples(x[:8], y[:8]))
+    last = evaluate_set(chosen, task, cfg=EvalConfig(epochs=12, seeds=2, batch_size=8), **common)
+    best = evaluate_set(chosen, task, cfg=EvalConfig(epochs=12, seeds=2, batch_size=8, select="best_val",
                                                      select_every=2), **common)
     assert all(b >= a for a, b in zip(last.values, best.values))  # val = test here: the last epoch is a candidate
     assert set(best.others) == {"auc"} and len(best.others["auc"]["values"]) == 2
@@ -183,6 +185,8 @@ def test_3d_volumes_distil_with_a_3d_convnet(tmp_path):
     run = mmdd.distill(recipe, output_dir=tmp_path / "run", progress=False)
     assert run.manifest["data"]["input_shape"] == [1, 28, 28, 28]
     assert mmdd.load(tmp_path / "run")[0][0].shape == (1, 28, 28, 28)
+    info = load_in_fresh_process(tmp_path / "run")
+    assert info["seen"] == 2 and info["item_shapes"] == [[1, 28, 28, 28], []]
     assert (tmp_path / "run" / "samples.png").exists()
 
 

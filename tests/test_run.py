@@ -10,8 +10,9 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
 import mmdd
-from mmdd import artifacts
+from mmdd.core import rundir as artifacts
 from mmdd.core.errors import RunError
+from fresh_load import load_in_fresh_process  # noqa: E402
 
 
 @pytest.fixture
@@ -39,6 +40,12 @@ def test_run_directory_holds_the_artifact(finished):
     assert [json.loads(l)["step"] for l in lines] == [1, 2, 3, 4, 5, 6]
     report = (finished.dir / "report.md").read_text()
     assert "![samples.png](samples.png)" in report and "| distilled |" in report
+
+
+def test_load_in_a_fresh_process_iterates_with_a_dataloader(finished):
+    info = load_in_fresh_process(finished.dir)
+    assert info == {"type": "DistilledDataset", "len": 20, "seen": 20, "item_shapes": [[1, 8, 8], []],
+                    "dtypes": ["torch.float32", "torch.int64"]}
 
 
 def test_load_gives_back_the_same_tensors(finished):

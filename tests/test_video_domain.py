@@ -15,6 +15,7 @@ from mmdd.core.seeding import make_generator
 from mmdd.domains.video.memory import StaticDynamicSet
 from mmdd.domains.video.selection import best_windows, lowest_loss, window_starts
 from video_fixtures import write_ucf101
+from fresh_load import load_in_fresh_process  # noqa: E402
 
 
 def make_set(classes=3, vpc=4, n_static=None, n_dynamic=None, c=1, t=6, h=8, scale=2, width=4, **kw):
@@ -41,8 +42,8 @@ def test_decode_shapes_pairing_and_storage():
     assert parts["dynamic"] == 12 * 1 * 6 * 4 * 4 * 4
     assert parts["integrator"] == sum(p.numel() * 4 for p in syn.integrator.parameters())
     assert syn.storage_bytes() == sum(parts.values())
-    assert syn.full_video_bytes() == 12 * 3 * 6 * 8 * 8 * 4 + 12 * 8
-    assert syn.storage_bytes() < syn.full_video_bytes()
+    assert syn.full_equivalent_bytes() == 12 * 3 * 6 * 8 * 8 * 4 + 12 * 8
+    assert syn.storage_bytes() < syn.full_equivalent_bytes()
 
 
 def test_static_stage_decodes_frames_and_main_stage_trains_motion_only():
@@ -133,7 +134,11 @@ def test_two_stage_run_end_to_end_with_baselines_storage_and_gifs(ucf, tmp_path)
     assert len(gifs) == 3 * 2
     with Image.open(gifs[0]) as gif:
         assert gif.n_frames == 8
-    assert "a full-video set of the same count" in (tmp_path / "run" / "report.md").read_text()
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "a plain set of the same count" in report
+    assert f"](videos/{gifs[0].name})" in report  # links point where the GIFs are
+    info = load_in_fresh_process(tmp_path / "run")  # the domain's synthetic kind is found in a new process
+    assert info["type"] == "DistilledDataset" and info["seen"] == 6 and info["item_shapes"][0] == [1, 8, 16, 16]
 
 
 @pytest.mark.parametrize("first", [2, 4])  # stop inside the static stage, and inside the main stage
@@ -175,16 +180,17 @@ def test_config_errors_say_what_was_expected(ucf, tmp_path):
 
 
 def test_slide_window_init_starts_the_stills_from_the_selected_windows(ucf, tmp_path):
-    from mmdd.run import Workspace, load_config
+    from mmdd.run import load_config, setup
 
     r = recipe(ucf, tmp_path, synthetic={"init": "slide_window", "teacher_epochs": 1, "selection_frames": 12,
                                          "selection_stride": 2})
-    ws = Workspace.build(load_config(r))
-    syn = ws.domain.make_synthetic(ws.cfg, ws.real, make_generator(0))
-    chosen = ws.domain.selected(ws.cfg, ws.real, ws.splits.info["normalization"], 2)
+    ws = setup(load_config(r))
+    syn = ws.domain.make_synthetic(ws, make_generator(0))
+    assert "slide_window" in ws.cache  # the selection travels in the workspace, not in the domain
+    chosen = ws.domain.selected(ws, 2)
     t = chosen.inputs.shape[2]
-    assert chosen.inputs.shape[1:] == ws.splits.train.inputs.shape[1:]  # windows of dataset.frames frames
+    assert chosen.inputs.shape[1:] == ws.data.train.inputs.shape[1:]  # windows of dataset.frames frames
     assert torch.equal(syn.static, chosen.inputs[:, :, t // 2])
     assert chosen.labels.tolist() == [0, 0, 1, 1, 2, 2]
-    baseline = ws.domain.baseline_set(ws, "slide_window")
-    assert torch.equal(baseline[0], chosen.inputs)  # the baseline and the init share one selection
+    baseline = ws.domain.baseline_set(ws, "slide_window", syn)
+    assert torch.equal(baseline.data.inputs, chosen.inputs)  # the baseline and the init share one selection

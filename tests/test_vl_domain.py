@@ -28,8 +28,10 @@ from mmdd.domains.vision_language.configs import BiTMConfig, DualEncoderConfig, 
 from mmdd.domains.vision_language.matching import bi_groups  # noqa: E402
 from mmdd.domains.vision_language.networks import build_dual_encoder, contrastive_loss  # noqa: E402
 from mmdd.domains.vision_language.synthetic import pairs_for_budget, split_targets  # noqa: E402
-from mmdd.domains.vision_language.training import PairTensors, retrieval, train_experts  # noqa: E402
-from mmdd.run import load_config, open_run  # noqa: E402
+from mmdd.domains.vision_language.training import ContrastiveTask, PairTensors, retrieval  # noqa: E402
+from mmdd.experts import generate_experts  # noqa: E402
+from mmdd.run import build_matcher, load_config, open_run, setup, stage_plan  # noqa: E402
+from fresh_load import load_in_fresh_process  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -199,12 +201,14 @@ def test_lora_mode_matches_only_adapter_weights(encoder, tmp_path):
     # experts store only trainable tensors; the matcher moves only the adapters and the text head
     data = PairTensors(torch.randn(8, 3, 32, 32), torch.randn(8, 6), torch.arange(8))
     exp = BiTMConfig(expert_epochs=1, max_start_epoch=1, syn_steps=2, lr_inputs=1.0)
-    from mmdd.core.trajectories import ExpertsConfig
+    from mmdd.core.trajectories import ExpertsConfig, rebuild_index, train_expert
 
-    train_experts(tmp_path / "experts", ExpertsConfig(num_experts=1, epochs=2, batch_size=4, augment=False,
-                                                      lr=0.1), data,
-                  lambda gen: _lora_net(encoder, tmp_path), None, torch.device("cpu"), {}, progress=False)
-    buffer = ExpertBuffer(tmp_path / "experts")
+    task, root = ContrastiveTask(), tmp_path / "experts"
+    train_expert(0, ExpertsConfig(num_experts=1, epochs=2, batch_size=4, augment=False, lr=0.1), root,
+                 lambda gen: _lora_net(encoder, tmp_path),
+                 lambda net, opt, gen: task.epoch(net, opt, data, 4, gen, None, torch.device("cpu")))
+    rebuild_index(root)
+    buffer = ExpertBuffer(root)
     assert set(buffer.param_shapes) == set(groups["image"]) | set(groups["text"])
     matcher = MATCHERS.get("bitm").build(exp, MatchingContext(lambda gen: _lora_net(encoder, tmp_path), None,
                                                               torch.device("cpu"), buffer))
@@ -217,18 +221,15 @@ def test_lora_mode_matches_only_adapter_weights(encoder, tmp_path):
 
 def test_constant_memory_solver_agrees_with_exact(flickr, bert, tmp_path):
     cfg = load_config(recipe(flickr, bert, tmp_path, similarity=True, sim_rank=2))
-    mmdd.domains.vision_language.VisionLanguageDomain().generate_experts(cfg, progress=False)
-    from mmdd.domains.vision_language import VisionLanguageDomain
-
-    dom = VisionLanguageDomain()
-    data = load_vl_data(cfg.dataset)
+    generate_experts(cfg, progress=False)
+    ws = setup(cfg)
     grads = {}
     for solver in ("exact", "constant_memory"):
         cfg.method.solver = solver
-        syn = dom.make_synthetic(cfg, data, torch.Generator().manual_seed(0))
+        syn = ws.domain.make_synthetic(ws, torch.Generator().manual_seed(0))
         with torch.no_grad():
             syn.sim_right.normal_(0, 0.5, generator=torch.Generator().manual_seed(3))  # S ≠ I, so S's gradient shows
-        matcher = dom.matcher(cfg, data, torch.device("cpu"))
+        matcher = build_matcher(ws, stage_plan(cfg, syn)[-1])
         loss = matcher(syn, None, torch.Generator().manual_seed(5))
         loss.backward()
         grads[solver] = (float(loss.detach()), syn.images.grad.clone(), syn.text.grad.clone(), syn.sim_left.grad.clone(),
@@ -240,19 +241,17 @@ def test_constant_memory_solver_agrees_with_exact(flickr, bert, tmp_path):
 
 
 def test_expert_generation_refuses_a_buffer_of_other_settings_or_shorter_experts(flickr, bert, tmp_path):
-    from mmdd.domains.vision_language import VisionLanguageDomain
-
     cfg = load_config(recipe(flickr, bert, tmp_path))
     cfg.experts.num_experts = 1
-    VisionLanguageDomain().generate_experts(cfg, progress=False)
+    generate_experts(cfg, progress=False)
     other = load_config(recipe(flickr, bert, tmp_path))
     other.experts.lr = cfg.experts.lr * 2
     with pytest.raises(ConfigError, match=r"lr: buffer .* vs recipe"):
-        VisionLanguageDomain().generate_experts(other, progress=False)
+        generate_experts(other, progress=False)
     longer = load_config(recipe(flickr, bert, tmp_path))
     longer.experts.epochs = cfg.experts.epochs + 1
     with pytest.raises(ConfigError, match=rf"experts.epochs is {cfg.experts.epochs + 1}"):
-        VisionLanguageDomain().generate_experts(longer, progress=False)
+        generate_experts(longer, progress=False)
 
 
 # --------------------------------------------------------------------------- runs
@@ -261,11 +260,7 @@ def test_expert_generation_refuses_a_buffer_of_other_settings_or_shorter_experts
 def test_run_resume_equals_uninterrupted_and_show_writes_gallery(flickr, bert, tmp_path):
     raw = recipe(flickr, bert, tmp_path, similarity=True, sim_rank=2)
     cfg = load_config(raw)
-    buffer = mmdd.experts.generate_experts(cfg, progress=False) if hasattr(mmdd, "experts") else None
-    if buffer is None:
-        from mmdd.experts import generate_experts
-
-        buffer = generate_experts(cfg, progress=False)
+    buffer = generate_experts(cfg, progress=False)
     assert buffer.num_epochs == 3 and len(buffer.experts) == 2
 
     whole = mmdd.distill(raw, output_dir=tmp_path / "whole", progress=False)
@@ -292,3 +287,7 @@ def test_run_resume_equals_uninterrupted_and_show_writes_gallery(flickr, bert, t
     assert gallery.name == "gallery.html" and text.count("<img") == 5
     assert "item" in text  # real fixture captions ("a red photo, item 3 view 1") next to each image
     assert len(list((tmp_path / "whole" / "gallery").glob("pair_*.png"))) == 5
+
+    info = load_in_fresh_process(tmp_path / "whole")  # image, text embedding, similarity row
+    assert info["type"] == "DistilledPairs" and info["seen"] == 5
+    assert info["item_shapes"] == [[3, 8, 8], [32], [5]]

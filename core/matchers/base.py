@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
 from ..data import ClassIndex
+from ..registry import Registry
 from ..synthetic import SyntheticSet
 
 
@@ -22,10 +23,27 @@ class MatchingContext:
     experts: object | None = None  # an ExpertBuffer, for matchers whose spec needs_experts
 
 
-class Matcher(Protocol):
-    """A loss between real and synthetic data; state between iterations lives inside it."""
+class Matcher:
+    """Base of every matcher: a loss between real and synthetic data; state between iterations
+    lives inside it. The pipeline calls every method below; the defaults fit a stateless matcher."""
 
-    def __call__(self, syn: SyntheticSet, real: ClassIndex, gen: torch.Generator) -> Tensor: ...
+    def __call__(self, syn: SyntheticSet, real: ClassIndex, gen: torch.Generator) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """What the checkpoint keeps so a resumed run continues exactly (DC's network, MTT's iteration)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` (an empty mapping from an older checkpoint leaves the start state)."""
+
+    def initial_label_logits(self, inputs: Tensor) -> Tensor | None:
+        """Logits to start learned soft labels from (MTT: an expert's), or None for one-hot starts."""
+        return None
+
+    def log_fields(self) -> dict:
+        """The matcher's own counters, added to each ``metrics.jsonl`` record (PTM's resets)."""
+        return {}
 
 
 @dataclass
@@ -42,3 +60,7 @@ def siamese(context: MatchingContext, batches: list[Tensor], gen: torch.Generato
     if context.augment is None:
         return batches
     return context.augment.siamese(batches, gen)
+
+
+#: method name → :class:`MatcherSpec`; each matcher module adds its own entries
+MATCHERS: Registry[MatcherSpec] = Registry("method")

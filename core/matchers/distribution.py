@@ -23,7 +23,7 @@ from torch import Tensor
 from ..checks import at_least, positive
 from ..data import ClassIndex
 from ..synthetic import SyntheticSet
-from .base import MatcherSpec, MatchingContext, siamese
+from .base import MATCHERS, Matcher, MatcherSpec, MatchingContext, siamese
 
 
 @dataclass
@@ -67,7 +67,7 @@ def median_bandwidth(x: Tensor) -> Tensor:
     return off.median().clamp_min(1e-6) if off.numel() else torch.tensor(1.0, device=x.device)
 
 
-class DistributionMatcher:
+class DistributionMatcher(Matcher):
     def __init__(self, cfg: DMConfig, context: MatchingContext):
         self.cfg = cfg
         self.context = context
@@ -95,4 +95,4 @@ class DistributionMatcher:
         return loss
 
 
-SPEC = MatcherSpec(config=DMConfig, build=DistributionMatcher)
+SPEC = MATCHERS.add("dm", MatcherSpec(config=DMConfig, build=DistributionMatcher))

@@ -30,7 +30,7 @@ from ..data import ClassIndex
 from ..evaluation import train_epoch
 from ..losses import classification_loss
 from ..synthetic import SyntheticSet
-from .base import MatcherSpec, MatchingContext, siamese
+from .base import MATCHERS, Matcher, MatcherSpec, MatchingContext, siamese
 
 #: (outer_loop, inner_loop) by images per class, from the DC paper.
 PUBLISHED_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
@@ -85,7 +85,7 @@ def gradient_distance(g_real: Sequence[Tensor], g_syn: Sequence[Tensor], kind: s
     return 1 - (real * syn).sum() / (real.norm() * syn.norm() + 1e-6)
 
 
-class GradientMatcher:
+class GradientMatcher(Matcher):
     def __init__(self, cfg: GMConfig, context: MatchingContext, siamese_augment: bool):
         self.cfg = cfg
         self.context = context
@@ -154,5 +154,7 @@ class GradientMatcher:
         return loss
 
 
-DC_SPEC = MatcherSpec(config=GMConfig, build=lambda cfg, ctx: GradientMatcher(cfg, ctx, siamese_augment=False))
-DSA_SPEC = MatcherSpec(config=GMConfig, build=lambda cfg, ctx: GradientMatcher(cfg, ctx, siamese_augment=True))
+DC_SPEC = MATCHERS.add("dc", MatcherSpec(config=GMConfig, build=lambda cfg, ctx: GradientMatcher(
+    cfg, ctx, siamese_augment=False)))
+DSA_SPEC = MATCHERS.add("dsa", MatcherSpec(config=GMConfig, build=lambda cfg, ctx: GradientMatcher(
+    cfg, ctx, siamese_augment=True)))

@@ -42,7 +42,7 @@ from ..data import ClassIndex
 from ..errors import ConfigError, RunError
 from ..losses import classification_loss
 from ..synthetic import SyntheticSet
-from .base import MatcherSpec, MatchingContext
+from .base import MATCHERS, Matcher, MatcherSpec, MatchingContext
 
 
 @dataclass
@@ -120,7 +120,7 @@ class Segment:
     draws: list[object]
 
 
-class TrajectoryMatcher:
+class TrajectoryMatcher(Matcher):
     #: segments start at a random epoch in [min_start_epoch, max_start_epoch) (MTT); a subclass that
     #: always sets ``schedule`` says False, and those options are then not checked against the experts
     random_start = True
@@ -201,7 +201,7 @@ class TrajectoryMatcher:
         return classification_loss(logits, y)
 
     def student_lrs(self, syn: SyntheticSet) -> Tensor:
-        lrs = syn.student_lrs() if hasattr(syn, "student_lrs") else None
+        lrs = syn.student_lrs()
         if lrs is None:
             raise RunError("trajectory matching needs a student lr: set synthetic.learn_lr: true and "
                            "synthetic.lr_init (the experts' lr)")
@@ -287,4 +287,4 @@ class TrajectoryMatcher:
         return loss
 
 
-SPEC = MatcherSpec(config=TMConfig, build=TrajectoryMatcher, needs_experts=True)
+SPEC = MATCHERS.add("mtt", MatcherSpec(config=TMConfig, build=TrajectoryMatcher, needs_experts=True))

@@ -18,40 +18,46 @@ import torch
 from torch import Tensor, nn
 
 from mmdd.core.coresets import limit_train
-from mmdd.core.data import ClassIndex, DataSplits, Split, normalize, stratified_split
+from mmdd.core.distilled import DistilledDataset
+from mmdd.core.domain import Domain, decoded
+from mmdd.core.data import DataSplits, Split, denormalize, normalize, stratified_split
 from mmdd.core.networks import create_network
-from mmdd.core.registry import dataset_config
+from mmdd.core.registry import dataset_entry
 from mmdd.core.seeding import make_generator
 from mmdd.core.synthetic import PixelSet
 
 from .augment import SpecAugment
-from .configs import DATASET_CONFIGS, SpecAugmentConfig
-from .datasets import AudioData, load_audio_folder, load_esc50, load_fsdd, load_speech_commands
-from .features import compute_features, feature_options
+from .configs import SpecAugmentConfig
+from .datasets import AudioData  # importing .datasets registers the audio datasets
+from .features import compute_features, feature_options, mfcc_to_waveform
 from .render import render_audio
 
 MAX_SKIPPED_LISTED = 50
 
 
 def load_clips(cfg) -> AudioData:
-    """The waveforms of the dataset a config names (cropped / padded, at its sample rate)."""
-    root = Path(cfg.root).expanduser()
-    common = {"sample_rate": cfg.sample_rate, "clip_samples": cfg.clip_samples, "on_error": cfg.on_error}
-    if cfg.name == "fsdd":
-        return load_fsdd(root, **common)
-    if cfg.name == "speech_commands":
-        return load_speech_commands(root, task=cfg.task, split_seed=cfg.split_seed, **common)
-    if cfg.name == "esc50":
-        return load_esc50(root, test_fold=cfg.test_fold, val_fold=cfg.val_fold, **common)
-    return load_audio_folder(root, test_fraction=cfg.test_fraction, split_seed=cfg.split_seed, **common)
+    """The waveforms of the dataset a config names (cropped / padded, at its sample rate), with the
+    validation split it asks for (the registered loader of ``cfg.name``)."""
+    return dataset_entry("audio", cfg.name).load(cfg)
 
 
-class AudioDomain:
+class DistilledAudio(DistilledDataset):
+    """A distilled audio set: ``(map, target)`` items like any class-labelled set, plus waveforms."""
+
+    def waveforms(self, indices=None, n_iter: int = 32) -> Tensor:
+        """The samples rendered to sound (N×clip_samples at ``sample_rate``): the MFCC channel inverted
+        (inverse DCT → mel power → inverse mel → Griffin-Lim without a random phase), as ``mmdd show`` does."""
+        features = denormalize(self.inputs if indices is None else self.inputs[indices], self.manifest["data"])
+        return mfcc_to_waveform(features[:, 0], self.manifest["data"]["audio"], n_iter=n_iter)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.manifest["data"]["audio"]["sample_rate"])
+
+
+class AudioDomain(Domain):
     name = "audio"
     metric = "accuracy"
-
-    def dataset_config(self, name: str) -> type:
-        return dataset_config("audio", DATASET_CONFIGS, name)
 
     def augment_config(self) -> type:
         return SpecAugmentConfig
@@ -83,8 +89,12 @@ class AudioDomain:
         return SpecAugment(aug_cfg.transforms(), mode=aug_cfg.mode, max_shift=aug_cfg.max_shift,
                            time_mask=aug_cfg.time_mask, freq_mask=aug_cfg.freq_mask)
 
-    def make_synthetic(self, recipe, real: ClassIndex, gen: torch.Generator) -> PixelSet:
-        return PixelSet.from_real(real, recipe.budget.ipc, recipe.synthetic, gen)
+    def make_synthetic(self, ws, gen: torch.Generator) -> PixelSet:
+        return PixelSet.from_real(ws.real, ws.cfg.budget.ipc, ws.cfg.synthetic, gen)
 
-    def render(self, inputs: Tensor, labels: Tensor, info: dict, out_dir: Path) -> list[Path]:
+    def distilled_dataset(self, syn, manifest: dict) -> DistilledAudio:
+        return DistilledAudio(syn, manifest)
+
+    def render(self, syn, info: dict, out_dir: Path, load_real) -> list[Path]:
+        inputs, labels = decoded(syn)
         return render_audio(inputs, labels, info, out_dir, class_names=info.get("class_names"))

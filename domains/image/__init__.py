@@ -16,31 +16,21 @@ from torch import Tensor, nn
 
 from mmdd.core.augment import ImageAugment
 from mmdd.core.coresets import limit_train
-from mmdd.core.data import ClassIndex, DataSplits, denormalize, normalize
+from mmdd.core.domain import Domain, decoded
+from mmdd.core.data import DataSplits, denormalize, normalize
 from mmdd.core.networks import create_network
-from mmdd.core.registry import dataset_config
 from mmdd.core.synthetic import PixelSet
 
-from .configs import DATASET_CONFIGS
-from .datasets import load_digits, load_fashion_mnist, load_image_folder
+from . import datasets  # noqa: F401  (registers the image datasets)
 from mmdd.core.grid import save_grid
 
 
-class ImageDomain:
+class ImageDomain(Domain):
     name = "image"
     metric = "accuracy"
 
-    def dataset_config(self, name: str) -> type:
-        return dataset_config("image", DATASET_CONFIGS, name)
-
     def load_data(self, cfg) -> DataSplits:
-        if cfg.name == "digits":
-            splits = load_digits(val_fraction=cfg.val_fraction, seed=cfg.split_seed)
-        elif cfg.name == "fashion_mnist":
-            splits = load_fashion_mnist(Path(cfg.root).expanduser(), val_fraction=cfg.val_fraction, seed=cfg.split_seed)
-        else:
-            splits = load_image_folder(Path(cfg.root).expanduser(), image_size=cfg.image_size, channels=cfg.channels,
-                                       val_fraction=cfg.val_fraction, seed=cfg.split_seed)
+        splits = self.read_dataset(cfg)  # the loader registered for cfg.name (see .datasets)
         return normalize(limit_train(splits, cfg.train_per_class, cfg.split_seed))
 
     def make_network(self, net_cfg, in_shape: Sequence[int], num_classes: int, gen: torch.Generator,
@@ -52,9 +42,10 @@ class ImageDomain:
             return None
         return ImageAugment(strategy=aug_cfg.strategy, mode=aug_cfg.mode)
 
-    def make_synthetic(self, recipe, real: ClassIndex, gen: torch.Generator) -> PixelSet:
-        return PixelSet.from_real(real, recipe.budget.ipc, recipe.synthetic, gen)
+    def make_synthetic(self, ws, gen: torch.Generator) -> PixelSet:
+        return PixelSet.from_real(ws.real, ws.cfg.budget.ipc, ws.cfg.synthetic, gen)
 
-    def render(self, inputs: Tensor, labels: Tensor, info: dict, out_dir: Path) -> list[Path]:
-        images = denormalize(inputs.detach().cpu().float(), info).clamp(0, 1)
+    def render(self, syn, info: dict, out_dir: Path, load_real) -> list[Path]:
+        inputs, labels = decoded(syn)
+        images = denormalize(inputs.float(), info).clamp(0, 1)
         return [save_grid(images, labels, Path(out_dir) / "samples.png")]

@@ -19,20 +19,18 @@ from torch import Tensor, nn
 
 from mmdd.core.augment import volume_aware_augment
 from mmdd.core.coresets import limit_train
-from mmdd.core.data import ClassIndex, DataSplits, denormalize, normalize
+from mmdd.core.domain import Domain, decoded
+from mmdd.core.data import DataSplits, denormalize, normalize
 from mmdd.core.grid import save_grid
-from mmdd.core.matchers import MATCHERS
 from mmdd.core.networks import rank_network
 from mmdd.core.registry import dataset_config
 from mmdd.core.synthetic import PixelSet
 
 from . import networks  # noqa: F401  (registers network.name: monai)
-from . import ptm
+from . import ptm  # noqa: F401  (registers method.name: ptm)
 from .configs import DATASET_CONFIGS
 from .datasets import load_medical_folder, load_medmnist
 
-if "ptm" not in MATCHERS:
-    MATCHERS.add("ptm", ptm.SPEC)
 
 
 def load_splits(cfg) -> DataSplits:
@@ -46,7 +44,7 @@ def load_splits(cfg) -> DataSplits:
     return splits
 
 
-class MedicalDomain:
+class MedicalDomain(Domain):
     name = "medical"
     metric = "accuracy"
     extra_metrics = ("auc",)
@@ -60,12 +58,13 @@ class MedicalDomain:
     make_network = staticmethod(rank_network)  # 2D for images, 3D for C×D×H×W
     make_augment = staticmethod(volume_aware_augment)  # image DSA, in-plane for 5-D inputs
 
-    def make_synthetic(self, recipe, real: ClassIndex, gen: torch.Generator) -> PixelSet:
-        return PixelSet.from_real(real, recipe.budget.ipc, recipe.synthetic, gen)
+    def make_synthetic(self, ws, gen: torch.Generator) -> PixelSet:
+        return PixelSet.from_real(ws.real, ws.cfg.budget.ipc, ws.cfg.synthetic, gen)
 
-    def render(self, inputs: Tensor, labels: Tensor, info: dict, out_dir: Path) -> list[Path]:
+    def render(self, syn, info: dict, out_dir: Path, load_real) -> list[Path]:
         """``samples.png``: images, or the middle slice of each volume (axial, sagittal, coronal side by side)."""
-        x = denormalize(inputs.detach().cpu().float(), info)
+        inputs, labels = decoded(syn)
+        x = denormalize(inputs.float(), info)
         if x.dim() == 5:
             d, h, w = x.shape[2:]
             side = max(d, h, w)

@@ -48,5 +48,4 @@ def _build(cfg: MonaiNetConfig, in_shape: Sequence[int], num_classes: int, spati
     return MonaiClassifier(cfg, in_shape, num_classes, spatial_dims)
 
 
-if "monai" not in NETWORKS:
-    NETWORKS.add("monai", (MonaiNetConfig, _build))
+NETWORKS.add("monai", (MonaiNetConfig, _build))

@@ -37,7 +37,7 @@ from torch import Tensor
 
 from mmdd.core.data import ClassIndex
 from mmdd.core.errors import ConfigError
-from mmdd.core.matchers.base import MatcherSpec, MatchingContext
+from mmdd.core.matchers.base import MATCHERS, MatcherSpec, MatchingContext
 from mmdd.core.matchers.trajectory import TMConfig, TrajectoryMatcher
 from mmdd.core.synthetic import SyntheticSet
 
@@ -153,4 +153,4 @@ class ProgressiveTrajectoryMatcher(TrajectoryMatcher):
         return super().__call__(syn, real, gen)
 
 
-SPEC = MatcherSpec(config=PTMConfig, build=ProgressiveTrajectoryMatcher, needs_experts=True)
+SPEC = MATCHERS.add("ptm", MatcherSpec(config=PTMConfig, build=ProgressiveTrajectoryMatcher, needs_experts=True))

@@ -24,17 +24,17 @@ from torch import Tensor
 
 from mmdd.core.augment import AugmentConfig, parse_strategy, volume_aware_augment
 from mmdd.core.coresets import limit_train
-from mmdd.core.data import ClassIndex, DataSplits, Split, normalize, stratified_split
+from mmdd.core.data import DataSplits, Split, normalize, stratified_split
 from mmdd.core.errors import ConfigError
-from mmdd.core.evaluation import BASELINES, train_model
+from mmdd.core.domain import Domain, decoded
+from mmdd.core.evaluation import BASELINES, EvalSet, Samples, train_model
 from mmdd.core.networks import rank_network
-from mmdd.core.registry import dataset_config
+from mmdd.core.registry import dataset_entry
 from mmdd.core.seeding import make_generator
 from mmdd.core.synthetic import PixelSet
 
-from .configs import DATASET_CONFIGS, VideoSyntheticConfig
-from .datasets import (VideoData, VideoSplit, load_frame_folders, load_hmdb51, load_kinetics_csv,
-                       load_something_something, load_ucf101)
+from .configs import VideoSyntheticConfig
+from .datasets import VideoData, VideoSplit  # importing .datasets registers the video datasets
 from .memory import StaticDynamicSet, motion_of
 from .render import render_clips
 from .selection import best_windows, lowest_loss
@@ -58,20 +58,13 @@ class VideoAugmentConfig(AugmentConfig):
 
 
 def load_videos(cfg, frames: int | None = None) -> VideoData:
-    """The clips of the dataset a config names (``frames`` overrides the clip length)."""
-    common = {"classes": cfg.classes, "frames": frames or cfg.frames, "stride": cfg.stride, "size": cfg.size,
-              "on_error": cfg.on_error, "seed": cfg.clip_seed,
-              "cache_dir": None if cfg.cache_dir is None else Path(cfg.cache_dir).expanduser()}
-    root = Path(cfg.root).expanduser()
-    if cfg.name == "ucf101":
-        return load_ucf101(root, Path(cfg.split_dir).expanduser(), cfg.fold, **common)
-    if cfg.name == "hmdb51":
-        return load_hmdb51(root, Path(cfg.split_dir).expanduser(), cfg.fold, **common)
-    if cfg.name == "kinetics_csv":
-        return load_kinetics_csv(root, [Path(c).expanduser() for c in cfg.csv], **common)
-    if cfg.name == "something_something":
-        return load_something_something(root, Path(cfg.annotations_dir).expanduser(), **common)
-    return load_frame_folders(root, **common)
+    """The clips of the dataset a config names (``frames`` overrides the clip length), with the
+    validation split it asks for (the registered loader of ``cfg.name``)."""
+    from dataclasses import replace
+
+    if frames:
+        cfg = replace(cfg, frames=frames)
+    return dataset_entry("video", cfg.name).load(cfg)
 
 
 def clips_to_inputs(split: VideoSplit, grayscale: bool) -> Tensor:
@@ -104,18 +97,12 @@ def frames_of(train: Split) -> Split:
     return Split(train.inputs.permute(0, 2, 1, 3, 4).reshape(n * t, c, h, w), train.labels.repeat_interleave(t))
 
 
-class VideoDomain:
+class VideoDomain(Domain):
     name = "video"
     metric = "accuracy"
-
-    def __init__(self):
-        self._selection: dict = {}
-        self._last_normalization: dict | None = None
+    budget_unit = "videos per class"
 
     # -- configuration
-    def dataset_config(self, name: str) -> type:
-        return dataset_config("video", DATASET_CONFIGS, name)
-
     def augment_config(self) -> type:
         return VideoAugmentConfig
 
@@ -124,9 +111,7 @@ class VideoDomain:
 
     # -- data
     def load_data(self, cfg) -> DataSplits:
-        splits = normalize(video_splits(cfg))
-        self._last_normalization = splits.info["normalization"]  # slide-window init normalises longer reads alike
-        return splits
+        return normalize(video_splits(cfg))
 
     def stage_data(self, stage: str, train: Split) -> Split:
         if stage != "static":
@@ -137,47 +122,47 @@ class VideoDomain:
     make_augment = staticmethod(volume_aware_augment)  # image DSA, in-plane for 5-D inputs
 
     # -- slide-window selection
-    def slide_window(self, recipe, train: Split, num_classes: int, normalization: dict,
-                     device: torch.device) -> tuple[Tensor, Tensor]:
-        """(windows N×C×T×H×W, loss N) for every training video, cached per recipe."""
+    def slide_window(self, ws) -> tuple[Tensor, Tensor]:
+        """(windows N×C×T×H×W, loss N) for every training video, computed once per workspace
+        (kept in ``ws.cache``: the initialisation and the ``slide_window`` baseline share it)."""
+        if "slide_window" in ws.cache:
+            return ws.cache["slide_window"]
+        recipe, train = ws.cfg, ws.data.train
         syn_cfg = recipe.synthetic
-        key = (recipe.name, recipe.seed, recipe.dataset.name, getattr(recipe.dataset, "root", None), len(train))
-        if key in self._selection:
-            return self._selection[key]
         frames = recipe.dataset.frames
         long_frames = syn_cfg.selection_frames or 2 * frames
         long = video_splits(recipe.dataset, long_frames).train
         if len(long) != len(train) or not torch.equal(long.labels, train.labels):
             raise ConfigError("slide-window selection: reading the training videos at "
                               f"{long_frames} frames gave a different set of videos; check dataset.on_error")
+        normalization = ws.data.info["normalization"]  # longer reads are normalised like the clips
         shape = [1, -1, 1, 1, 1]
         mean = torch.tensor(normalization["mean"]).view(shape)
         std = torch.tensor(normalization["std"]).view(shape)
         long_inputs = (long.inputs - mean) / std
-        eval_cfg = recipe.evaluation
-        net_cfg = eval_cfg.network or recipe.network
         gen = make_generator(recipe.seed)
-        teacher = self.make_network(net_cfg, tuple(train.inputs.shape[1:]), num_classes, gen, device)
-        augment = self.make_augment(recipe.augment) if eval_cfg.augment else None
-        train_model(teacher, train.inputs, train.labels, eval_cfg, gen, augment, device,
+        teacher = ws.network(ws.eval_network_cfg, gen)
+        augment = self.make_augment(recipe.augment) if recipe.evaluation.augment else None
+        train_model(teacher, train.inputs, train.labels, recipe.evaluation, gen, augment, ws.device,
                     epochs=syn_cfg.teacher_epochs, desc="slide-window teacher")
-        windows, losses = best_windows(teacher, long_inputs, long.labels, frames, syn_cfg.selection_stride, device)
-        self._selection[key] = (windows, losses)
-        return windows, losses
+        ws.cache["slide_window"] = best_windows(teacher, long_inputs, long.labels, frames, syn_cfg.selection_stride,
+                                                ws.device)
+        return ws.cache["slide_window"]
 
-    def selected(self, recipe, real: ClassIndex, normalization: dict, per_class: int) -> Split:
-        windows, losses = self.slide_window(recipe, real.split, real.num_classes, normalization,
-                                           torch.device(recipe.device))
+    def selected(self, ws, per_class: int) -> Split:
+        windows, losses = self.slide_window(ws)
+        real = ws.real
         index = lowest_loss(losses, real.split.labels, real.num_classes, per_class)
         return Split(windows[index], real.split.labels[index])
 
     # -- synthetic sets and baselines
-    def make_synthetic(self, recipe, real: ClassIndex, gen: torch.Generator):
+    def make_synthetic(self, ws, gen: torch.Generator):
+        recipe, real = ws.cfg, ws.real
         opts = recipe.synthetic
         ipc = recipe.budget.ipc
         if opts.parameterisation == "full":
             if opts.init == "slide_window":
-                chosen = self.selected(recipe, real, self._normalization, ipc)
+                chosen = self.selected(ws, ipc)
                 return PixelSet(chosen.inputs, real.num_classes, ipc, soft_labels=opts.soft_labels,
                                 learn_lr=opts.learn_lr, lr_init=opts.lr_init, lr_groups=opts.lr_groups)
             return PixelSet.from_real(real, ipc, opts, gen)
@@ -196,7 +181,7 @@ class VideoDomain:
         else:
             most = max(n_static, n_dynamic)
             if opts.init == "slide_window":
-                clips = self.selected(recipe, real, self._normalization, most).inputs
+                clips = self.selected(ws, most).inputs
             else:
                 clips = torch.cat([real.sample(cls, most, gen) for cls in range(real.num_classes)])
             clips = clips.view(real.num_classes, most, c, t, h, w)
@@ -207,31 +192,20 @@ class VideoDomain:
                                 learn_lr=opts.learn_lr, lr_init=opts.lr_init, lr_groups=opts.lr_groups,
                                 integrator_lr=opts.integrator_lr, gen=gen)
 
-    @property
-    def _normalization(self) -> dict:
-        if self._last_normalization is None:
-            raise ConfigError("slide-window selection needs the data loaded first (domain.load_data)")
-        return self._last_normalization
-
-    def baseline_set(self, ws, name: str, syn=None):
+    def baseline_set(self, ws, name: str, syn=None) -> EvalSet | None:
         if name == "slide_window":
-            chosen = self.selected(ws.cfg, ws.real, ws.splits.info["normalization"], ws.cfg.budget.ipc)
-            return chosen.inputs, chosen.labels, None, None
+            return EvalSet(self.selected(ws, ws.cfg.budget.ipc))
         if name == "static_only":
             if not isinstance(syn, StaticDynamicSet):
                 return None
             with torch.no_grad():
                 clips = syn.videos(static_only=True).detach().cpu()
-            return clips, syn.labels.cpu(), syn.learned_lr() if ws.cfg.evaluation.use_learned_lr else None, None
+            return EvalSet(Samples(clips, syn.labels.cpu()),
+                           syn.learned_lr() if ws.cfg.evaluation.use_learned_lr else None)
         return None
 
     # -- rendering
-    def render(self, inputs: Tensor, labels: Tensor, info: dict, out_dir: Path) -> list[Path]:
-        return render_clips(inputs, labels, info, out_dir)
-
-    def render_run(self, run) -> list[Path]:
-        syn = run.synthetic
-        with torch.no_grad():
-            clips, labels = syn.decode()
-        stills = syn.static if isinstance(syn, StaticDynamicSet) else None
-        return render_clips(clips, labels, {**run.manifest["data"]}, run.dir, stills=stills)
+    def render(self, syn, info: dict, out_dir: Path, load_real) -> list[Path]:
+        clips, labels = decoded(syn)
+        stills = syn.static.detach().cpu() if isinstance(syn, StaticDynamicSet) else None
+        return render_clips(clips, labels, info, out_dir, stills=stills)

@@ -141,7 +141,7 @@ class StaticDynamicSet(SyntheticSet):
             parts["lr"] = size([self.log_lr])
         return parts
 
-    def full_video_bytes(self) -> int:
+    def full_equivalent_bytes(self) -> int:
         """What a full-video synthetic set of the same count stores (every frame, labels, lr)."""
         c, h, w = self.static.shape[1:]
         frames = self.num_classes * self.vpc * c * self.frames * h * w * self.static.element_size()

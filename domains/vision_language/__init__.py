@@ -15,18 +15,15 @@ matcher with the groups ``image`` and ``text`` normalised independently, each wi
 lr; LoRA mode matches only the adapters; low-rank similarity mining (``synthetic.py``) learns soft
 contrastive targets S = diag(a) + (α/r)·L·Rᵀ whose storage is counted in the budget.
 
-The domain runs its own pipeline (there are no classes): :meth:`VisionLanguageDomain.distill`,
-:meth:`~VisionLanguageDomain.evaluate_run`, :meth:`~VisionLanguageDomain.generate_experts` and
-:meth:`~VisionLanguageDomain.render_run` are the hooks that ``mmdd.run`` / ``mmdd.experts`` call.
-``budget.ipc`` is read as the number of **pairs**.
+Pairs have no classes, so the domain fills the hooks of :class:`mmdd.core.domain.Domain` that say
+what a budget is (``budget.ipc`` is read as the number of **pairs**), what matchers and the
+synthetic set start from (the pairs themselves), how networks learn and are scored
+(:class:`~.training.ContrastiveTask`: InfoNCE, recall@K), and what the manifest and report add.
+Resume, checkpoints, experts, evaluation and the artifact are the one pipeline's (``mmdd.run``).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import time
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -36,24 +33,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmdd.core.augment import ImageAugment
-from mmdd.core.distill import NonFiniteLoss, make_optimizer, run_loop
-from mmdd.core.errors import ConfigError, RunError
-from mmdd.core.matchers import MATCHERS, MatchingContext
-from mmdd.core.registry import dataset_config
+from mmdd.core.domain import Domain
+from mmdd.core.errors import ConfigError
+from mmdd.core.evaluation import EvalSet
+from mmdd.core.registry import dataset_entry
 from mmdd.core.seeding import make_generator
-from mmdd.core.trajectories import ExpertBuffer
 
 from . import matching, networks  # noqa: F401  (networks registers network.name: dual_encoder)
-from .configs import DATASET_CONFIGS, BiTMConfig, DualEncoderConfig
-from .datasets import DATASETS, PairData, PairSplit
+from .configs import BiTMConfig, DualEncoderConfig
+from .datasets import PairData, PairSplit  # importing .datasets registers the image-caption datasets
 from .networks import build_dual_encoder
 from .render import write_gallery
-from .synthetic import PairSet, pairs_for_budget
+from .synthetic import DistilledPairs, PairSet, pairs_for_budget
 from .text import HFTextEncoder, OpenCLIPTextEncoder, embed_captions
-from .training import (METRIC_NAMES, PairTensors, evaluate_pairs, train_experts)
+from .training import MAIN_METRIC, METRIC_NAMES, ContrastiveTask, PairTensors
 
-if "bitm" not in MATCHERS:
-    MATCHERS.add("bitm", matching.SPEC)
 
 __all__ = ["VisionLanguageDomain", "VLData", "load_vl_data", "init_pairs", "PairSet", "BiTMConfig",
            "DualEncoderConfig"]
@@ -93,31 +87,12 @@ def text_encoder(cfg):
 
 
 def _read_pairs(cfg) -> PairData:
-    common = dict(image_size=cfg.image_size, resize=cfg.resize, max_images=cfg.max_images,
-                  captions_per_image=cfg.captions_per_image, seed=cfg.seed, on_error=cfg.on_error)
-    if cfg.name == "karpathy":
-        return DATASETS["karpathy"](cfg.root, cfg.json, **common)
-    if cfg.name == "coco_captions":
-        return DATASETS["coco_captions"](cfg.root, cfg.annotations, image_dirs=cfg.image_dirs,
-                                         val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, **common)
-    return DATASETS["flickr8k_csv"](cfg.root, cfg.csv, val_fraction=cfg.val_fraction,
-                                    test_fraction=cfg.test_fraction, **common)
-
-
-_DATA_CACHE: dict[str, VLData] = {}
+    """The image-caption pairs of the dataset a config names (the registered loader of ``cfg.name``)."""
+    return dataset_entry("vision_language", cfg.name).load(cfg)
 
 
 def load_vl_data(cfg) -> VLData:
-    """Read the pairs of ``cfg`` (a dataset config), embed the captions (cached), normalise images.
-
-    Kept in memory per process (keyed by the dataset config), so a benchmark that runs several
-    recipes on one dataset reads it once.
-    """
-    from mmdd.config import to_dict
-
-    key = json.dumps(to_dict(cfg), sort_keys=True, default=str)
-    if key in _DATA_CACHE:
-        return _DATA_CACHE[key]
+    """Read the pairs of ``cfg`` (a dataset config), embed the captions (cached on disk), normalise images."""
     pairs = _read_pairs(cfg)
     encoder = text_encoder(cfg.text)
     mean = pairs.train.images.mean(dim=(0, 2, 3))
@@ -137,10 +112,8 @@ def load_vl_data(cfg) -> VLData:
     info.update(mean=mean.tolist(), std=std.tolist(), text_dim=int(parts["train"].text.shape[1]),
                 text_encoder=encoder.identity(), skipped=len(pairs.skipped),
                 sizes={n: {"images": p.num_images, "captions": int(p.text.shape[0])} for n, p in parts.items()})
-    data = VLData(parts["train"], parts.get("val"), parts["test"],
+    return VLData(parts["train"], parts.get("val"), parts["test"],
                   {n: list(s.captions) for n, s in pairs.splits().items()}, info)
-    _DATA_CACHE[key] = data
-    return data
 
 
 def init_pairs(train: PairTensors, n: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -156,14 +129,6 @@ def init_pairs(train: PairTensors, n: int, gen: torch.Generator) -> tuple[Tensor
 # --------------------------------------------------------------------------- the domain
 
 
-def _lr_shim(method, learn_lr: bool):
-    """The method config as make_optimizer reads it, with lr_lr 0 when the lr is not learned."""
-    values = dict(vars(method))
-    if not learn_lr:
-        values["lr_lr"] = 0.0
-    return types.SimpleNamespace(**values)
-
-
 def _network_text(cfg: DualEncoderConfig) -> str:
     if cfg.image_encoder == "convnet":
         enc = f"ConvNet-{cfg.depth} w{cfg.width} {cfg.norm}"
@@ -172,34 +137,52 @@ def _network_text(cfg: DualEncoderConfig) -> str:
     return f"dual encoder ({enc}; text head {cfg.text_layers}-layer; embed {cfg.embed_dim}; τ={cfg.temperature:g})"
 
 
-class VisionLanguageDomain:
+class VisionLanguageDomain(Domain):
     name = "vision_language"
-    metric = "mean_recall"
+    metric = MAIN_METRIC
     extra_metrics = METRIC_NAMES
+    budget_unit = "pairs"
 
-    # -- the parts
-    def dataset_config(self, name: str) -> type:
-        return dataset_config("vision_language", DATASET_CONFIGS, name)
-
+    # -- data
     def load_data(self, cfg) -> VLData:
         return load_vl_data(cfg)
 
-    def _check_network(self, net_cfg) -> DualEncoderConfig:
+    def check_budget(self, recipe, data: VLData) -> None:
+        if recipe.budget.ipc > data.train.num_images:
+            raise ConfigError(f"budget.ipc={recipe.budget.ipc} pairs but the train split has only "
+                              f"{data.train.num_images} images; expected 1 ≤ pairs ≤ {data.train.num_images}")
+
+    def matching_data(self, data: VLData) -> VLData:
+        return data  # bi-trajectory matching reads experts, and the set starts from real pairs
+
+    def network_io(self, data: VLData) -> tuple[tuple[int, ...], int]:
+        return data.in_shape, data.text_dim
+
+    def data_manifest(self, data: VLData) -> dict:
+        return {**data.info, "train_size": data.train.num_images, "test_size": data.test.num_images,
+                "val_size": data.val.num_images if data.val is not None else 0, "input_shape": list(data.in_shape)}
+
+    def real_bytes(self, data: VLData) -> int:
+        return data.real_bytes()
+
+    def expert_data(self, ws) -> PairTensors:
+        return ws.data.train
+
+    # -- the parts
+    def make_network(self, net_cfg, in_shape: Sequence[int], text_dim: int, gen: torch.Generator,
+                     device: torch.device) -> nn.Module:
         if not isinstance(net_cfg, DualEncoderConfig):
             raise ConfigError(f"network.name: the vision_language domain needs network.name: dual_encoder, got "
                               f"{getattr(net_cfg, 'name', net_cfg)!r}")
-        return net_cfg
-
-    def make_network(self, net_cfg, in_shape: Sequence[int], text_dim: int, gen: torch.Generator,
-                     device: torch.device) -> nn.Module:
-        return build_dual_encoder(self._check_network(net_cfg), in_shape, text_dim, gen, device)
+        return build_dual_encoder(net_cfg, in_shape, text_dim, gen, device)
 
     def make_augment(self, aug_cfg) -> ImageAugment | None:
         if not aug_cfg.enabled:
             return None
         return ImageAugment(strategy=aug_cfg.strategy, mode=aug_cfg.mode)
 
-    def make_synthetic(self, recipe, data: VLData, gen: torch.Generator) -> PairSet:
+    def make_synthetic(self, ws, gen: torch.Generator) -> PairSet:
+        recipe, data = ws.cfg, ws.data
         method = recipe.method
         if not isinstance(method, BiTMConfig):
             raise ConfigError(f"method.name: the vision_language domain distils with bitm, got {method.name!r}")
@@ -214,223 +197,55 @@ class VisionLanguageDomain:
         lr_text = method.lr_init_text or recipe.synthetic.lr_init
         return PairSet(images, text, similarity=method.similarity, sim_rank=method.sim_rank,
                        sim_alpha=method.sim_alpha, lr_init=(recipe.synthetic.lr_init, lr_text), gen=gen,
-                       budget_pairs=recipe.budget.ipc, sim_symmetric=method.sim_symmetric)
+                       budget_pairs=recipe.budget.ipc, sim_symmetric=method.sim_symmetric,
+                       learn_lr=recipe.synthetic.learn_lr)
 
-    def matcher(self, cfg, data: VLData, device: torch.device):
-        from mmdd.experts import experts_dir
-
-        context = MatchingContext(
-            make_network=lambda gen: self.make_network(cfg.network, data.in_shape, data.text_dim, gen, device),
-            augment=self.make_augment(cfg.augment), device=device, experts=ExpertBuffer(experts_dir(cfg)))
-        return MATCHERS.get(cfg.method.name, "method.name").build(cfg.method, context)
-
-    def render(self, inputs, targets, info, out_dir):  # pragma: no cover - pairs render through render_run
-        raise RunError("the vision_language domain renders through render_run (it needs the real captions)")
-
-    # -- experts
-    def generate_experts(self, cfg, progress: bool = True) -> ExpertBuffer | None:
-        from mmdd.config import to_dict
-        from mmdd.experts import experts_dir, refuse_other_settings
-
-        data = load_vl_data(cfg.dataset)
-        device = torch.device(cfg.device)
-        rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-        root = experts_dir(cfg)
-        augment = self.make_augment(cfg.augment)
-        description = {"name": _network_text(cfg.network), "config": to_dict(cfg.network),
-                       "dataset": cfg.dataset.name, "train_size": data.train.num_images, "lr": cfg.experts.lr,
-                       "augment": cfg.experts.augment, "text_dim": data.text_dim}
-        refuse_other_settings(root, description)
-        train_experts(root, cfg.experts, data.train,
-                      lambda gen: self.make_network(cfg.network, data.in_shape, data.text_dim, gen, device),
-                      augment, device, description, progress=progress, rank=rank, world_size=world)
-        return ExpertBuffer(root) if rank == 0 else None
-
-    # -- distillation
-    def distill(self, cfg, run_dir: Path, *, resume: bool = False, overwrite: bool = False, evaluate: bool = True,
-                stop_after: int | None = None, progress: bool = True):
-        from mmdd import artifacts
-        from mmdd.config import to_dict
-        from mmdd.run import Run, _comparable, _prepare_dir, package_versions
-
-        started = time.perf_counter()
-        self._check_network(cfg.network)
-        device = torch.device(cfg.device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"device: {cfg.device!r} was asked for but CUDA is not available; use device=cpu")
-        data = load_vl_data(cfg.dataset)
-        if cfg.budget.ipc > data.train.num_images:
-            raise ConfigError(f"budget.ipc={cfg.budget.ipc} pairs but the train split has only "
-                              f"{data.train.num_images} images; expected 1 ≤ pairs ≤ {data.train.num_images}")
-        _prepare_dir(run_dir, resume, overwrite)
-        gen = make_generator(cfg.seed)
-        syn = self.make_synthetic(cfg, data, gen).to(device)
-        matcher = self.matcher(cfg, data, device)
-        optimizer = make_optimizer(syn, _lr_shim(cfg.method, cfg.synthetic.learn_lr))
-        recipe = to_dict(cfg)
-        step, wall_before = 0, 0.0
-        if resume:
-            state = artifacts.load_checkpoint(run_dir / artifacts.CHECKPOINT)
-            if _comparable(state["recipe"]) != _comparable(recipe):
-                raise RunError(f"cannot resume {run_dir}: the recipe differs from the one the run started with "
-                               "(only method.iterations and evaluation may change)")
-            syn.load_state_dict(state["synthetic"])
-            optimizer.load_state_dict(state["optimizer"])
-            gen.set_state(state["generator"])
-            matcher.load_state_dict(state["matcher"])
-            step, wall_before = int(state["step"]), float(state.get("wall_s", 0.0))
-            artifacts.truncate_jsonl(run_dir / artifacts.METRICS, step)
-
-        def save_checkpoint(at: int) -> None:
-            artifacts.save_checkpoint(run_dir / artifacts.CHECKPOINT, {
-                "step": at, "synthetic": syn.state_dict(), "optimizer": optimizer.state_dict(),
-                "generator": gen.get_state(), "recipe": recipe, "matcher": matcher.state_dict(),
-                "wall_s": wall_before + time.perf_counter() - started})
-
-        try:
-            step = run_loop(syn, matcher, None, optimizer, gen, cfg.method.iterations, start_step=step,
-                            checkpoint_every=cfg.checkpoint.every, save_checkpoint=save_checkpoint,
-                            log=lambda s, rec: artifacts.append_jsonl(run_dir / artifacts.METRICS, rec),
-                            stop_after=stop_after, progress=progress)
-        except NonFiniteLoss as exc:
-            raise RunError(f"{exc}; the run stopped before applying that update. The last good checkpoint is kept "
-                           f"in {run_dir / artifacts.CHECKPOINT} — lower method.lr_inputs / lr_text / lr_sim or "
-                           "method.lr_lr and run again") from None
-        manifest = {
-            "mmdd_artifact": 1,
-            "status": "complete" if step >= cfg.method.iterations else "interrupted",
-            "recipe": recipe, "profile": cfg.profile, "packages": package_versions(),
-            "seeds": {"distillation": cfg.seed, "evaluation": cfg.evaluation.seed_list()},
-            "steps_completed": step,
-            "synthetic": {"kind": syn.kind, "metadata": syn.metadata(), "learned_lr": syn.learned_lr(),
-                          "learned_lrs": syn.learned_lrs()},
-            "budget": {"pairs": cfg.budget.ipc, "stored_pairs": syn.num_pairs,
-                       "note": "with similarity mining, fewer pairs are stored so that pairs + S fit the bytes "
-                               "of the budget's pairs"},
-            "data": {**data.info, "train_size": data.train.num_images, "test_size": data.test.num_images,
-                     "input_shape": list(data.in_shape)},
-            "storage_bytes": syn.storage_bytes(),
-            "real_bytes": data.real_bytes(),
-            "compression_ratio": data.real_bytes() / syn.storage_bytes(),
-            "compression_note": "train images (normalised float32) + every caption embedding ÷ every stored "
-                                "synthetic tensor (pixels, text embeddings, S factors, lrs)",
-            "wall_clock_s": {"distillation": round(wall_before + time.perf_counter() - started, 3)},
-            "evaluation": {},
-        }
-        run = Run(Path(run_dir), cfg, manifest, syn)
-        if manifest["status"] != "complete":
-            artifacts.write_json(run.dir / artifacts.MANIFEST, manifest)
-            return run
-        artifacts.save_tensors(run.dir / artifacts.DISTILLED, syn.state_dict(), {"kind": syn.kind})
-        artifacts.write_json(run.dir / artifacts.MANIFEST, manifest)
-        if evaluate:
-            self.evaluate_run(run, progress=progress)
-        else:
-            self.write_report(run)
-        return run
+    def describe_network(self, net_cfg) -> str:
+        return _network_text(net_cfg)
 
     # -- evaluation
-    def _protocol(self, cfg, lr_image: float, lr_text: float, epochs: int, data: VLData) -> str:
-        ev = cfg.evaluation
-        aug = f"DSA {cfg.augment.strategy} ({cfg.augment.mode})" if ev.augment and cfg.augment.enabled else "no aug"
-        select = "last epoch" if ev.select == "last" else f"best val mean recall every {ev.select_every} epochs"
-        return (f"{_network_text(cfg.network)}, bidirectional InfoNCE, SGD momentum {ev.momentum} wd "
-                f"{ev.weight_decay}, lr image {lr_image:.4g} / text {lr_text:.4g}, ×0.1 at {ev.lr_decay_at:g} of "
-                f"{epochs} epochs, batch {ev.batch_size}, {aug}, {ev.seeds} seeds, {select}; recall on test "
-                f"({data.test.num_images} images, {data.test.text.shape[0]} captions)")
+    def task(self, data: VLData) -> ContrastiveTask:
+        return ContrastiveTask()
 
-    def evaluate_sets(self, cfg, data: VLData, sets: dict, progress: bool = True) -> dict:
-        """Evaluate named sets ``{name: (PairTensors, sim or None, lr_image, lr_text, epochs)}``."""
-        device = torch.device(cfg.device)
-        augment = self.make_augment(cfg.augment) if cfg.evaluation.augment else None
-        results = {}
-        for name, (pairs, sim, lr_image, lr_text, epochs) in sets.items():
-            results[name] = evaluate_pairs(
-                pairs, make_network=lambda gen: self.make_network(cfg.network, data.in_shape, data.text_dim, gen,
-                                                                  device),
-                cfg=cfg.evaluation, test=data.test, val=data.val, augment=augment, device=device,
-                lr_image=lr_image, lr_text=lr_text, epochs=epochs, sim=sim,
-                protocol=self._protocol(cfg, lr_image, lr_text, epochs, data), label=name if progress else "")
-        return results
-
-    def baseline_sets(self, cfg, data: VLData, names: Sequence[str]) -> dict:
-        ev, sets = cfg.evaluation, {}
-        for name in names:
-            if name == "random":
-                images, text = init_pairs(data.train, cfg.budget.ipc, make_generator(cfg.seed))
-                sets["random"] = (PairTensors(images, text, torch.arange(images.shape[0])), None, ev.lr, ev.lr,
-                                  ev.epochs)
-            elif name == "full":
-                sets["full"] = (data.train, None, ev.lr, ev.lr, ev.full_epochs or ev.epochs)
-            else:
-                raise ConfigError(f"evaluation.baselines: {name!r} needs classes; the vision_language domain offers "
-                                  "'random' (random real pairs of the same budget) and 'full' (the whole train split)")
-        return sets
-
-    def evaluate_run(self, run, *, baselines: Sequence[str] | None = None, seeds: int | None = None,
-                     progress: bool = True):
-        from mmdd import artifacts
-        from mmdd.run import open_run
-
-        if not hasattr(run, "manifest"):
-            run = open_run(run)
-        cfg = run.config
-        if seeds is not None:
-            cfg.evaluation.seeds = seeds
-        data = load_vl_data(cfg.dataset)
-        started = time.perf_counter()
-        syn = run.synthetic
-        ev = cfg.evaluation
-        lrs = syn.learned_lrs() if ev.use_learned_lr else {"image": ev.lr, "text": ev.lr}
+    def distilled_set(self, ws, syn: PairSet) -> EvalSet:
+        ev = ws.cfg.evaluation
         with torch.no_grad():
             sim = syn.similarity_matrix()
-            distilled = PairTensors(syn.images.detach().cpu(), syn.text.detach().cpu(), torch.arange(syn.num_pairs))
-        sets = {"distilled": (distilled, None if sim is None else sim.detach().cpu(), lrs["image"], lrs["text"],
-                              ev.epochs)}
-        sets.update(self.baseline_sets(cfg, data, ev.baselines if baselines is None else baselines))
-        results = self.evaluate_sets(cfg, data, sets, progress=progress)
-        run.manifest["evaluation"] = {name: res.as_dict() for name, res in results.items()}
-        run.manifest["seeds"]["evaluation"] = ev.seed_list()
-        run.manifest["wall_clock_s"]["evaluation"] = round(time.perf_counter() - started, 3)
-        artifacts.write_json(run.dir / artifacts.MANIFEST, run.manifest)
-        self.write_report(run)
-        return run
+            pairs = PairTensors(syn.images.detach().cpu(), syn.text.detach().cpu(), torch.arange(syn.num_pairs),
+                                sim=None if sim is None else sim.detach().cpu())
+        return EvalSet(pairs, syn.learned_lrs() if ev.use_learned_lr else None)
 
-    # -- rendering and report
-    def render_run(self, run) -> list[Path]:
-        cfg = run.config
-        data = load_vl_data(cfg.dataset)
-        syn = run.synthetic
-        info = run.manifest["data"]
-        title = f"{cfg.name}: {syn.num_pairs} distilled pairs"
-        return [write_gallery(run.dir, syn.images.detach().cpu(), syn.text.detach().cpu(), data.train.text,
+    def baseline_set(self, ws, name: str, syn=None) -> EvalSet:
+        data, ev = ws.data, ws.cfg.evaluation
+        if name == "random":
+            images, text = init_pairs(data.train, ws.cfg.budget.ipc, make_generator(ws.cfg.seed))
+            return EvalSet(PairTensors(images, text, torch.arange(images.shape[0])))
+        if name == "full":
+            return EvalSet(data.train, None, ev.full_epochs)
+        raise ConfigError(f"evaluation.baselines: {name!r} needs classes; the vision_language domain offers "
+                          "'random' (random real pairs of the same budget) and 'full' (the whole train split)")
+
+    def distilled_dataset(self, syn: PairSet, manifest: dict) -> DistilledPairs:
+        return DistilledPairs(syn, manifest)
+
+    # -- the run record
+    def manifest_extras(self, ws, syn: PairSet) -> dict:
+        return {"budget": {"pairs": ws.cfg.budget.ipc, "stored_pairs": syn.num_pairs,
+                           "note": "with similarity mining, fewer pairs are stored so that pairs + S fit the bytes "
+                                   "of the budget's pairs"},
+                "compression_note": "train images (normalised float32) + every caption embedding ÷ every stored "
+                                    "synthetic tensor (pixels, text embeddings, S factors, lrs)"}
+
+    def report_lines(self, manifest: dict) -> list[str]:
+        budget, syn = manifest["budget"], manifest["synthetic"]
+        similarity = " + similarity matrix" if syn["metadata"].get("similarity") else ""
+        lines = [f"- stored: {budget['stored_pairs']} pairs{similarity} for a budget of {budget['pairs']} pairs"]
+        if syn.get("learned_lrs"):
+            lines.append("- learned lrs: " + ", ".join(f"{k} {v:.4g}" for k, v in syn["learned_lrs"].items()))
+        return lines
+
+    def render(self, syn: PairSet, info: dict, out_dir: Path, load_real) -> list[Path]:
+        data = load_real()
+        title = f"{syn.num_pairs} distilled pairs"
+        return [write_gallery(Path(out_dir), syn.images.detach().cpu(), syn.text.detach().cpu(), data.train.text,
                               data.captions["train"], info["mean"], info["std"], title)]
-
-    def write_report(self, run) -> Path:
-        from mmdd import artifacts
-
-        m, cfg = run.manifest, run.config
-        files = self.render_run(run)
-        lines = [f"# {cfg.name}", "", cfg.description.strip(), "",
-                 f"- domain: `{cfg.domain}`, dataset: `{cfg.dataset.name}`, method: `{cfg.method.name}`, budget: "
-                 f"{m['budget']['pairs']} pairs ({m['budget']['stored_pairs']} stored"
-                 f"{' + similarity matrix' if m['synthetic']['metadata'].get('similarity') else ''}), "
-                 f"profile: `{cfg.profile}`",
-                 f"- storage: {m['storage_bytes']:,} bytes (real train split {m['real_bytes']:,} bytes; "
-                 f"compression ×{m['compression_ratio']:.1f})",
-                 f"- steps: {m['steps_completed']}, wall-clock: "
-                 + ", ".join(f"{k} {v:.1f} s" for k, v in m["wall_clock_s"].items()),
-                 f"- learned lrs: " + ", ".join(f"{k} {v:.4g}" for k, v in m["synthetic"]["learned_lrs"].items())]
-        if m.get("evaluation"):
-            lines += ["", "## Evaluation (recall, %)", "",
-                      "| set | pairs | mean recall | " + " | ".join(n.upper() for n in METRIC_NAMES) + " |",
-                      "|---|---:|---|" + "---|" * len(METRIC_NAMES)]
-            for name, res in m["evaluation"].items():
-                cells = [f"{100 * res['others'][n]['mean']:.2f} ± {100 * res['others'][n]['std']:.2f}"
-                         for n in METRIC_NAMES]
-                lines.append(f"| {name} | {res['train_size']} | {100 * res['mean']:.2f} ± {100 * res['std']:.2f} | "
-                             + " | ".join(cells) + " |")
-            lines.append("")
-            lines += [f"- `{name}`: {res['protocol']}" for name, res in m["evaluation"].items()]
-        lines += ["", "## Samples", ""] + [f"[{p.name}]({p.name})" for p in files] + [""]
-        return artifacts.write_text(run.dir / artifacts.REPORT, "\n".join(lines))

@@ -25,8 +25,8 @@ from torch import Tensor
 from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from mmdd.core.errors import ConfigError, DataError, RunError
-from mmdd.core.matchers.base import MatcherSpec, MatchingContext
+from mmdd.core.errors import ConfigError, RunError
+from mmdd.core.matchers.base import MATCHERS, MatcherSpec, MatchingContext
 from mmdd.core.matchers.trajectory import TrajectoryMatcher
 
 from .configs import BiTMConfig
@@ -51,22 +51,13 @@ def bi_groups(net) -> dict[str, list[str]]:
     return members
 
 
-def check_expert_shapes(experts, net) -> None:
-    mine = {n: list(p.shape) for n, p in net.named_parameters() if p.requires_grad}
-    if mine != experts.param_shapes:
-        differ = sorted(n for n in set(mine) | set(experts.param_shapes)
-                        if mine.get(n) != experts.param_shapes.get(n))
-        raise DataError(f"expert buffer {experts.root} was trained with another network: trainable parameters differ "
-                        f"at {differ[:4]}; regenerate it with `mmdd experts RECIPE` or point experts.dir elsewhere")
-
-
 class BiTrajectoryMatcher(TrajectoryMatcher):
     def __init__(self, cfg: BiTMConfig, context: MatchingContext):
         if context.experts is None:
             raise RunError("bi-trajectory matching needs an expert buffer; run `mmdd experts RECIPE` first")
         self.cfg, self.context, self.experts = cfg, context, context.experts
         self.net = context.make_network(torch.Generator().manual_seed(0))
-        check_expert_shapes(self.experts, self.net)
+        self.experts.check_network(self.net)  # experts store trainable parameters only
         self.buffers = dict(self.net.named_buffers())
         self.members = bi_groups(self.net)
         self.group_of = {n: g for g, names in self.members.items() for n in names}
@@ -79,8 +70,8 @@ class BiTrajectoryMatcher(TrajectoryMatcher):
                               f"{cfg.max_start_epoch + cfg.expert_epochs} but the experts in {self.experts.root} have "
                               f"{self.experts.num_epochs} epochs; lower them or train longer experts")
 
-    def initial_label_logits(self, inputs: Tensor) -> Tensor:  # pragma: no cover - pairs have no labels
-        raise RunError("pair sets have no soft labels")
+    def initial_label_logits(self, inputs: Tensor) -> None:
+        return None  # pair sets have no labels to start
 
     def _step_loss(self, params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
         text_dim, num_pairs, similarity = self._layout
@@ -95,4 +86,4 @@ class BiTrajectoryMatcher(TrajectoryMatcher):
         return super().__call__(syn, real, gen)
 
 
-SPEC = MatcherSpec(config=BiTMConfig, build=BiTrajectoryMatcher, needs_experts=True)
+SPEC = MATCHERS.add("bitm", MatcherSpec(config=BiTMConfig, build=BiTrajectoryMatcher, needs_experts=True))

@@ -197,5 +197,4 @@ def _registry_builder(cfg, in_shape, num_classes, spatial_dims=2):
     return DualEncoder(cfg, in_shape, num_classes)
 
 
-if "dual_encoder" not in NETWORKS:
-    NETWORKS.add("dual_encoder", (DualEncoderConfig, _registry_builder))
+NETWORKS.add("dual_encoder", (DualEncoderConfig, _registry_builder))

@@ -23,6 +23,7 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from mmdd.core.errors import RunError
 from mmdd.core.synthetic import SYNTHETIC_SETS, SyntheticSet
@@ -54,7 +55,7 @@ class PairSet(SyntheticSet):
 
     def __init__(self, images: Tensor, text: Tensor, similarity: bool = False, sim_rank: int = 10,
                  sim_alpha: float = 1.0, lr_init: tuple[float, float] = (0.01, 0.01), gen: torch.Generator | None = None,
-                 budget_pairs: int | None = None, sim_symmetric: bool = False):
+                 budget_pairs: int | None = None, sim_symmetric: bool = False, learn_lr: bool = True):
         super().__init__()
         if images.shape[0] != text.shape[0]:
             raise RunError(f"a pair set needs as many images as texts, got {images.shape[0]} and {text.shape[0]}")
@@ -65,6 +66,7 @@ class PairSet(SyntheticSet):
         self.similarity = bool(similarity)
         self.sim_rank, self.sim_alpha = int(sim_rank), float(sim_alpha)
         self.sim_symmetric = bool(sim_symmetric)
+        self.learn_lr = bool(learn_lr)  # without it the two student lrs stay at lr_init (their group is frozen)
         self.budget_pairs = int(budget_pairs or n)
         if self.similarity:
             gen = gen if gen is not None else torch.Generator().manual_seed(0)
@@ -109,6 +111,9 @@ class PairSet(SyntheticSet):
     def student_lrs(self) -> Tensor:
         return self.log_lr.exp()
 
+    def role_lr(self, role: str, method_cfg) -> float | None:
+        return 0.0 if role == "lr" and not self.learn_lr else None
+
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         groups = {"inputs": [self.images], "text": [self.text], "lr": [self.log_lr]}
         if self.similarity:
@@ -118,7 +123,7 @@ class PairSet(SyntheticSet):
     def metadata(self) -> dict:
         return {"num_pairs": self.num_pairs, "text_dim": self.text_dim, "similarity": self.similarity,
                 "sim_rank": self.sim_rank, "sim_alpha": self.sim_alpha, "budget_pairs": self.budget_pairs,
-                "sim_symmetric": self.sim_symmetric}
+                "sim_symmetric": self.sim_symmetric, "learn_lr": self.learn_lr}
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, Tensor], metadata: dict) -> "PairSet":
@@ -126,8 +131,39 @@ class PairSet(SyntheticSet):
             syn = cls(tensors["images"], tensors["text"], similarity=metadata.get("similarity", False),
                       sim_rank=metadata.get("sim_rank", 10), sim_alpha=metadata.get("sim_alpha", 1.0),
                       budget_pairs=metadata.get("budget_pairs"),
-                      sim_symmetric=metadata.get("sim_symmetric", False))
+                      sim_symmetric=metadata.get("sim_symmetric", False), learn_lr=metadata.get("learn_lr", True))
             syn.load_state_dict(tensors)
         except (KeyError, RuntimeError) as exc:
             raise RunError(f"distilled tensors do not match a 'pairs' set: {exc}") from None
         return syn
+
+
+class DistilledPairs(Dataset):
+    """What ``mmdd.load`` returns for a vision-language run: the distilled image-text pairs.
+
+    ``pairs[i]`` is ``(image, text_embedding, similarity_row)``: the normalised image (C×H×W), its
+    caption embedding in the frozen text encoder's space, and row i of the soft contrastive targets
+    S between the stored pairs (the identity row when the run mined no similarity). Train a dual
+    encoder on them with InfoNCE, taking a minibatch's block ``similarity[idx][:, idx]`` as targets.
+    """
+
+    def __init__(self, syn: PairSet, manifest: dict):
+        self.manifest = manifest
+        with torch.no_grad():
+            sim = syn.similarity_matrix()
+            self.images = syn.images.detach().cpu().clone()
+            self.text = syn.text.detach().cpu().clone()
+            self.similarity = (torch.eye(syn.num_pairs) if sim is None else sim).detach().cpu().clone()
+        self.learned_lrs: dict[str, float] = syn.learned_lrs()
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
+        return self.images[index], self.text[index], self.similarity[index]
+
+    @property
+    def normalization(self) -> dict:
+        """The per-channel image mean/std of the real train split (to put other images in the same space)."""
+        data = self.manifest["data"]
+        return {"mean": data["mean"], "std": data["std"]}

@@ -1,4 +1,4 @@
-"""Contrastive training, retrieval metrics, experts and the evaluation protocol of image-text sets.
+"""Contrastive training and retrieval metrics of image-text sets: the task core trains and scores with.
 
 * :class:`PairTensors` — one split in the distillation space: normalised images, caption
   embeddings, the image of each caption (captions of one image are contiguous).
@@ -8,32 +8,17 @@
   per-sample DSA augmentation of the images.
 * :func:`retrieval` — image→text (TR) and text→image (IR) Recall@1/5/10: a caption is retrieved
   correctly when its own image is in the top K; an image when any of its captions is.
-* :func:`train_experts` — K experts trained contrastively on the real train split, one snapshot
-  of every **trainable** parameter per epoch, written in the core expert-buffer format (shards +
-  sidecars + index), so a LoRA expert stores only its adapters and the text head.
-* :func:`evaluate_pairs` — the protocol: a fresh dual encoder per seed, SGD (momentum, weight decay,
-  lr ×0.1 at ``lr_decay_at``) with the image and text groups at their own lr (the learned ones for a
-  distilled set), the last epoch's model — or with ``select: best_val`` the best on validation
-  mean recall — measured on test. Mean ± std over seeds.
+* :class:`ContrastiveTask` — the above as the task core's expert training and evaluation use
+  (the protocol: SGD with the image and text groups at their own lr, lr ×0.1 at ``lr_decay_at``,
+  the last epoch — or with ``select: best_val`` the best on validation mean recall — on test).
 """
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
 
 import torch
-from safetensors.torch import save_file
 from torch import Tensor, nn
-from tqdm.auto import tqdm
-
-from mmdd.core.atomic import atomic_write
-from mmdd.core.evaluation import EvalConfig, SetResult, mean_std
-from mmdd.core.seeding import make_generator
-from mmdd.core.trajectories import expert_name, pending_experts, rebuild_index
 
 from .networks import contrastive_loss
 
@@ -49,6 +34,7 @@ class PairTensors:
     images: Tensor
     text: Tensor
     caption_image: Tensor
+    sim: Tensor | None = None  # soft contrastive targets between the pairs (a distilled set's S), or None
 
     def __post_init__(self) -> None:
         n = self.images.shape[0]
@@ -135,95 +121,31 @@ def make_sgd(net: nn.Module, lr_image: float, lr_text: float, momentum: float, w
     return torch.optim.SGD(groups, momentum=momentum, weight_decay=weight_decay)
 
 
-# --------------------------------------------------------------------------- experts
+# --------------------------------------------------------------------------- the task
 
 
-def train_experts(root: Path, cfg, data: PairTensors, make_network: Callable[[torch.Generator], nn.Module],
-                  augment, device: torch.device, description: dict, progress: bool = True,
-                  rank: int = 0, world_size: int = 1) -> None:
-    """Train this rank's pending experts (``cfg``: the recipe's ExpertsConfig) into ``root``."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    todo = pending_experts(root, cfg.num_experts, rank, world_size, cfg.epochs)
-    for k in tqdm(todo, desc="experts", unit="expert", disable=None if progress else True):
-        started = time.perf_counter()
-        seed = cfg.seed * 1_000_003 + k
-        gen = make_generator(seed)
-        net = make_network(gen)
-        names = [n for n, p in net.named_parameters() if p.requires_grad]
+class ContrastiveTask:
+    """How a dual encoder learns from pairs and is scored, for core's expert training and evaluation.
 
-        def snap(epoch: int) -> dict[str, Tensor]:
-            params = dict(net.named_parameters())
-            return {f"e{epoch}/{n}": params[n].detach().cpu().clone().contiguous() for n in names}
+    Experts and evaluation are the core ones (``mmdd.experts.generate_experts``,
+    :func:`mmdd.core.evaluation.evaluate_set`): this supplies the epoch (bidirectional InfoNCE, soft
+    targets S when the set carries them), the optimiser (the image and text towers each at their
+    own lr — the learned ones for a distilled set) and the scores (IR/TR@1/5/10, mean recall).
+    """
 
-        opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=cfg.lr, momentum=cfg.momentum,
-                              weight_decay=cfg.weight_decay)
-        tensors = snap(0)
-        for epoch in range(1, cfg.epochs + 1):
-            contrastive_epoch(net, opt, data, cfg.batch_size, gen, augment if cfg.augment else None, device)
-            tensors.update(snap(epoch))
-        name = expert_name(k)
-        atomic_write(root / f"{name}.safetensors", lambda tmp: save_file(tensors, str(tmp)))
-        params = dict(net.named_parameters())
-        sidecar = {"expert": k, "epochs": cfg.epochs, "seed": seed, "wall_s": round(time.perf_counter() - started, 3),
-                   "param_shapes": {n: list(params[n].shape) for n in names}, "network": description}
-        atomic_write(root / f"{name}.json", lambda tmp: tmp.write_text(json.dumps(sidecar, indent=2) + "\n"))
-    rebuild_index(root)
+    metric = MAIN_METRIC
+    loss_text = "bidirectional InfoNCE"
 
+    def size(self, data: PairTensors) -> int:
+        return data.num_images
 
-# --------------------------------------------------------------------------- evaluation
+    def optimizer(self, net: nn.Module, lr, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+        lrs = lr if isinstance(lr, dict) else {"image": lr, "text": lr}
+        return make_sgd(net, lrs["image"], lrs["text"], momentum, weight_decay)
 
+    def epoch(self, net, opt, data: PairTensors, batch_size: int, gen: torch.Generator, augment,
+              device: torch.device) -> None:
+        contrastive_epoch(net, opt, data, batch_size, gen, augment, device, data.sim)
 
-def train_on_pairs(net: nn.Module, data: PairTensors, cfg: EvalConfig, gen: torch.Generator, augment,
-                   device: torch.device, lr_image: float, lr_text: float, epochs: int, sim: Tensor | None = None,
-                   after_epoch: Callable[[int], None] | None = None) -> nn.Module:
-    opt = make_sgd(net, lr_image, lr_text, cfg.momentum, cfg.weight_decay)
-    decay = max(1, int(round(epochs * cfg.lr_decay_at)))
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[decay], gamma=0.1)
-    batch = min(cfg.batch_size, data.num_images)
-    for epoch in range(1, epochs + 1):
-        contrastive_epoch(net, opt, data, batch, gen, augment if cfg.augment else None, device, sim)
-        sched.step()
-        if after_epoch is not None:
-            after_epoch(epoch)
-    return net
-
-
-def evaluate_pairs(data: PairTensors, *, make_network: Callable[[torch.Generator], nn.Module], cfg: EvalConfig,
-                   test: PairTensors, val: PairTensors | None, augment, device: torch.device, lr_image: float,
-                   lr_text: float, epochs: int, protocol: str, sim: Tensor | None = None,
-                   label: str = "") -> SetResult:
-    """Train a fresh dual encoder per seed on ``data``; recall on ``test`` (selection on ``val`` only)."""
-    started = time.perf_counter()
-    per_seed: list[dict[str, float]] = []
-    val_values: list[float] = []
-    seeds = cfg.seed_list()
-    for seed in tqdm(seeds, desc=f"eval {label}", unit="seed", leave=False, disable=None if label else True):
-        gen = make_generator(seed)
-        net = make_network(gen)
-        best: dict = {"score": -1.0, "state": None}
-
-        def select(epoch: int) -> None:
-            if epoch % cfg.select_every == 0 or epoch == epochs:
-                score = recall_of(net, val, device)[MAIN_METRIC]
-                if score > best["score"]:
-                    best.update(score=score, state={k: v.detach().clone() for k, v in net.state_dict().items()})
-
-        use_val = cfg.select == "best_val" and val is not None
-        train_on_pairs(net, data, cfg, gen, augment, device, lr_image, lr_text, epochs, sim,
-                       after_epoch=select if use_val else None)
-        if use_val:
-            net.load_state_dict(best["state"])
-        if val is not None:
-            val_values.append(recall_of(net, val, device)[MAIN_METRIC])
-        per_seed.append(recall_of(net, test, device))
-    values = [r[MAIN_METRIC] for r in per_seed]
-    mean, std = mean_std(values)
-    others = {}
-    for name in METRIC_NAMES:
-        vals = [r[name] for r in per_seed]
-        m, s = mean_std(vals)
-        others[name] = {"mean": m, "std": s, "values": vals}
-    return SetResult(metric=MAIN_METRIC, mean=mean, std=std, values=values, seeds=seeds, protocol=protocol,
-                     val_values=val_values or None, train_size=data.num_images,
-                     wall_s=round(time.perf_counter() - started, 3), others=others)
+    def scores(self, net, split: PairTensors, device: torch.device, batch_size: int) -> dict[str, float]:
+        return recall_of(net, split, device)
