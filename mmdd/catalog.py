@@ -126,3 +126,19 @@ def read_recipe(path: Path, _chain: tuple[Path, ...] = ()) -> dict:
         loop = " → ".join(str(p) for p in (*chain, base_path.resolve()))
         raise ConfigError(f"recipe {path}: its bases form a cycle: {loop}")
     return merge_recipe(read_recipe(base_path, chain), data)
+
+
+def resolve_base(recipe: dict) -> dict:
+    """A recipe given as a mapping (the Python API): its ``base:`` — a file path or a shipped recipe
+    name — read and merged under it, like a file's."""
+    if "base" not in recipe:
+        return recipe
+    child = dict(recipe)
+    base = child.pop("base")
+    if not isinstance(base, (str, Path)) or not str(base).strip():
+        raise ConfigError(f"base: expected a recipe path or a shipped recipe name, got {base!r}")
+    path = Path(base).expanduser() if Path(base).expanduser().is_file() else shipped_recipe(str(base))
+    if path is None:
+        raise ConfigError(f"base: {base!r} not found: it is neither a recipe file nor a shipped recipe "
+                          f"(`mmdd recipes` lists them)")
+    return merge_recipe(read_recipe(path), child)

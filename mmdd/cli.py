@@ -74,6 +74,21 @@ def _cmd_predict(args) -> int:
 def _cmd_recipes(args) -> int:
     from mmdd.catalog import list_recipes
 
+    if args.parts:
+        from mmdd.plugins import catalog
+
+        parts = catalog()
+        for domain, datasets in parts["datasets"].items():
+            print(f"{domain}")
+            print(f"  datasets: {', '.join(datasets) or '(none)'}")
+            for kind in ("methods", "networks", "synthetic"):
+                own = [n for n, origin in parts[kind].items() if origin == domain]
+                if own:
+                    print(f"  {kind} of its own: {', '.join(own)}")
+        for kind in ("methods", "networks", "synthetic"):
+            shared = [n for n, origin in parts[kind].items() if origin == "core"]
+            print(f"shared {kind} (core): {', '.join(shared)}")
+        return 0
     infos = list_recipes()
     width = max((len(i.name) for i in infos), default=0)
     for info in infos:
@@ -122,7 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--quiet", action="store_true")
     pr.set_defaults(func=_cmd_predict)
 
-    recipes = sub.add_parser("recipes", help="list the shipped recipes")
+    recipes = sub.add_parser("recipes", help="list the shipped recipes (--parts: datasets, methods, networks)")
+    recipes.add_argument("--parts", action="store_true",
+                         help="list what a recipe can name instead: each domain's datasets, the methods, networks "
+                              "and synthetic kinds (core's and each domain's own)")
     recipes.set_defaults(func=_cmd_recipes)
     return parser
 

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import torch
 
-from mmdd.catalog import find_recipe
+from mmdd.catalog import find_recipe, resolve_base
 from mmdd.config import RecipeConfig, apply_overrides, apply_profile, config_from_dict, read_yaml, to_dict
 from mmdd.core import rundir
 from mmdd.core.coresets import select
@@ -56,7 +56,7 @@ def load_config(recipe: str | Path | dict | RecipeConfig, overrides: Sequence[st
     if isinstance(recipe, RecipeConfig):
         raw, resolved = to_dict(recipe), True
     elif isinstance(recipe, dict):
-        raw = recipe
+        raw = resolve_base(recipe)
     else:
         raw = read_yaml(find_recipe(recipe))
     if resolved:

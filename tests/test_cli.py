@@ -23,6 +23,16 @@ def test_recipes_lists_one_line_each():
     assert all(len(l.split()) > 1 for l in lines)  # every recipe has a description
 
 
+def test_recipes_parts_lists_each_domains_datasets_and_the_registered_methods():
+    out = mmdd("recipes", "--parts")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "audio\n  datasets: audio_folder, esc50, fsdd, speech_commands" in text
+    assert "vision_language\n  datasets: coco_captions, flickr8k_csv, karpathy" in text
+    assert "methods of its own: ptm" in text and "methods of its own: bitm" in text
+    assert "shared methods (core): dc, dm, dsa, mtt" in text
+
+
 def test_run_show_eval_and_errors(tiny_recipe, tmp_path):
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(yaml.safe_dump(tiny_recipe))

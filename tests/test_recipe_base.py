@@ -149,3 +149,14 @@ def test_every_shipped_medical_recipe_loads(info, tmp_path):
     assert {"mtt", "dm"} <= set(cfg.profiles)
     for profile in cfg.profiles:
         assert load_config(info.path, [f"dataset.path={data}", f"profile={profile}"]).profile == profile
+
+
+def test_a_mapping_recipe_may_name_a_shipped_base():
+    from mmdd.run import load_config
+
+    cfg = load_config({"base": "quickstart", "name": "mine", "budget": {"ipc": 2}})
+    shipped = load_config("quickstart")
+    assert cfg.name == "mine" and cfg.budget.ipc == 2
+    assert cfg.method == shipped.method and cfg.dataset == shipped.dataset
+    with pytest.raises(ConfigError, match="not found"):
+        load_config({"base": "no/such-recipe", "name": "x"})
