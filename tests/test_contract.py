@@ -1,0 +1,46 @@
+"""The plug-in contract: domains subclass core's Domain, hold no state, and import nothing above core."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from mmdd.core.domain import Domain
+from mmdd.plugins import available_domains, get_domain
+
+ROOT = Path(__file__).resolve().parents[1]
+UPWARD = re.compile(r"^\s*(from mmdd\.(run|experts|config|artifacts|cli|dataset|catalog|plugins)\b|"
+                    r"import mmdd\.(run|experts|cli)\b|from mmdd import)", re.M)
+
+
+@pytest.mark.parametrize("name", available_domains())
+def test_each_domain_is_a_stateless_domain_subclass(name):
+    domain = get_domain(name)
+    assert isinstance(domain, Domain) and domain.name == name
+    assert vars(domain) == {}  # nothing kept between calls: per-run state travels in the Workspace
+
+
+def test_core_and_domains_import_nothing_from_the_public_package():
+    offenders = [f"{p.relative_to(ROOT)}: {m.group(0).strip()}"
+                 for folder in ("core", "domains") for p in sorted((ROOT / folder).rglob("*.py"))
+                 for m in UPWARD.finditer(p.read_text())]
+    assert offenders == []
+
+
+def test_no_domain_defines_its_own_pipeline():
+    own = [f"{p.relative_to(ROOT)}: {m.group(1)}" for p in sorted((ROOT / "domains").rglob("*.py"))
+           for m in re.finditer(r"^\s*def (distill|evaluate_run|write_report|generate_experts|render_run)\(",
+                                p.read_text(), re.M)]
+    assert own == []
+
+
+def test_required_hooks_say_which_domain_lacks_them():
+    class Half(Domain):
+        name = "half"
+
+    with pytest.raises(NotImplementedError, match="'half' does not implement load_data"):
+        Half().load_data(None)
+    with pytest.raises(NotImplementedError, match="render"):
+        Half().render(None, {}, Path("."), lambda: None)
