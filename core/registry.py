@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from typing import Callable, Generic, TypeVar
 
 from .errors import ConfigError
@@ -52,13 +53,50 @@ class Registry(Generic[T]):
         return name in self._items
 
 
-def dataset_config(domain: str, configs: dict[str, type], name: str) -> type:
-    """The typed options of dataset ``name`` among a domain's ``configs``, or a ConfigError with the
-    known names and the closest one."""
-    from .errors import ConfigError
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One dataset of one domain: its name, its typed options and the loader that reads it."""
 
-    if name not in configs:
-        hint = closest(name, configs)
+    domain: str
+    name: str
+    config: type
+    load: Callable
+
+
+#: (domain, dataset name) → entry; filled by :func:`register_dataset` where each loader is defined.
+DATASETS: dict[tuple[str, str], DatasetEntry] = {}
+
+
+def register_dataset(domain: str, name: str, *, config: type) -> Callable[[Callable], Callable]:
+    """Register ``load(cfg)`` as dataset ``name`` of ``domain`` with options ``config`` (a dataclass).
+
+    The name, the schema and the loader are one entry, so adding a dataset touches one module::
+
+        @register_dataset("audio", "fsdd", config=FSDDConfig)
+        def load_fsdd(cfg: FSDDConfig) -> AudioData: ...
+    """
+
+    def decorator(load: Callable) -> Callable:
+        key = (domain, name)
+        old = DATASETS.get(key)
+        if old is not None and (old.load.__module__, old.load.__qualname__) != (load.__module__, load.__qualname__):
+            raise ValueError(f"{domain} dataset {name!r} is already registered by {old.load.__module__}")
+        DATASETS[key] = DatasetEntry(domain, name, config, load)
+        return load
+
+    return decorator
+
+
+def dataset_names(domain: str) -> list[str]:
+    return sorted(name for d, name in DATASETS if d == domain)
+
+
+def dataset_entry(domain: str, name: str) -> DatasetEntry:
+    """The entry of dataset ``name`` of ``domain``, or a ConfigError with the known names and the closest one."""
+    entry = DATASETS.get((domain, name))
+    if entry is None:
+        names = dataset_names(domain)
+        hint = closest(name, names)
         extra = f" (did you mean {hint!r}?)" if hint else ""
-        raise ConfigError(f"dataset.name: unknown {domain} dataset {name!r}; expected one of {sorted(configs)}{extra}")
-    return configs[name]
+        raise ConfigError(f"dataset.name: unknown {domain} dataset {name!r}; expected one of {names}{extra}")
+    return entry

@@ -29,8 +29,10 @@ from audio_fixtures import (  # noqa: E402  (tests/ is on sys.path under pytest)
 )
 
 from mmdd.core.errors import ConfigError, DataError  # noqa: E402
+from mmdd.core.registry import dataset_entry, dataset_names  # noqa: E402
+from mmdd.domains.audio.configs import (AudioFolderConfig, ESC50Config, FSDDConfig,  # noqa: E402
+                                        SpeechCommandsConfig)
 from mmdd.domains.audio.datasets import (  # noqa: E402
-    DATASETS,
     ON_ERROR,
     AudioData,
     load_audio_folder,
@@ -38,7 +40,11 @@ from mmdd.domains.audio.datasets import (  # noqa: E402
     load_fsdd,
     load_speech_commands,
     read_audio,
+    read_audio_folder,
     read_clip,
+    read_esc50,
+    read_fsdd,
+    read_speech_commands,
 )
 
 REAL_FSDD = Path("/work/shared/data/audio/fsdd/recordings")
@@ -61,12 +67,13 @@ def _peak_hz(wave: torch.Tensor, sample_rate: int) -> float:
 
 
 def test_registry_and_on_error():
-    assert DATASETS == {
-        "fsdd": load_fsdd,
-        "speech_commands": load_speech_commands,
-        "esc50": load_esc50,
-        "audio_folder": load_audio_folder,
-    }
+    assert dataset_names("audio") == ["audio_folder", "esc50", "fsdd", "speech_commands"]
+    for name, config, read in (("fsdd", FSDDConfig, read_fsdd),
+                               ("speech_commands", SpeechCommandsConfig, read_speech_commands),
+                               ("esc50", ESC50Config, read_esc50),
+                               ("audio_folder", AudioFolderConfig, read_audio_folder)):
+        entry = dataset_entry("audio", name)
+        assert entry.config is config and entry.load is read
     assert ON_ERROR == ("fail", "skip")
 
 
@@ -203,6 +210,21 @@ def test_fsdd_official_split(fsdd_root):
         assert torch.bincount(split.labels, minlength=10).tolist() == [len(split) // 10] * 10
     row = data.train.paths.index(str(fsdd_root / "recordings" / "7_nicolas_6.wav"))
     assert torch.equal(data.train.waveforms[row], read_clip(data.train.paths[row], 8000, 8000))
+
+
+def test_fsdd_registered_reader_holds_out_val(fsdd_root):
+    from mmdd.core.data import stratified_split
+    from mmdd.core.seeding import make_generator
+
+    data = read_fsdd(FSDDConfig(root=str(fsdd_root), val_fraction=0.34, split_seed=5))
+    plain = load_fsdd(fsdd_root)
+    assert plain.info["split_rule"] == "official: takes 0-4 test, 5+ train"
+    assert data.info["split_rule"] == "official: takes 0-4 test, 5+ train; val: 34% of train, stratified, seed 5"
+    keep, held = stratified_split(plain.train.labels, 0.34, make_generator(5))
+    assert data.val.paths == [plain.train.paths[i] for i in held.tolist()]
+    assert data.train.paths == [plain.train.paths[i] for i in keep.tolist()]
+    assert torch.equal(data.val.waveforms, plain.train.waveforms[held]) and len(data.test) == 100
+    assert read_fsdd(FSDDConfig(root=str(fsdd_root))).val is None
 
 
 def test_fsdd_root_may_be_the_recordings_folder(fsdd_root):

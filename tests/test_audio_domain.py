@@ -137,6 +137,7 @@ def test_fsdd_trajectory_matching_run_counts_skipped_files_and_renders_wavs(tmp_
     assert data["skipped_files"] == 1 and "2_a_6.wav" in data["skipped"][0]
     assert data["train_size"] == 10 * 2 - 1 and data["input_shape"] == [3, 12, 4000 // 128 + 1]
     assert data["audio"]["sample_rate"] == 8000 and len(data["normalization"]["mean"]) == 3
+    assert data["split_rule"].startswith("official")  # the loader's split rule reaches the manifest
     wavs = sorted((tmp_path / "run" / "audio").glob("*.wav"))
     assert len(wavs) == 10 and sf.info(str(wavs[0])).frames == 4000
     loaded = mmdd.load(tmp_path / "run")

@@ -12,12 +12,16 @@ import pytest
 import torch
 
 from mmdd.core.errors import ConfigError, DataError
+from mmdd.core.registry import dataset_entry, dataset_names
+from mmdd.domains.image.configs import DigitsConfig, FashionMNISTConfig, ImageFolderConfig
 from mmdd.domains.image.datasets import (
-    DATASETS,
     FASHION_MNIST_CLASSES,
     load_digits,
     load_fashion_mnist,
     load_image_folder,
+    read_digits,
+    read_fashion_mnist,
+    read_image_folder,
 )
 
 Image = pytest.importorskip("PIL.Image")
@@ -32,11 +36,20 @@ DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 def test_registry():
-    assert DATASETS == {
-        "digits": load_digits,
-        "fashion_mnist": load_fashion_mnist,
-        "image_folder": load_image_folder,
-    }
+    assert dataset_names("image") == ["digits", "fashion_mnist", "image_folder"]
+    for name, config, read in (("digits", DigitsConfig, read_digits),
+                               ("fashion_mnist", FashionMNISTConfig, read_fashion_mnist),
+                               ("image_folder", ImageFolderConfig, read_image_folder)):
+        entry = dataset_entry("image", name)
+        assert entry.config is config and entry.load is read
+
+
+def test_registered_loader_reads_the_config():
+    ds = read_digits(DigitsConfig(val_fraction=0.1, split_seed=2))
+    same = load_digits(val_fraction=0.1, seed=2)
+    assert torch.equal(ds.val.labels, same.val.labels) and torch.equal(ds.train.inputs, same.train.inputs)
+    assert ds.info["split_rule"] == ("test: 30% of all, stratified, seed 2; "
+                                     "val: 10% of train, stratified, seed 2 (after test, same generator)")
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,12 +15,15 @@ import torch
 
 from mmdd.core.data import Split
 from mmdd.core.errors import ConfigError, DataError
+from mmdd.core.registry import dataset_entry, dataset_names
+from mmdd.domains.medical.configs import MedicalFolderConfig, MedMNISTConfig
 from mmdd.domains.medical.datasets import (
-    DATASETS,
     MEDICAL_EXTENSIONS,
     load_medical_folder,
     load_medmnist,
     medmnist_name,
+    read_medical_folder,
+    read_medmnist,
 )
 from mmdd.domains.medical.medmnist_info import (
     MEDMNIST,
@@ -57,7 +60,11 @@ REAL_ADRENAL_64 = Path("/work/shared/data/medical/medmnist3d/adrenalmnist3d_64.n
 
 
 def test_registry():
-    assert DATASETS == {"medmnist": load_medmnist, "medical_folder": load_medical_folder}
+    assert dataset_names("medical") == ["medical_folder", "medmnist"]
+    assert dataset_entry("medical", "medmnist").config is MedMNISTConfig
+    assert dataset_entry("medical", "medmnist").load is read_medmnist
+    assert dataset_entry("medical", "medical_folder").config is MedicalFolderConfig
+    assert dataset_entry("medical", "medical_folder").load is read_medical_folder
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,7 +166,8 @@ def test_load_gray_2d(tmp_path):
     assert ds.info == {
         "name": "medmnist", "medmnist": "breastmnist", "task": "binary-class", "size": 28,
         "is_3d": False, "n_channels": 1, "multi_label": False, "file": str(path),
-        "split": ds.info["split"], "n_samples": {"train": 12, "val": 4, "test": 6},
+        "split": ds.info["split"], "split_rule": "official MedMNIST split",
+        "n_samples": {"train": 12, "val": 4, "test": 6},
         "counts": "differs from the official table", "warnings": ds.info["warnings"],
     }
     assert "official" in ds.info["split"]
@@ -392,6 +400,8 @@ def test_nifti_folder_resized(tmp_path):
     assert torch.bincount(ds.test.labels, minlength=2).tolist() == [2, 2]
     assert torch.bincount(ds.val.labels, minlength=2).tolist() == [1, 1]
     assert torch.bincount(ds.train.labels, minlength=2).tolist() == [3, 3]
+    assert ds.info["split_rule"] == ("test: 34% of all, stratified, seed 0; "
+                                     "val: 25% of train, stratified, seed 0 (after test, same generator)")
     # each file rescaled to [0, 1]; the bright block is in the first half for class 0, second for 1
     every = torch.cat([ds.train.inputs, ds.val.inputs, ds.test.inputs])
     labels = torch.cat([ds.train.labels, ds.val.labels, ds.test.labels])
@@ -429,7 +439,11 @@ def test_train_test_folders(tmp_path):
     assert (len(ds.train), len(ds.val), len(ds.test)) == (6, 2, 4)
     assert torch.bincount(ds.test.labels).tolist() == [2, 2]
     assert "train/" in ds.info["split"] and "test/" in ds.info["split"]
+    assert ds.info["split_rule"] == "split folders; val: 25% of train, stratified, seed 0"
     _check_inputs(ds.test.inputs, (1, 12, 12, 12))
+    cfg = MedicalFolderConfig(root=str(tmp_path), spatial_size=[12, 12, 12], val_fraction=0.25, test_fraction=0.5)
+    by_config = read_medical_folder(cfg)
+    assert torch.equal(by_config.val.inputs, ds.val.inputs) and by_config.info["split_rule"] == ds.info["split_rule"]
 
 
 def test_folder_errors(tmp_path):

@@ -39,8 +39,10 @@ from video_fixtures import (  # noqa: E402  (tests/ is on sys.path under pytest)
 
 from mmdd.core.errors import ConfigError, DataError  # noqa: E402
 from mmdd.core.seeding import child_seed, make_generator  # noqa: E402
+from mmdd.core.registry import dataset_entry, dataset_names  # noqa: E402
+from mmdd.domains.video.configs import (FrameFoldersConfig, HMDB51Config, KineticsConfig,  # noqa: E402
+                                        SomethingSomethingConfig, UCF101Config)
 from mmdd.domains.video.datasets import (  # noqa: E402
-    DATASETS,
     VideoData,
     VideoSplit,
     load_frame_folders,
@@ -51,6 +53,11 @@ from mmdd.domains.video.datasets import (  # noqa: E402
     natural_key,
     read_frame_folder_clip,
     read_video_clip,
+    read_frame_folders,
+    read_hmdb51,
+    read_kinetics_csv,
+    read_something_something,
+    read_ucf101,
     ssv2_class_name,
 )
 from mmdd.domains.video.sampling import clip_indices, resize_and_flip  # noqa: E402
@@ -554,7 +561,31 @@ def test_bad_options(ucf):
     for bad in ({"on_error": "ignore"}, {"frames": 0}, {"stride": -1}, {"size": 1.5}, {"seed": "x"}):
         with pytest.raises(ConfigError):
             load_ucf101(ucf.root, split_dir, **{**SMALL, **bad})
-    assert set(DATASETS) == {"ucf101", "hmdb51", "kinetics_csv", "something_something", "frame_folders"}
+    assert dataset_names("video") == ["frame_folders", "hmdb51", "kinetics_csv", "something_something", "ucf101"]
+    for name, config, read in (("ucf101", UCF101Config, read_ucf101), ("hmdb51", HMDB51Config, read_hmdb51),
+                               ("kinetics_csv", KineticsConfig, read_kinetics_csv),
+                               ("something_something", SomethingSomethingConfig, read_something_something),
+                               ("frame_folders", FrameFoldersConfig, read_frame_folders)):
+        entry = dataset_entry("video", name)
+        assert entry.config is config and entry.load is read
+    with pytest.raises(TypeError, match="framez"):
+        load_ucf101(ucf.root, split_dir, framez=4)
+
+
+def test_registered_reader_takes_the_config_and_holds_out_val(ucf, frame_dirs):
+    cfg = UCF101Config(root=str(ucf.root), split_dir=str(ucf.extra["split_dir"]), frames=8, size=16,
+                       cache_dir=None, val_fraction=0.5, split_seed=1)
+    data = read_ucf101(cfg)
+    plain = load_ucf101(ucf.root, ucf.extra["split_dir"], **SMALL)
+    assert plain.info["split_rule"] == "official fold 1 lists"
+    assert data.info["split_rule"] == "official fold 1 lists; val: 50% of train, stratified, seed 1"
+    assert len(data.train) + len(data.val) == len(plain.train) and data.test.paths == plain.test.paths
+    assert sorted(data.train.paths + data.val.paths) == sorted(plain.train.paths)
+    assert len(data.val.frame_indices) == len(data.val) and torch.bincount(data.val.labels).tolist() == [1, 1, 1]
+    given = read_frame_folders(FrameFoldersConfig(root=str(frame_dirs.root), frames=8, size=16, cache_dir=None,
+                                                  val_fraction=0.5))
+    assert len(given.val) == 3
+    assert given.info["split_rule"] == "folders train/, test/, val/; val: given (val_fraction ignored)"
 
 
 # --------------------------------------------------------------------------------------------

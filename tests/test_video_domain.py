@@ -134,6 +134,7 @@ def test_two_stage_run_end_to_end_with_baselines_storage_and_gifs(ucf, tmp_path)
     assert len(gifs) == 3 * 2
     with Image.open(gifs[0]) as gif:
         assert gif.n_frames == 8
+    assert m["data"]["split_rule"]  # the loader's split rule reaches the manifest
     report = (tmp_path / "run" / "report.md").read_text()
     assert "a plain set of the same count" in report
     assert f"](videos/{gifs[0].name})" in report  # links point where the GIFs are

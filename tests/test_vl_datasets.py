@@ -32,14 +32,19 @@ from vl_fixtures import (  # noqa: E402  (tests/ is on sys.path under pytest)
 )
 
 from mmdd.core.errors import ConfigError, DataError  # noqa: E402
+from mmdd.core.registry import dataset_entry, dataset_names  # noqa: E402
+from mmdd.domains.vision_language.configs import (CocoCaptionsConfig, Flickr8kCSVConfig,  # noqa: E402
+                                                  KarpathyConfig)
 from mmdd.domains.vision_language.datasets import (  # noqa: E402
-    DATASETS,
     PairData,
     PairSplit,
     load_coco_captions,
     load_flickr8k_csv,
     load_karpathy,
+    read_coco_captions,
+    read_flickr8k_csv,
     read_image,
+    read_karpathy,
     split_images,
 )
 
@@ -142,7 +147,16 @@ def test_karpathy_splits_restval_and_mapping(karpathy_root):
         assert split.num_captions == 5 * split.num_images
         assert [view_of_caption(c) for c in split.captions[:5]] == [0, 1, 2, 3, 4]
     assert data.train.captions_of(0) == [caption_text(expect["train"][0], j) for j in range(5)]
-    assert data.skipped == [] and DATASETS["karpathy"] is load_karpathy
+    assert data.skipped == [] and data.info["split_rule"] == "official Karpathy split (restval in train)"
+
+
+def test_registry():
+    assert dataset_names("vision_language") == ["coco_captions", "flickr8k_csv", "karpathy"]
+    for name, config, read in (("karpathy", KarpathyConfig, read_karpathy),
+                               ("coco_captions", CocoCaptionsConfig, read_coco_captions),
+                               ("flickr8k_csv", Flickr8kCSVConfig, read_flickr8k_csv)):
+        entry = dataset_entry("vision_language", name)
+        assert entry.config is config and entry.load is read
 
 
 def test_karpathy_filepath_layout_and_root_fallback(tmp_path):
@@ -289,6 +303,9 @@ def test_coco_missing_splits_are_carved_from_train(coco_root):
     for split in data.splits().values():
         _check_split(split, 8)
     assert "carved from train" in data.info["split"]
+    assert data.info["split_rule"] == ("COCO files train; test: 30% of the train file's images, by item, seed 3; "
+                                       "val: 20% of the train file's images, by item, seed 3 (after test, same "
+                                       "permutation)")
     # same seed, same split; changing val_fraction keeps the test split
     again = load_coco_captions(root, train_only, image_size=8, val_fraction=0.0, test_fraction=0.3, seed=3)
     assert again.val is None and again.test.image_paths == data.test.image_paths
@@ -368,6 +385,10 @@ def test_flickr8k_split_keeps_captions_together(flickr_root):
     no_val = load_flickr8k_csv(flickr_root, image_size=8, val_fraction=0.0)
     assert no_val.val is None and no_val.test.image_paths == data.test.image_paths
     assert no_val.train.num_images == 14
+    assert no_val.info["split_rule"] == "test: 12.5% of images, by item, seed 0; no val"
+    cfg = Flickr8kCSVConfig(root=str(flickr_root), image_size=8, val_fraction=0.0)
+    by_config = read_flickr8k_csv(cfg)
+    assert by_config.test.image_paths == no_val.test.image_paths and by_config.info == no_val.info
 
 
 def test_flickr8k_interleaved_rows_and_images_folder(tmp_path):

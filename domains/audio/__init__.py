@@ -20,10 +20,9 @@ from torch import Tensor, nn
 from mmdd.core.coresets import limit_train
 from mmdd.core.distilled import DistilledDataset
 from mmdd.core.domain import Domain, decoded
-from mmdd.core.data import DataSplits, Split, denormalize, normalize, stratified_split
+from mmdd.core.data import DataSplits, Split, denormalize, normalize
 from mmdd.core.networks import create_network
 from mmdd.core.registry import dataset_entry
-from mmdd.core.seeding import make_generator
 from mmdd.core.synthetic import PixelSet
 
 from .augment import SpecAugment
@@ -72,11 +71,8 @@ class AudioDomain(Domain):
 
         splits = DataSplits(train=features(clips.train), test=features(clips.test), val=features(clips.val),
                             num_classes=len(clips.class_names), class_names=list(clips.class_names))
-        if splits.val is None and cfg.val_fraction > 0:
-            keep, held = stratified_split(splits.train.labels, cfg.val_fraction, make_generator(cfg.split_seed))
-            splits.train, splits.val = splits.train.subset(keep), splits.train.subset(held)
         splits.info.update({"audio": opts, "skipped_files": len(clips.skipped),
-                            "skipped": clips.skipped[:MAX_SKIPPED_LISTED]})
+                            "skipped": clips.skipped[:MAX_SKIPPED_LISTED], "split_rule": clips.info["split_rule"]})
         return normalize(limit_train(splits, cfg.train_per_class, cfg.split_seed))
 
     def make_network(self, net_cfg, in_shape: Sequence[int], num_classes: int, gen: torch.Generator,

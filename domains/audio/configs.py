@@ -118,10 +118,6 @@ class AudioFolderConfig(AudioFeatures):
         return problems + self.feature_problems(path)
 
 
-DATASET_CONFIGS = {"fsdd": FSDDConfig, "speech_commands": SpeechCommandsConfig, "esc50": ESC50Config,
-                   "audio_folder": AudioFolderConfig}
-
-
 SPEC_TRANSFORMS = ("shift", "timemask", "freqmask")
 
 

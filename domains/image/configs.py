@@ -58,5 +58,3 @@ class ImageFolderConfig:
             problems.append(f"{path}.image_size must be ≥ 1 or null, got {self.image_size}")
         return problems + _subset_problems(path, self.train_per_class, self.val_fraction)
 
-
-DATASET_CONFIGS = {"digits": DigitsConfig, "fashion_mnist": FashionMNISTConfig, "image_folder": ImageFolderConfig}

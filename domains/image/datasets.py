@@ -20,26 +20,30 @@ parts are returned in the original (file) order.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
-from mmdd.core.data import DataSplits, Split, scan_class_folders, stratified_split
+from mmdd.core.data import DataSplits, Split, scan_class_folders, stratified_split  # noqa: F401 (re-exported)
 from mmdd.core.errors import ConfigError, DataError
 from mmdd.core.idx import (FASHION_MNIST_FILES, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,  # noqa: F401 (re-exported)
                            locate_fashion_files, read_idx)
-from mmdd.core.seeding import make_generator
+from mmdd.core.loading import check_fraction, check_root, plan_splits
+from mmdd.core.registry import register_dataset
+
+from .configs import DigitsConfig, FashionMNISTConfig, ImageFolderConfig
 
 __all__ = [
-    "DATASETS",
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_FILES",
     "IMAGE_EXTENSIONS",
     "load_digits",
     "load_fashion_mnist",
     "load_image_folder",
+    "read_digits",
+    "read_fashion_mnist",
     "read_idx",
+    "read_image_folder",
     "stratified_split",
 ]
 
@@ -64,25 +68,6 @@ DIGITS_TEST_FRACTION = 0.3
 # --------------------------------------------------------------------------------------------
 # shared helpers
 # --------------------------------------------------------------------------------------------
-
-
-def _check_fraction(value: float, name: str = "val_fraction") -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number in [0, 1), got {value!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise ConfigError(f"{name} must be in [0, 1), got {value}; e.g. 0.1 holds out 10 % of train")
-    return value
-
-
-def _carve_val(
-    train: Split, val_fraction: float, gen: torch.Generator
-) -> tuple[Split, Split | None]:
-    if val_fraction <= 0:
-        return train, None
-    keep, held = stratified_split(train.labels, val_fraction, gen)
-    return train.subset(keep), train.subset(held)
 
 
 def _split_rule(val_fraction: float, held_from: str = "train") -> str:
@@ -110,7 +95,7 @@ def load_digits(val_fraction: float = 0.0, seed: int = 0) -> DataSplits:
     class's train part move to ``val``. The train/test split therefore does not depend on
     ``val_fraction``. ``val`` is ``None`` when ``val_fraction`` is 0.
     """
-    val_fraction = _check_fraction(val_fraction)
+    val_fraction = check_fraction(val_fraction)
     try:
         from sklearn.datasets import load_digits as _sk_load_digits
     except ImportError as exc:  # pragma: no cover - scikit-learn is a declared dependency
@@ -123,10 +108,8 @@ def load_digits(val_fraction: float = 0.0, seed: int = 0) -> DataSplits:
     labels = torch.from_numpy(np.asarray(bunch.target, dtype=np.int64))
     full = Split(inputs, labels)
 
-    gen = make_generator(seed)
-    train_idx, test_idx = stratified_split(labels, DIGITS_TEST_FRACTION, gen)
-    train, test = full.subset(train_idx), full.subset(test_idx)
-    train, val = _carve_val(train, val_fraction, gen)
+    plan = plan_splits(labels, test_fraction=DIGITS_TEST_FRACTION, val_fraction=val_fraction, seed=seed)
+    train, val, test = plan.apply(full)
 
     rule = (
         f"seeded class-stratified split (seed={seed}): per digit 0..9, one torch.randperm from "
@@ -139,8 +122,13 @@ def load_digits(val_fraction: float = 0.0, seed: int = 0) -> DataSplits:
         val=val,
         num_classes=10,
         class_names=[str(d) for d in range(10)],
-        info={"name": "digits", "split": rule, "seed": seed, "val_fraction": val_fraction},
+        info={"name": "digits", "split": rule, "split_rule": plan.rule, "seed": seed, "val_fraction": val_fraction},
     )
+
+
+@register_dataset("image", "digits", config=DigitsConfig)
+def read_digits(cfg: DigitsConfig) -> DataSplits:
+    return load_digits(val_fraction=cfg.val_fraction, seed=cfg.split_seed)
 
 
 # --------------------------------------------------------------------------------------------
@@ -174,7 +162,7 @@ def load_fashion_mnist(root: str | Path, val_fraction: float = 0.0, seed: int = 
     layout), first folder holding all four wins. The official t10k files are the test split;
     ``val`` is a seeded class-stratified ``val_fraction`` of train (``None`` when 0).
     """
-    val_fraction = _check_fraction(val_fraction)
+    val_fraction = check_fraction(val_fraction)
     root = Path(root).expanduser()
     folder, files = locate_fashion_files(root)
     n_cls = len(FASHION_MNIST_CLASSES)
@@ -185,7 +173,8 @@ def load_fashion_mnist(root: str | Path, val_fraction: float = 0.0, seed: int = 
             f"{files['train_images']} holds {tuple(train.inputs.shape[2:])} images but "
             f"{files['test_images']} holds {tuple(test.inputs.shape[2:])}; expected one size"
         )
-    train, val = _carve_val(train, val_fraction, make_generator(seed))
+    plan = plan_splits(train.labels, val_fraction=val_fraction, seed=seed, given="official train/t10k files")
+    train, val, _ = plan.apply(train)
     return DataSplits(
         train=train,
         test=test,
@@ -197,10 +186,16 @@ def load_fashion_mnist(root: str | Path, val_fraction: float = 0.0, seed: int = 
             "root": str(folder),
             "files": {role: str(p) for role, p in files.items()},
             "split": "official: train-* -> train, t10k-* -> test; " + _split_rule(val_fraction),
+            "split_rule": plan.rule,
             "seed": seed,
             "val_fraction": val_fraction,
         },
     )
+
+
+@register_dataset("image", "fashion_mnist", config=FashionMNISTConfig)
+def read_fashion_mnist(cfg: FashionMNISTConfig) -> DataSplits:
+    return load_fashion_mnist(Path(cfg.root).expanduser(), val_fraction=cfg.val_fraction, seed=cfg.split_seed)
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,16 +309,13 @@ def load_image_folder(
     If ``root/val`` exists it is the validation split and ``val_fraction`` is ignored; otherwise
     ``val`` is a seeded class-stratified ``val_fraction`` of train (``None`` when 0).
     """
-    val_fraction = _check_fraction(val_fraction)
+    val_fraction = check_fraction(val_fraction)
     if channels not in (1, 3):
         raise ConfigError(f"channels must be 1 (greyscale) or 3 (RGB), got {channels!r}")
     if image_size is not None:
         if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
             raise ConfigError(f"image_size must be a positive integer or None, got {image_size!r}")
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        what = "does not exist" if not root.exists() else "is not a folder"
-        raise DataError(f"image folder root {root} {what}.\n{_layout_message(root)}")
+    root = check_root(root, "image folder", _layout_message(Path(root).expanduser()))
     for required in ("train", "test"):
         if not (root / required).is_dir():
             raise DataError(
@@ -338,11 +330,13 @@ def load_image_folder(
 
     train, ref = _load_samples(train_samples, image_size, channels, None)
     test, ref = _load_samples(test_samples, image_size, channels, ref)
+    plan = plan_splits(train.labels, val_fraction=val_fraction, seed=seed, has_val=val_samples is not None,
+                       given="folders train/, test/" + (", val/" if val_samples is not None else ""))
     if val_samples is not None:
         val, _ = _load_samples(val_samples, image_size, channels, ref)
         split_rule = "folders: train/ -> train, test/ -> test, val/ -> val (val_fraction ignored)"
     else:
-        train, val = _carve_val(train, val_fraction, make_generator(seed))
+        train, val, _ = plan.apply(train)
         split_rule = "folders: train/ -> train, test/ -> test; " + _split_rule(val_fraction)
     return DataSplits(
         train=train,
@@ -354,6 +348,7 @@ def load_image_folder(
             "name": "image_folder",
             "root": str(root),
             "split": split_rule,
+            "split_rule": plan.rule,
             "image_size": image_size,
             "channels": channels,
             "seed": seed,
@@ -362,8 +357,8 @@ def load_image_folder(
     )
 
 
-DATASETS: dict[str, Callable[..., DataSplits]] = {
-    "digits": load_digits,
-    "fashion_mnist": load_fashion_mnist,
-    "image_folder": load_image_folder,
-}
+
+@register_dataset("image", "image_folder", config=ImageFolderConfig)
+def read_image_folder(cfg: ImageFolderConfig) -> DataSplits:
+    return load_image_folder(Path(cfg.root).expanduser(), image_size=cfg.image_size, channels=cfg.channels,
+                             val_fraction=cfg.val_fraction, seed=cfg.split_seed)

@@ -23,34 +23,24 @@ from mmdd.core.domain import Domain, decoded
 from mmdd.core.data import DataSplits, denormalize, normalize
 from mmdd.core.grid import save_grid
 from mmdd.core.networks import rank_network
-from mmdd.core.registry import dataset_config
+from mmdd.core.registry import dataset_entry
 from mmdd.core.synthetic import PixelSet
 
 from . import networks  # noqa: F401  (registers network.name: monai)
 from . import ptm  # noqa: F401  (registers method.name: ptm)
-from .configs import DATASET_CONFIGS
-from .datasets import load_medical_folder, load_medmnist
+from . import datasets  # noqa: F401  (registers the medical datasets)
 
 
 
 def load_splits(cfg) -> DataSplits:
-    if cfg.name == "medmnist":
-        splits = load_medmnist(Path(cfg.path).expanduser(), name=cfg.medmnist, val=cfg.val)
-    else:
-        splits = load_medical_folder(Path(cfg.root).expanduser(), layout=cfg.layout, csv_path=cfg.csv_path,
-                                     spatial_size=cfg.spatial_size, channels=cfg.channels,
-                                     val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
-                                     split_seed=cfg.split_seed)
-    return splits
+    """The splits of the dataset a config names (the registered loader of ``cfg.name``)."""
+    return dataset_entry("medical", cfg.name).load(cfg)
 
 
 class MedicalDomain(Domain):
     name = "medical"
     metric = "accuracy"
     extra_metrics = ("auc",)
-
-    def dataset_config(self, name: str) -> type:
-        return dataset_config("medical", DATASET_CONFIGS, name)
 
     def load_data(self, cfg) -> DataSplits:
         return normalize(limit_train(load_splits(cfg), cfg.train_per_class, cfg.split_seed))

@@ -68,9 +68,6 @@ class MedicalFolderConfig:
         return problems + _subset_problems(path, self.train_per_class, self.val_fraction)
 
 
-DATASET_CONFIGS = {"medmnist": MedMNISTConfig, "medical_folder": MedicalFolderConfig}
-
-
 @dataclass
 class MonaiNetConfig:
     """``network.name: monai`` — a MONAI network, e.g. for a cross-architecture evaluation."""

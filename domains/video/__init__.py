@@ -24,7 +24,7 @@ from torch import Tensor
 
 from mmdd.core.augment import AugmentConfig, parse_strategy, volume_aware_augment
 from mmdd.core.coresets import limit_train
-from mmdd.core.data import DataSplits, Split, normalize, stratified_split
+from mmdd.core.data import DataSplits, Split, normalize
 from mmdd.core.errors import ConfigError
 from mmdd.core.domain import Domain, decoded
 from mmdd.core.evaluation import BASELINES, EvalSet, Samples, train_model
@@ -82,12 +82,10 @@ def video_splits(cfg, frames: int | None = None) -> DataSplits:
 
     splits = DataSplits(train=split(data.train), test=split(data.test), val=split(data.val),
                         num_classes=data.num_classes, class_names=list(data.class_names))
-    if splits.val is None and cfg.val_fraction > 0:
-        keep, held = stratified_split(splits.train.labels, cfg.val_fraction, make_generator(cfg.split_seed))
-        splits.train, splits.val = splits.train.subset(keep), splits.train.subset(held)
     splits.info.update({"video": {"frames": frames or cfg.frames, "size": cfg.size, "stride": cfg.stride,
                                   "grayscale": cfg.grayscale},
-                        "skipped_files": len(data.skipped), "skipped": data.skipped[:MAX_SKIPPED_LISTED]})
+                        "skipped_files": len(data.skipped), "skipped": data.skipped[:MAX_SKIPPED_LISTED],
+                        "split_rule": data.info["split_rule"]})
     return limit_train(splits, cfg.train_per_class, cfg.split_seed)
 
 

@@ -118,10 +118,6 @@ class FrameFoldersConfig(ClipOptions):
             self.clip_problems(path)
 
 
-DATASET_CONFIGS = {"ucf101": UCF101Config, "hmdb51": HMDB51Config, "kinetics_csv": KineticsConfig,
-                   "something_something": SomethingSomethingConfig, "frame_folders": FrameFoldersConfig}
-
-
 @dataclass
 class VideoSyntheticConfig(SyntheticConfig):
     """Recipe section ``synthetic`` for video: how synthetic clips are stored.

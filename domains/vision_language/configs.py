@@ -124,10 +124,6 @@ class Flickr8kCSVConfig(_PairDatasetConfig):
     test_fraction: float = 0.125
 
 
-DATASET_CONFIGS = {"karpathy": KarpathyConfig, "coco_captions": CocoCaptionsConfig,
-                   "flickr8k_csv": Flickr8kCSVConfig}
-
-
 @dataclass
 class LoRAConfig:
     """``network.lora``: LoRA adapters (peft) on the image encoder's attention projections."""

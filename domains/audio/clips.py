@@ -1,0 +1,203 @@
+"""Audio clips: the split containers and the reading every audio dataset loader shares.
+
+Files are decoded with ``soundfile`` (libsndfile: WAV, FLAC, OGG/Vorbis, ...), mixed down to mono
+(mean over channels), resampled with torchaudio's windowed-sinc resampler when the file's rate
+differs from ``sample_rate``, then cropped to their first ``clip_samples`` samples or zero-padded
+at the end (see :func:`read_clip`). An unreadable file raises a :class:`~mmdd.core.errors.DataError`
+whose message starts with its path; loaders apply their ``on_error`` policy to it
+(:class:`~mmdd.core.loading.BadFiles`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mmdd.core.data import check_data_file
+from mmdd.core.errors import DataError
+from mmdd.core.loading import (BadFiles, LoadedSplits, Rows, check_on_error, check_positive_int, hold_out_val,
+                               require_rows)
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+EXPECTED_AUDIO = "a WAV/FLAC/OGG audio file that libsndfile can decode"
+
+
+# --------------------------------------------------------------------------------------------
+# containers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AudioSplit(Rows):
+    """One split: ``waveforms`` float32 N×clip_samples, ``labels`` int64 N, one source per row.
+
+    ``paths[i]`` is the file row ``i`` came from; a Speech Commands silence crop is
+    ``"<noise file>@<offset in samples at the target rate>"``.
+    """
+
+    waveforms: Tensor
+    labels: Tensor
+    paths: list[str]
+
+    def __post_init__(self) -> None:
+        n = int(self.waveforms.shape[0])
+        if self.waveforms.ndim != 2 or int(self.labels.shape[0]) != n or len(self.paths) != n:
+            raise DataError(
+                f"audio split has waveforms {tuple(self.waveforms.shape)}, {self.labels.shape[0]} "
+                f"labels and {len(self.paths)} paths; expected N×clip_samples, N and N"
+            )
+        self.labels = self.labels.long()
+
+
+class AudioData(LoadedSplits[AudioSplit]):
+    """Train / test / optional validation :class:`AudioSplit` of one audio dataset
+    (fields ``train``, ``test``, ``val``, ``class_names``, ``skipped``, ``info``)."""
+
+
+# --------------------------------------------------------------------------------------------
+# argument checks
+# --------------------------------------------------------------------------------------------
+
+
+def check_common(sample_rate, clip_samples, on_error) -> tuple[int, int, BadFiles]:
+    """The options every audio loader takes, checked: (sample rate, clip samples, bad-file policy)."""
+    sample_rate = check_positive_int(sample_rate, "sample_rate")
+    clip_samples = check_positive_int(clip_samples, "clip_samples")
+    check_on_error(on_error, item="unreadable file", listed_in="AudioData.skipped")
+    return sample_rate, clip_samples, BadFiles(on_error)
+
+
+# --------------------------------------------------------------------------------------------
+# reading one file
+# --------------------------------------------------------------------------------------------
+
+_WAV_DATA_LOG = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+def _truncation(extra_info: str) -> tuple[int, int] | None:
+    """(announced, present) data bytes when libsndfile's log says a WAV data chunk is cut short.
+
+    Streaming writers put 0 or ~0xFFFFFFFF in the size field; those are not truncation.
+    """
+    match = _WAV_DATA_LOG.search(extra_info or "")
+    if match is None:
+        return None
+    announced, present = int(match.group(1)), int(match.group(2))
+    if announced == 0 or announced >= 0xFFFFFF00 or present >= announced:
+        return None
+    return announced, present
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int]:
+    """(frames×channels float32 array, sample rate) of one file, or DataError naming it."""
+    import soundfile as sf
+
+    check_data_file(path, EXPECTED_AUDIO)
+    try:
+        with sf.SoundFile(str(path)) as fh:
+            cut = _truncation(fh.extra_info)
+            data = fh.read(dtype="float32", always_2d=True)
+            rate = int(fh.samplerate)
+    except (sf.SoundFileError, RuntimeError, OSError, ValueError) as exc:
+        raise DataError(
+            f"{path}: cannot decode ({exc}); expected {EXPECTED_AUDIO} - the file is truncated, "
+            "corrupt or not audio; re-copy or remove it"
+        ) from exc
+    if cut is not None:
+        raise DataError(
+            f"{path}: truncated: the WAV header announces {cut[0]} bytes of audio data but only "
+            f"{cut[1]} are present; expected a complete {EXPECTED_AUDIO} - re-copy the file"
+        )
+    if data.shape[0] == 0:
+        raise DataError(
+            f"{path}: holds no audio (0 frames); expected {EXPECTED_AUDIO} with at least one sample"
+        )
+    if not np.isfinite(data).all():
+        raise DataError(f"{path}: holds NaN or infinite samples; expected finite audio samples")
+    return data, rate
+
+
+@lru_cache(maxsize=16)
+def _resampler(orig_rate: int, new_rate: int):
+    """torchaudio's windowed-sinc resampler; its kernel is built once per rate pair."""
+    from torchaudio.transforms import Resample
+
+    return Resample(orig_rate, new_rate)
+
+
+def read_audio(path: str | Path, sample_rate: int) -> Tensor:
+    """A whole file as a 1-D float32 mono tensor at ``sample_rate`` (see :func:`read_clip`)."""
+    sample_rate = check_positive_int(sample_rate, "sample_rate")
+    data, rate = _decode(Path(path))
+    mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+    wave = torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32))
+    if rate != sample_rate:
+        with torch.no_grad():
+            wave = _resampler(rate, sample_rate)(wave.unsqueeze(0))[0]
+    return wave.contiguous()
+
+
+def fit_length(wave: Tensor, clip_samples: int) -> Tensor:
+    """Keep the first ``clip_samples`` samples of a 1-D waveform, or zero-pad it at the end."""
+    n = int(wave.shape[-1])
+    if n >= clip_samples:
+        return wave[..., :clip_samples].contiguous()
+    return torch.nn.functional.pad(wave, (0, clip_samples - n))
+
+
+def read_clip(path: str | Path, sample_rate: int, clip_samples: int) -> Tensor:
+    """One file as a float32 tensor of exactly ``clip_samples`` samples, mono, at ``sample_rate``.
+
+    The file is decoded with soundfile, mixed down to mono (mean over channels), resampled with
+    ``torchaudio.transforms.Resample`` if its rate differs, then its first ``clip_samples``
+    samples are kept (zero-padded at the end when shorter). Raises :class:`DataError` whose
+    message starts with the path for a missing or empty (0-byte) file, a file libsndfile cannot
+    decode (not audio, or a cut-off header), a WAV whose data chunk is cut short, a file with 0
+    frames and a file holding NaN/inf samples.
+    """
+    clip_samples = check_positive_int(clip_samples, "clip_samples")
+    return fit_length(read_audio(path, sample_rate), clip_samples)
+
+
+def build_split(entries: Sequence[tuple[Path, int]], sample_rate: int, clip_samples: int,
+                bad: BadFiles) -> AudioSplit:
+    """Read ``(path, label)`` entries in order into a split; an unreadable file goes by ``bad``'s policy."""
+    out = torch.zeros(len(entries), clip_samples, dtype=torch.float32)
+    kept: list[int] = []
+    for i, (path, _) in enumerate(entries):
+        wave = bad.attempt(read_clip, path, sample_rate, clip_samples)
+        if wave is not None:
+            out[len(kept)] = wave
+            kept.append(i)
+    if len(kept) < len(entries):
+        out = out[: len(kept)].clone()
+    labels = torch.tensor([entries[i][1] for i in kept], dtype=torch.long)
+    return AudioSplit(out, labels, [str(entries[i][0]) for i in kept])
+
+
+def require_clips(what: str, split_name: str, split: AudioSplit, bad: BadFiles) -> None:
+    """A DataError when a split that must hold clips is empty."""
+    require_rows(what, split_name, len(split), bad.skipped, unit="clip")
+
+
+# --------------------------------------------------------------------------------------------
+# from a recipe's dataset config
+# --------------------------------------------------------------------------------------------
+
+
+def clip_keywords(cfg) -> dict:
+    """The reading options every loader takes, from a dataset config (:class:`~.configs.AudioFeatures`)."""
+    return {"sample_rate": cfg.sample_rate, "clip_samples": cfg.clip_samples, "on_error": cfg.on_error}
+
+
+def with_val(data: AudioData, cfg) -> AudioData:
+    """``data`` with its validation split: the given one, else ``cfg.val_fraction`` of train
+    (seeded by ``cfg.split_seed``, stratified; see :func:`mmdd.core.loading.plan_splits`)."""
+    return hold_out_val(data, cfg.val_fraction, cfg.split_seed)

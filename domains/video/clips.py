@@ -1,0 +1,484 @@
+"""Video clips: the containers, options, reading and load pipeline every video dataset loader shares.
+
+One clip per video (see :mod:`.datasets` for the sampling, reading and cache rules). A loader
+checks its options once (:func:`clip_request` over :class:`ClipKeywords`), lists the videos of
+each split in a :class:`LoadPlan`, and :func:`finish_load` reads them — or the cached splits.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence, TypedDict
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mmdd.core.data import check_data_file
+from mmdd.core.errors import ConfigError, DataError
+from mmdd.core.loading import (SPLIT_NAMES, BadFiles, LoadedSplits, Rows, check_on_error, check_positive_int,
+                               hold_out_val, is_visible, name_some, require_rows)
+from mmdd.core.seeding import child_seed, make_generator
+
+from .cache import cache_key, cache_path, file_fingerprint, folder_fingerprint, read_cache, write_cache
+from .sampling import clip_indices, resize_and_flip
+
+FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
+EXPECTED_VIDEO = "a video file that decord (FFmpeg) can decode, with at least one frame"
+EXPECTED_FRAMES = "a folder of .jpg/.jpeg/.png frames that Pillow can decode, all the same size"
+
+Entry = tuple[Path, int]
+
+
+# --------------------------------------------------------------------------------------------
+# containers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class VideoSplit(Rows):
+    """One split: ``clips`` uint8 N×T×C×H×W, ``labels`` int64 N, ``paths`` one source per row.
+
+    ``paths[i]`` is the video file (or frame folder) row ``i`` came from; ``frame_indices``
+    (int64 N×T, optional) are the source frame indices that were sampled for each row.
+    """
+
+    clips: Tensor
+    labels: Tensor
+    paths: list[str]
+    frame_indices: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        n = int(self.clips.shape[0]) if self.clips.dim() > 0 else -1
+        ok = (
+            self.clips.dim() == 5
+            and self.clips.dtype == torch.uint8
+            and int(self.labels.shape[0]) == n
+            and len(self.paths) == n
+            and (self.frame_indices is None or tuple(self.frame_indices.shape) == (n, self.clips.shape[1]))
+        )
+        if not ok:
+            fi = None if self.frame_indices is None else tuple(self.frame_indices.shape)
+            raise DataError(
+                f"video split has clips {tuple(self.clips.shape)} {self.clips.dtype}, "
+                f"{self.labels.shape[0]} labels, {len(self.paths)} paths and frame indices {fi}; "
+                "expected uint8 N×T×C×H×W, N labels, N paths and N×T frame indices"
+            )
+        self.labels = self.labels.long()
+        if self.frame_indices is not None:
+            self.frame_indices = self.frame_indices.long()
+
+
+class VideoData(LoadedSplits[VideoSplit]):
+    """Train / test / optional validation :class:`VideoSplit` of one video dataset
+    (fields ``train``, ``test``, ``val``, ``class_names``, ``skipped``, ``info``)."""
+
+
+# --------------------------------------------------------------------------------------------
+# the options every video loader takes
+# --------------------------------------------------------------------------------------------
+
+
+class ClipKeywords(TypedDict, total=False):
+    """The keyword options every video loader takes (each loader's ``**options``).
+
+    ``classes``: keep only these class names (relabelled 0..K-1 in the dataset's class order);
+    ``frames`` sampled ``stride`` apart and resized to ``size``²; ``on_error``: ``"fail"`` or
+    ``"skip"`` an unreadable video; ``seed``: the training clips' random starts; ``cache_dir``:
+    where decoded splits are cached (``None``: no cache).
+    """
+
+    classes: Sequence[str] | None
+    frames: int
+    stride: int
+    size: int
+    on_error: str
+    seed: int
+    cache_dir: str | Path | None
+
+
+@dataclass(frozen=True)
+class ClipRequest:
+    """:class:`ClipKeywords`, checked (see :func:`clip_request`)."""
+
+    frames: int
+    stride: int
+    size: int
+    seed: int
+    on_error: str
+    classes: Sequence[str] | None
+    cache_dir: str | Path | None
+
+
+def clip_request(*, classes: Sequence[str] | None = None, frames: int = 16, stride: int = 1, size: int = 112,
+                 on_error: str = "fail", seed: int = 0, cache_dir: str | Path | None = None) -> ClipRequest:
+    """The clip options of a video loader, checked (a ConfigError names the first bad one)."""
+    frames = check_positive_int(frames, "frames")
+    stride = check_positive_int(stride, "stride")
+    size = check_positive_int(size, "size")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ConfigError(f"seed must be an integer, got {seed!r}")
+    check_on_error(on_error, item="unreadable video", listed_in="VideoData.skipped")
+    return ClipRequest(frames, stride, size, int(seed), on_error, classes, cache_dir)
+
+
+def clip_keywords(cfg) -> ClipKeywords:
+    """The :class:`ClipKeywords` of a recipe's dataset config (:class:`~.configs.ClipOptions`)."""
+    return {"classes": cfg.classes, "frames": cfg.frames, "stride": cfg.stride, "size": cfg.size,
+            "on_error": cfg.on_error, "seed": cfg.clip_seed,
+            "cache_dir": None if cfg.cache_dir is None else Path(cfg.cache_dir).expanduser()}
+
+
+def with_val(data: VideoData, cfg) -> VideoData:
+    """``data`` with its validation split: the given one, else ``cfg.val_fraction`` of train
+    (seeded by ``cfg.split_seed``, stratified; see :func:`mmdd.core.loading.plan_splits`)."""
+    return hold_out_val(data, cfg.val_fraction, cfg.split_seed)
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+# --------------------------------------------------------------------------------------------
+
+
+def check_fold(fold, folds: tuple[int, ...], what: str) -> int:
+    if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or fold not in folds:
+        raise ConfigError(f"{what} fold must be one of {folds}, got {fold!r}")
+    return int(fold)
+
+
+def natural_key(text: str) -> tuple:
+    """Sort key that orders digit runs by value: ``img_2.jpg`` < ``img_10.jpg``."""
+    parts = re.split(r"(\d+)", str(text))
+    return tuple((int(p), p) if i % 2 else (p.lower(), p) for i, p in enumerate(parts)), str(text)
+
+
+def read_lines(path: Path, what: str) -> list[tuple[int, str]]:
+    """(line number, stripped line) for each non-blank line of a text file."""
+    if not path.is_file():
+        raise DataError(f"{what}: {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read ({exc}); expected a UTF-8 text file") from exc
+    return [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def restrict_classes(class_names: list[str], classes, what: str) -> tuple[list[str], dict[int, int]]:
+    """Keep only ``classes`` (in the dataset's class order): (new names, old label -> new label)."""
+    if classes is None:
+        return class_names, {i: i for i in range(len(class_names))}
+    if isinstance(classes, str) or not isinstance(classes, Sequence) or not classes:
+        raise ConfigError(f"{what}: classes must be a non-empty list of class names, got {classes!r}")
+    wanted = [str(c) for c in classes]
+    dupes = sorted({c for c in wanted if wanted.count(c) > 1})
+    if dupes:
+        raise ConfigError(f"{what}: classes lists {dupes} more than once")
+    unknown = [c for c in wanted if c not in class_names]
+    if unknown:
+        hints = []
+        for c in unknown:
+            close = difflib.get_close_matches(c, class_names, n=1)
+            hints.append(f"{c!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError(
+            f"{what}: unknown class(es) {', '.join(hints)}; the dataset has {len(class_names)} "
+            f"classes, e.g. {class_names[:5]}"
+        )
+    keep = set(wanted)
+    kept = [c for c in class_names if c in keep]
+    remap = {class_names.index(c): i for i, c in enumerate(kept)}
+    return kept, remap
+
+
+def chosen_classes(class_names: list[str], classes) -> list[str] | None:
+    """The kept class names for ``info`` and the cache key (``None`` when no subset was asked for)."""
+    return list(class_names) if classes is not None else None
+
+
+def apply_restriction(entries: dict[str, list[Entry]], remap: dict[int, int]) -> dict[str, list[Entry]]:
+    return {s: [(p, remap[lab]) for p, lab in items if lab in remap] for s, items in entries.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# reading one video
+# --------------------------------------------------------------------------------------------
+
+
+def _decord():
+    try:
+        import decord
+    except ImportError as exc:  # pragma: no cover - decord is a dependency
+        raise ImportError("reading video files needs decord: pip install decord") from exc
+    return decord
+
+
+def _to_clip(frames_thwc: np.ndarray | Tensor, size: int) -> Tensor:
+    x = torch.as_tensor(np.ascontiguousarray(frames_thwc)) if isinstance(frames_thwc, np.ndarray) else frames_thwc
+    return resize_and_flip(x, size, flip=False, channels_last=True).permute(0, 3, 1, 2).contiguous()
+
+
+def read_video_clip(
+    path: str | Path,
+    *,
+    frames: int = 16,
+    stride: int = 1,
+    size: int = 112,
+    mode: str = "center",
+    gen: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """One clip of a video file: ``(clip uint8 T×3×size×size, frame indices int64 T)``.
+
+    Opens ``path`` with ``decord.VideoReader``, picks the indices with
+    :func:`~mmdd.domains.video.sampling.clip_indices` (``mode``/``gen`` as there) and reads them
+    with one ``get_batch``. Raises :class:`DataError` whose message starts with the path for a
+    missing or empty file, a file decord cannot open or decode, and a video with 0 frames.
+    """
+    path = Path(path)
+    decord = _decord()
+    check_data_file(path, EXPECTED_VIDEO)
+    errors = (RuntimeError, OSError, ValueError, IndexError, decord.DECORDError)
+    try:
+        reader = decord.VideoReader(str(path))
+        num = len(reader)
+    except errors as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"{path}: decord cannot open it ({reason}); expected {EXPECTED_VIDEO} - the file is "
+            "truncated, corrupt or not a video; re-copy or remove it"
+        ) from exc
+    if num < 1:
+        raise DataError(f"{path}: holds no frames (decord reports 0); expected {EXPECTED_VIDEO}")
+    index = clip_indices(num, frames, stride, mode, gen)
+    try:
+        batch = reader.get_batch(index.tolist()).asnumpy()
+    except errors as exc:
+        raise DataError(
+            f"{path}: decord cannot decode frames {index.tolist()} of its {num} ({exc}); expected "
+            f"{EXPECTED_VIDEO} - the file is truncated or corrupt; re-copy or remove it"
+        ) from exc
+    if batch.ndim != 4 or batch.shape[0] != len(index) or batch.shape[-1] != 3:
+        raise DataError(f"{path}: decord returned frames of shape {batch.shape}; expected T×H×W×3")
+    return _to_clip(batch, check_positive_int(size, "size")), index
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """The visible .jpg/.jpeg/.png files of a frame folder (any case), in natural-sort order."""
+    return sorted(
+        (p for p in Path(folder).iterdir() if p.is_file() and is_visible(p) and p.suffix.lower() in FRAME_EXTENSIONS),
+        key=lambda p: natural_key(p.name),
+    )
+
+
+def read_frame_folder_clip(
+    folder: str | Path,
+    *,
+    frames: int = 16,
+    stride: int = 1,
+    size: int = 112,
+    mode: str = "center",
+    gen: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """One clip of a folder of frame images: ``(clip uint8 T×3×size×size, frame indices T)``.
+
+    The frames are the folder's image files in natural-sort order (``img_2`` before ``img_10``);
+    only the sampled ones are read (Pillow, converted to RGB). Raises :class:`DataError` naming
+    the folder for a folder with no frames, a frame Pillow cannot decode and frames of
+    different sizes.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder; expected {EXPECTED_FRAMES}")
+    files = frame_files(folder)
+    if not files:
+        raise DataError(f"{folder}: holds no frame images; expected {EXPECTED_FRAMES}")
+    index = clip_indices(len(files), frames, stride, mode, gen)
+    images: dict[int, np.ndarray] = {}
+    for i in sorted(set(index.tolist())):
+        try:
+            with Image.open(files[i]) as im:
+                images[i] = np.asarray(im.convert("RGB"))
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            raise DataError(
+                f"{folder}: frame {files[i].name} cannot be decoded ({exc}); expected {EXPECTED_FRAMES}"
+            ) from exc
+    shapes = sorted({a.shape for a in images.values()})
+    if len(shapes) > 1:
+        raise DataError(f"{folder}: frames have different sizes {shapes}; expected {EXPECTED_FRAMES}")
+    batch = np.stack([images[i] for i in index.tolist()])
+    return _to_clip(batch, check_positive_int(size, "size")), index
+
+
+# --------------------------------------------------------------------------------------------
+# the shared pipeline: missing files -> cache -> decode -> cache
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadPlan:
+    """What a loader found before reading any video."""
+
+    loader: str
+    root: Path
+    class_names: list[str]
+    entries: dict[str, list[Entry]]  # "train", "test" and optionally "val"
+    listed_in: str  # where the entries came from, for "listed but missing" messages
+    rule: str  # how the split was made, for info["split"]
+    split_rule: str  # the same, short, for info["split_rule"] (see mmdd.core.loading.plan_splits)
+    options: dict  # loader-specific options (fold, classes, ...), also part of the cache key
+    frames_kind: bool = False  # entries are frame folders, not video files
+
+
+def _fingerprint(plan: LoadPlan, path: Path):
+    if plan.frames_kind:
+        return folder_fingerprint(frame_files(path)) if path.is_dir() else None
+    return file_fingerprint(path)
+
+
+def _empty_split(opts: ClipRequest) -> VideoSplit:
+    return VideoSplit(
+        torch.zeros(0, opts.frames, 3, opts.size, opts.size, dtype=torch.uint8),
+        torch.zeros(0, dtype=torch.long),
+        [],
+        torch.zeros(0, opts.frames, dtype=torch.long),
+    )
+
+
+def _decode_split(entries: Sequence[Entry], opts: ClipRequest, mode: str, read: Callable, bad: BadFiles) -> VideoSplit:
+    if not entries:
+        return _empty_split(opts)
+    seeds: list[int | None] = [None] * len(entries)
+    if mode == "random":
+        base = make_generator(opts.seed)
+        seeds = [child_seed(base) for _ in entries]
+    clips = torch.empty(len(entries), opts.frames, 3, opts.size, opts.size, dtype=torch.uint8)
+    index = torch.empty(len(entries), opts.frames, dtype=torch.long)
+    kept: list[int] = []
+    for i, (path, _) in enumerate(entries):
+        gen = make_generator(seeds[i]) if seeds[i] is not None else None
+        got = bad.attempt(read, path, frames=opts.frames, stride=opts.stride, size=opts.size, mode=mode, gen=gen)
+        if got is None:
+            continue
+        clip, idx = got
+        clips[len(kept)] = clip
+        index[len(kept)] = idx
+        kept.append(i)
+    if len(kept) < len(entries):
+        clips, index = clips[: len(kept)].clone(), index[: len(kept)].clone()
+    labels = torch.tensor([entries[i][1] for i in kept], dtype=torch.long)
+    return VideoSplit(clips, labels, [str(entries[i][0]) for i in kept], index)
+
+
+def _split_to_payload(split: VideoSplit | None):
+    if split is None:
+        return None
+    return {
+        "clips": split.clips,
+        "labels": split.labels,
+        "paths": list(split.paths),
+        "frame_indices": split.frame_indices,
+    }
+
+
+def _split_from_payload(doc) -> VideoSplit | None:
+    if doc is None:
+        return None
+    return VideoSplit(doc["clips"], doc["labels"], list(doc["paths"]), doc.get("frame_indices"))
+
+
+def finish_load(plan: LoadPlan, opts: ClipRequest) -> VideoData:
+    """Read the clips ``plan`` lists (or the cached ones): missing files -> cache -> decode -> cache."""
+    on_error, cache_dir = opts.on_error, opts.cache_dir
+    what = f"{plan.loader} {plan.root}"
+    info = {
+        "name": plan.loader,
+        "root": str(plan.root),
+        "split": plan.rule,
+        "split_rule": plan.split_rule,
+        **plan.options,
+        "frames": opts.frames,
+        "stride": opts.stride,
+        "size": opts.size,
+        "seed": opts.seed,
+        "sampling": (
+            "one clip per video: train random start (per entry make_generator(child_seed(base)), "
+            "base = make_generator(seed)), val/test centred; short videos clamp to the last frame; "
+            "frames resized (bilinear, antialias) to size x size; no flip"
+        ),
+        "layout": "clips uint8 N x T x C x H x W (RGB)",
+        "cache": None,
+    }
+    fingerprints = {s: [_fingerprint(plan, p) for p, _ in items] for s, items in plan.entries.items()}
+    key = path = None
+    if cache_dir is not None:
+        options = {**plan.options, "frames": opts.frames, "stride": opts.stride, "size": opts.size,
+                   "seed": opts.seed, "on_error": on_error, "class_names": plan.class_names}  # fmt: skip
+        files = {
+            s: [[str(p), lab, fp] for (p, lab), fp in zip(items, fingerprints[s])]
+            for s, items in plan.entries.items()
+        }
+        key = cache_key(plan.loader, str(plan.root), options, files)
+        path = cache_path(cache_dir, plan.loader, key)
+        payload = read_cache(path, key)
+        if payload is not None:
+            info = dict(payload["info"])
+            info["split_rule"] = plan.split_rule  # also for a cache written before the key existed
+            info["cache"] = {"path": str(path), "key": key, "hit": True}
+            return VideoData(
+                train=_split_from_payload(payload["train"]),
+                test=_split_from_payload(payload["test"]),
+                val=_split_from_payload(payload["val"]),
+                class_names=list(payload["class_names"]),
+                skipped=list(payload["skipped"]),
+                info=info,
+            )
+
+    absent = [str(p) for s in plan.entries for (p, _), fp in zip(plan.entries[s], fingerprints[s]) if fp is None]
+    bad = BadFiles(on_error)
+    bad.missing(
+        absent,
+        error=lambda: f"{plan.loader}: {len(absent)} video(s) named in {plan.listed_in} are missing:\n"
+        f"{name_some(absent)}\nre-copy them (or use on_error='skip')",
+        reason=lambda p: f"{p}: listed in {plan.listed_in} but missing",
+    )
+    absent_set = set(absent)
+    read = read_frame_folder_clip if plan.frames_kind else read_video_clip
+    built: dict[str, VideoSplit] = {}
+    for name in SPLIT_NAMES:
+        if name not in plan.entries:
+            continue
+        present = [(p, lab) for p, lab in plan.entries[name] if str(p) not in absent_set]
+        built[name] = _decode_split(present, opts, "random" if name == "train" else "center", read, bad)
+    for name in ("train", "test"):
+        require_rows(what, name, len(built[name]), bad.skipped, unit="video",
+                     skipped_what="unreadable or missing video(s)")
+    data = VideoData(
+        train=built["train"],
+        test=built["test"],
+        val=built.get("val"),
+        class_names=list(plan.class_names),
+        skipped=bad.skipped,
+        info=info,
+    )
+    if path is not None:
+        write_cache(
+            path,
+            key,
+            {
+                "train": _split_to_payload(data.train),
+                "test": _split_to_payload(data.test),
+                "val": _split_to_payload(data.val),
+                "class_names": data.class_names,
+                "skipped": data.skipped,
+                "info": info,
+            },
+        )
+        data.info["cache"] = {"path": str(path), "key": key, "hit": False}
+    return data
+
+
+def sorted_entries(entries: dict[str, list[Entry]]) -> dict[str, list[Entry]]:
+    return {s: sorted(items, key=lambda e: natural_key(e[0].as_posix())) for s, items in entries.items()}
