@@ -35,8 +35,8 @@ DOMAIN_DATASETS = {
 @pytest.mark.parametrize("domain", sorted(DOMAIN_DATASETS))
 def test_every_dataset_of_every_domain_is_registered(domain):
     package = importlib.import_module(f"mmdd.domains.{domain}")
-    assert dataset_names(domain) == sorted(DOMAIN_DATASETS[domain])
-    for name in DOMAIN_DATASETS[domain]:
+    assert DOMAIN_DATASETS[domain] <= set(dataset_names(domain))  # a new dataset needs no edit here
+    for name in dataset_names(domain):
         entry = dataset_entry(domain, name)
         assert (entry.domain, entry.name) == (domain, name)
         # the typed options and the loader are defined together, and the config names the dataset

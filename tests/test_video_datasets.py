@@ -561,7 +561,7 @@ def test_bad_options(ucf):
     for bad in ({"on_error": "ignore"}, {"frames": 0}, {"stride": -1}, {"size": 1.5}, {"seed": "x"}):
         with pytest.raises(ConfigError):
             load_ucf101(ucf.root, split_dir, **{**SMALL, **bad})
-    assert dataset_names("video") == ["frame_folders", "hmdb51", "kinetics_csv", "something_something", "ucf101"]
+    assert {"frame_folders", "hmdb51", "kinetics_csv", "something_something", "ucf101"} <= set(dataset_names("video"))
     for name, config, read in (("ucf101", UCF101Config, read_ucf101), ("hmdb51", HMDB51Config, read_hmdb51),
                                ("kinetics_csv", KineticsConfig, read_kinetics_csv),
                                ("something_something", SomethingSomethingConfig, read_something_something),
