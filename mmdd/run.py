@@ -18,7 +18,7 @@ Everything that differs between domains comes through the hooks declared in
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -188,7 +188,6 @@ class RunState:
     wall_before: float = 0.0
     stage_index: int = 0
     stage_step: int = 0
-    _stop_left: int | None = field(default=None, repr=False)
 
     def offset(self, index: int) -> int:
         """Global steps before stage ``index``."""
