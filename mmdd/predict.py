@@ -24,16 +24,19 @@ DEFAULT_BUDGETS = (1, 2, 5, 10, 20, 50, 100)
 def efficacy_curve(recipe, overrides: Sequence[str] = (), budgets: Sequence[int] | None = None,
                    full: bool = True, progress: bool = True) -> dict:
     """Rows of (per-class budget, samples, metric mean/std [, others]) for random subsets (+ whole data)."""
+    from mmdd.core.data import DataSplits
+    from mmdd.core.errors import ConfigError
     from mmdd.core.evaluation import EvalSet, Samples
     from mmdd.run import evaluate_sets, load_config, setup
 
     cfg = load_config(recipe, overrides)
     ws = setup(cfg)
+    if not isinstance(ws.data, DataSplits):
+        raise ConfigError(f"mmdd predict draws random subsets per class; the {cfg.domain} domain's data has no "
+                          f"classes (its random baseline is in every `mmdd run` table instead)")
     smallest = min(ws.real.counts())
     chosen = sorted({b for b in (budgets or DEFAULT_BUDGETS) if 1 <= b <= smallest})
     if budgets and not chosen:
-        from mmdd.core.errors import ConfigError
-
         raise ConfigError(f"no budget in {list(budgets)} fits the smallest class ({smallest} training samples)")
     train = ws.data.train
     sets = {}

@@ -291,3 +291,16 @@ def test_run_resume_equals_uninterrupted_and_show_writes_gallery(flickr, bert, t
     info = load_in_fresh_process(tmp_path / "whole")  # image, text embedding, similarity row
     assert info["type"] == "DistilledPairs" and info["seen"] == 5
     assert info["item_shapes"] == [[3, 8, 8], [32], [5]]
+
+
+def test_predict_refuses_pairs_with_a_clear_error(flickr, bert, tmp_path):
+    from mmdd.predict import efficacy_curve
+
+    with pytest.raises(ConfigError, match="no classes"):
+        efficacy_curve(recipe(flickr, bert, tmp_path), progress=False)
+
+
+def test_a_pairs_budget_larger_than_the_images_fails_before_any_work(flickr, bert, tmp_path):
+    with pytest.raises(ConfigError, match=r"budget.ipc=500 pairs but the train split has only \d+ images"):
+        mmdd.distill(recipe(flickr, bert, tmp_path), ["budget.ipc=500"], output_dir=tmp_path / "no", progress=False)
+    assert not (tmp_path / "no").exists()  # refused before the run directory was made
