@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import importlib
+import pkgutil
 from dataclasses import dataclass
 from typing import Callable, Generic, TypeVar
 
@@ -100,3 +102,13 @@ def dataset_entry(domain: str, name: str) -> DatasetEntry:
         extra = f" (did you mean {hint!r}?)" if hint else ""
         raise ConfigError(f"dataset.name: unknown {domain} dataset {name!r}; expected one of {names}{extra}")
     return entry
+
+
+def import_submodules(package: str) -> None:
+    """Import every module of ``package`` (a domain calls this with its own name at the end of its
+    ``__init__``), so the datasets, matchers and networks its modules define register themselves:
+    a new format module is found without an import line anywhere. Modules starting with ``_`` and
+    sub-packages are left alone."""
+    for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        if not info.name.startswith("_") and not info.ispkg:
+            importlib.import_module(f"{package}.{info.name}")

@@ -44,3 +44,25 @@ def test_required_hooks_say_which_domain_lacks_them():
         Half().load_data(None)
     with pytest.raises(NotImplementedError, match="render"):
         Half().render(None, {}, Path("."), lambda: None)
+
+
+def test_a_new_format_module_registers_without_an_import_line(tmp_path, monkeypatch):
+    from mmdd.core.registry import DATASETS, dataset_entry, import_submodules
+
+    pkg = tmp_path / "my_domain_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "my_format.py").write_text(
+        "from dataclasses import dataclass\n"
+        "from mmdd.core.registry import register_dataset\n\n"
+        "@dataclass\nclass MyConfig:\n    name: str = 'my_format'\n\n"
+        "@register_dataset('my_domain', 'my_format', config=MyConfig)\n"
+        "def read_my_format(cfg):\n    return 'read'\n")
+    (pkg / "_helper.py").write_text("raise RuntimeError('private modules are not imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        import_submodules("my_domain_pkg")
+        entry = dataset_entry("my_domain", "my_format")
+        assert entry.config.__name__ == "MyConfig" and entry.load(entry.config()) == "read"
+    finally:
+        DATASETS.pop(("my_domain", "my_format"), None)

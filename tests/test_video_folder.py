@@ -17,7 +17,7 @@ from video_fixtures import corrupt, write_video  # noqa: E402  (tests/ is on sys
 import mmdd  # noqa: E402
 from mmdd.core.errors import ConfigError, DataError  # noqa: E402
 from mmdd.core.registry import dataset_entry  # noqa: E402
-from mmdd.domains.video.datasets import load_video_folder  # noqa: E402
+from mmdd.domains.video.video_folder import load_video_folder  # noqa: E402
 from mmdd.domains.video.video_folder import VideoFolderConfig  # noqa: E402
 from mmdd.run import load_config  # noqa: E402
 

@@ -22,7 +22,7 @@ from mmdd.core.distilled import DistilledDataset
 from mmdd.core.domain import Domain, decoded
 from mmdd.core.data import DataSplits, Split, denormalize, normalize
 from mmdd.core.networks import create_network
-from mmdd.core.registry import dataset_entry
+from mmdd.core.registry import dataset_entry, import_submodules
 from mmdd.core.synthetic import PixelSet
 
 from .augment import SpecAugment
@@ -94,3 +94,6 @@ class AudioDomain(Domain):
     def render(self, syn, info: dict, out_dir: Path, load_real) -> list[Path]:
         inputs, labels = decoded(syn)
         return render_audio(inputs, labels, info, out_dir, class_names=info.get("class_names"))
+
+
+import_submodules(__name__)  # every format module registers its datasets; a new one needs no import line

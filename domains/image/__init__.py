@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from mmdd.core.augment import ImageAugment
 from mmdd.core.coresets import limit_train
 from mmdd.core.domain import Domain, decoded
+from mmdd.core.registry import import_submodules
 from mmdd.core.data import DataSplits, denormalize, normalize
 from mmdd.core.networks import create_network
 from mmdd.core.synthetic import PixelSet
@@ -49,3 +50,6 @@ class ImageDomain(Domain):
         inputs, labels = decoded(syn)
         images = denormalize(inputs.float(), info).clamp(0, 1)
         return [save_grid(images, labels, Path(out_dir) / "samples.png")]
+
+
+import_submodules(__name__)  # every format module registers its datasets; a new one needs no import line

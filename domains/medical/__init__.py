@@ -23,7 +23,7 @@ from mmdd.core.domain import Domain, decoded
 from mmdd.core.data import DataSplits, denormalize, normalize
 from mmdd.core.grid import save_grid
 from mmdd.core.networks import rank_network
-from mmdd.core.registry import dataset_entry
+from mmdd.core.registry import dataset_entry, import_submodules
 from mmdd.core.synthetic import PixelSet
 
 from . import networks  # noqa: F401  (registers network.name: monai)
@@ -67,3 +67,6 @@ class MedicalDomain(Domain):
         high = x.amax(dim=tuple(range(1, x.dim())), keepdim=True)
         x = (x - low) / (high - low).clamp_min(1e-8)
         return [save_grid(x, labels, Path(out_dir) / "samples.png")]
+
+
+import_submodules(__name__)  # every format module registers its datasets; a new one needs no import line

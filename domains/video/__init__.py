@@ -29,7 +29,7 @@ from mmdd.core.errors import ConfigError
 from mmdd.core.domain import Domain, decoded
 from mmdd.core.evaluation import BASELINES, EvalSet, Samples, train_model
 from mmdd.core.networks import rank_network
-from mmdd.core.registry import dataset_entry
+from mmdd.core.registry import dataset_entry, import_submodules
 from mmdd.core.seeding import make_generator
 from mmdd.core.synthetic import PixelSet
 
@@ -207,3 +207,6 @@ class VideoDomain(Domain):
         clips, labels = decoded(syn)
         stills = syn.static.detach().cpu() if isinstance(syn, StaticDynamicSet) else None
         return render_clips(clips, labels, info, out_dir, stills=stills)
+
+
+import_submodules(__name__)  # every format module registers its datasets; a new one needs no import line

@@ -58,7 +58,6 @@ from .hmdb51 import load_hmdb51, read_hmdb51
 from .kinetics import KINETICS_NAME, load_kinetics_csv, read_kinetics_csv
 from .something_something import load_something_something, read_something_something, ssv2_class_name
 from .ucf101 import load_ucf101, read_ucf101
-from .video_folder import VIDEO_EXTENSIONS, load_video_folder, read_video_folder  # noqa: F401
 
 __all__ = [
     "FRAME_EXTENSIONS",

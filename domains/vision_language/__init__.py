@@ -36,7 +36,7 @@ from mmdd.core.augment import ImageAugment
 from mmdd.core.domain import Domain
 from mmdd.core.errors import ConfigError
 from mmdd.core.evaluation import EvalSet
-from mmdd.core.registry import dataset_entry
+from mmdd.core.registry import dataset_entry, import_submodules
 from mmdd.core.seeding import make_generator
 
 from . import matching, networks  # noqa: F401  (networks registers network.name: dual_encoder)
@@ -249,3 +249,6 @@ class VisionLanguageDomain(Domain):
         title = f"{syn.num_pairs} distilled pairs"
         return [write_gallery(Path(out_dir), syn.images.detach().cpu(), syn.text.detach().cpu(), data.train.text,
                               data.captions["train"], info["mean"], info["std"], title)]
+
+
+import_submodules(__name__)  # every format module registers its datasets; a new one needs no import line
