@@ -363,10 +363,11 @@ def distill(recipe: str | Path | dict | RecipeConfig, overrides: Sequence[str] =
     if output_dir is not None:
         cfg.output_dir = str(run_dir)
     ws = setup(cfg)  # loads the data and checks the budget before anything is written
-    state = start(ws, run_dir, resume, overwrite)
-    run = finish(state, train(state, stop_after, progress))
-    if evaluate and run.manifest["status"] == "complete":
-        evaluate_run(run, ws=ws, progress=progress)
+    with rundir.RunLock(run_dir, "mmdd run"):  # one writer per run directory
+        state = start(ws, run_dir, resume, overwrite)
+        run = finish(state, train(state, stop_after, progress))
+        if evaluate and run.manifest["status"] == "complete":
+            evaluate_run(run, ws=ws, progress=progress)
     return run
 
 
@@ -407,8 +408,10 @@ def baseline_sets(ws: Workspace, names: Sequence[str], syn: SyntheticSet | None 
     return sets
 
 
-def evaluate_sets(ws: Workspace, sets: dict[str, EvalSet], progress: bool = True) -> dict[str, SetResult]:
-    """Evaluate named sets under the recipe's protocol (the domain's task, network and augmentation)."""
+def evaluate_sets(ws: Workspace, sets: dict[str, EvalSet], progress: bool = True,
+                  on_result=None) -> dict[str, SetResult]:
+    """Evaluate named sets under the recipe's protocol (the domain's task, network and augmentation);
+    ``on_result(name, result)`` is called as each set finishes."""
     cfg = ws.cfg.evaluation
     augment = ws.eval_augment()
     aug_text = f"DSA {ws.cfg.augment.strategy} ({ws.cfg.augment.mode})" if augment is not None else "no aug"
@@ -421,6 +424,8 @@ def evaluate_sets(ws: Workspace, sets: dict[str, EvalSet], progress: bool = True
         results[name] = evaluate_set(chosen, ws.task, make_network=lambda gen: ws.network(ws.eval_network_cfg, gen),
                                      cfg=cfg, test=ws.data.test, protocol=protocol, device=ws.device,
                                      augment=augment, val=val, label=name if progress else "")
+        if on_result is not None:
+            on_result(name, results[name])
     return results
 
 
@@ -433,15 +438,20 @@ def evaluate_run(run: Run | str | Path, *, ws: Workspace | None = None, baseline
     if seeds is not None:
         cfg.evaluation.seeds = seeds
     ws = ws or setup(cfg)
-    started = time.perf_counter()
-    sets = {"distilled": ws.domain.distilled_set(ws, run.synthetic)}
-    sets.update(baseline_sets(ws, cfg.evaluation.baselines if baselines is None else baselines, run.synthetic))
-    results = evaluate_sets(ws, sets, progress=progress)
-    run.manifest["evaluation"] = {name: res.as_dict() for name, res in results.items()}
-    run.manifest["seeds"]["evaluation"] = cfg.evaluation.seed_list()
-    run.manifest["wall_clock_s"]["evaluation"] = round(time.perf_counter() - started, 3)
-    rundir.write_json(run.dir / rundir.MANIFEST, run.manifest)
-    write_report(run, ws)
+    with rundir.RunLock(run.dir, "mmdd eval"):
+        started = time.perf_counter()
+        sets = {"distilled": ws.domain.distilled_set(ws, run.synthetic)}
+        sets.update(baseline_sets(ws, cfg.evaluation.baselines if baselines is None else baselines, run.synthetic))
+        m = run.manifest
+        m["evaluation"], m["seeds"]["evaluation"] = {}, cfg.evaluation.seed_list()
+
+        def keep(name: str, result: SetResult) -> None:  # an interrupted evaluation keeps the finished sets
+            m["evaluation"][name] = result.as_dict()
+            m["wall_clock_s"]["evaluation"] = round(time.perf_counter() - started, 3)
+            rundir.write_json(run.dir / rundir.MANIFEST, m)
+
+        evaluate_sets(ws, sets, progress=progress, on_result=keep)
+        write_report(run, ws)
     return run
 
 
@@ -467,7 +477,8 @@ def render_samples(run: Run, ws: Workspace | None = None) -> list[Path]:
     def load_real():
         return ws.data if ws is not None else domain.load_data(run.config.dataset)
 
-    return domain.render(run.synthetic, run.manifest["data"], run.dir, load_real)
+    with rundir.RunLock(run.dir, "mmdd show"):
+        return domain.render(run.synthetic, run.manifest["data"], run.dir, load_real)
 
 
 def _storage_text(m: dict) -> str:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 
 import pytest
+
+#: the real data sets of ../shared/data (see its README), beside the project; MMDD_SHARED_DATA overrides
+SHARED_DATA = Path(os.environ.get("MMDD_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 TINY = {
     "name": "tiny",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 import torch
 
 sf = pytest.importorskip("soundfile")
@@ -47,7 +48,7 @@ from mmdd.domains.audio.datasets import (  # noqa: E402
     read_speech_commands,
 )
 
-REAL_FSDD = Path("/work/shared/data/audio/fsdd/recordings")
+REAL_FSDD = SHARED_DATA / "audio" / "fsdd" / "recordings"
 CORE = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 
 

@@ -1,7 +1,7 @@
 """Tests for mmdd.domains.medical: the MedMNIST table, the .npz loader and the MONAI folder loader.
 
 Fixtures are written in tmp_path in the real formats (tests/medical_fixtures.py). Two opt-in
-tests read the real official files under /work/shared/data/medical and skip when they are absent.
+tests read the real official files under ../shared/data/medical (MMDD_SHARED_DATA overrides) and skip when they are absent.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 import torch
 
 from mmdd.core.data import Split
@@ -54,9 +55,9 @@ from medical_fixtures import (
     write_png_csv,
 )
 
-REAL_BREAST = Path("/work/shared/data/medical/medmnist/breastmnist.npz")
-REAL_ADRENAL = Path("/work/shared/data/medical/medmnist3d/adrenalmnist3d.npz")
-REAL_ADRENAL_64 = Path("/work/shared/data/medical/medmnist3d/adrenalmnist3d_64.npz")
+REAL_BREAST = SHARED_DATA / "medical" / "medmnist" / "breastmnist.npz"
+REAL_ADRENAL = SHARED_DATA / "medical" / "medmnist3d" / "adrenalmnist3d.npz"
+REAL_ADRENAL_64 = SHARED_DATA / "medical" / "medmnist3d" / "adrenalmnist3d_64.npz"
 
 
 def test_registry():

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA
 import torch
 
 pytest.importorskip("PIL")
@@ -48,7 +49,7 @@ from mmdd.domains.vision_language.datasets import (  # noqa: E402
     split_images,
 )
 
-REAL_FLICKR8K = Path("/work/shared/data/image_text/flickr8k_1k")
+REAL_FLICKR8K = SHARED_DATA / "image_text" / "flickr8k_1k"
 
 
 # --------------------------------------------------------------------------------------------
