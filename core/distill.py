@@ -15,10 +15,10 @@ import math
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
 
 from .data import ClassIndex
 from .errors import RunError
+from .progress import progress_bar
 from .synthetic import SyntheticSet
 
 
@@ -59,8 +59,8 @@ def run_loop(syn: SyntheticSet, matcher, real: ClassIndex, optimizer: torch.opti
     runs can be done in pieces and resumed.
     """
     end = steps if stop_after is None else min(steps, start_step + stop_after)
-    bar = tqdm(range(start_step, end), initial=start_step, total=steps, desc="distill", unit="step",
-               disable=None if progress else True)
+    bar = progress_bar(range(start_step, end), initial=start_step, total=steps, desc="distill", unit="step",
+                       enabled=progress)
     step = start_step
     for i in bar:
         optimizer.zero_grad(set_to_none=True)

@@ -74,7 +74,13 @@ class Domain:
         raise NotImplementedError(f"domain {self.name!r} does not implement load_data")
 
     def check_budget(self, recipe, data: DataSplits) -> None:
-        """Refuse a budget the data cannot fill (default: ``1 ≤ ipc ≤`` the smallest class)."""
+        """Refuse a budget the data cannot fill (default: ``1 ≤ ipc ≤`` the smallest class) and one-class data."""
+        from .losses import is_multi_label  # multi-hot labels: each label is a yes/no task of its own
+
+        if data.num_classes < 2 and not is_multi_label(data.train.labels):
+            found = f"only the class {data.class_names[0]!r}" if data.class_names else "no class"
+            raise ConfigError(f"dataset {recipe.dataset.name!r} has {found}; distillation and evaluation need at "
+                              f"least 2 classes (a one-class set is classified perfectly by any model)")
         counts = ClassIndex(data.train, data.num_classes).counts()
         smallest = min(range(len(counts)), key=counts.__getitem__)
         if recipe.budget.ipc > counts[smallest]:

@@ -16,11 +16,11 @@ from typing import Any, Callable, Literal, Protocol
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from .checks import at_least, positive
 from .data import Split
 from .losses import classification_loss
+from .progress import progress_bar
 from .seeding import make_generator
 
 
@@ -177,7 +177,7 @@ def fit(net: nn.Module, data, task: Task, cfg: EvalConfig, gen: torch.Generator,
     decay_epoch = max(1, int(round(epochs * cfg.lr_decay_at)))
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[decay_epoch], gamma=0.1)
     batch = min(cfg.batch_size, task.size(data))
-    bar = tqdm(range(epochs), desc=desc, leave=False, disable=None if desc else True, unit="epoch")
+    bar = progress_bar(range(epochs), desc=desc, leave=False, enabled=bool(desc), unit="epoch")
     for _ in bar:
         task.epoch(net, opt, data, batch, gen, augment if cfg.augment else None, device)
         sched.step()

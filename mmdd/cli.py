@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
+
+
+def _again(args, *extra: str) -> str:
+    """The command line that repeats this one (recipe and overrides as given), plus ``extra``."""
+    return shlex.join(["mmdd", args.command, str(args.recipe), *args.overrides, *extra])
 
 
 def _cmd_run(args) -> int:
@@ -15,7 +21,7 @@ def _cmd_run(args) -> int:
     m = run.manifest
     if m["status"] != "complete":
         print(f"stopped after step {m['steps_completed']} of {run.config.method.iterations}; "
-              f"continue with: mmdd run {args.recipe} --resume")
+              f"continue with: {_again(args, '--resume')}")
     else:
         print(f"\n{run.config.name}: {run.config.method.name} on {run.config.dataset.name}, "
               f"{run.config.budget.ipc} per class, {m['storage_bytes']:,} bytes (×{m['compression_ratio']:.1f} smaller)")
@@ -96,13 +102,34 @@ def _cmd_recipes(args) -> int:
     return 0
 
 
+class _IntermixedParser(argparse.ArgumentParser):
+    """A sub-command's parser: flags and positionals (``KEY=VALUE`` overrides) in any order.
+
+    ``mmdd run quickstart --no-eval budget.ipc=1`` reads like ``mmdd run quickstart budget.ipc=1
+    --no-eval``. The top-level parser cannot parse intermixed (it has sub-commands), but the
+    sub-command's parser is called through ``parse_known_args``, so that is where it happens.
+    """
+
+    _parsing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._parsing:  # parse_known_intermixed_args's own passes (Python < 3.13)
+            return super().parse_known_args(args, namespace)
+        self._parsing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._parsing = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmdd", description="Multi-modal dataset distillation.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_IntermixedParser)
 
     run = sub.add_parser("run", help="distil a dataset as a recipe says, evaluate, write the run directory")
     run.add_argument("recipe", help="recipe file or shipped recipe name (see `mmdd recipes`)")
-    run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override recipe values, e.g. budget.ipc=1")
+    run.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                     help="override recipe values, e.g. budget.ipc=1 (before or after the flags)")
     run.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     run.add_argument("--overwrite", action="store_true", help="replace an existing run in the output directory")
     run.add_argument("--no-eval", action="store_true", help="skip evaluation (run `mmdd eval RUN_DIR` later)")
@@ -113,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("experts", help="train the expert trajectories a trajectory-matching recipe needs")
     ex.add_argument("recipe")
-    ex.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    ex.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE")
     ex.add_argument("--quiet", action="store_true")
     ex.set_defaults(func=_cmd_experts)
 
@@ -130,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="random-subset accuracy at several budgets: how much distillation can add")
     pr.add_argument("recipe")
-    pr.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    pr.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE")
     pr.add_argument("--budgets", default=None, help="comma list of per-class budgets (default 1,2,5,10,20,50,100)")
     pr.add_argument("--no-full", action="store_true", help="skip training on the whole training split")
     pr.add_argument("--out", default=None, help="also save the curve as JSON here")
@@ -156,8 +183,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mmdd: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\nmmdd: interrupted; the last checkpoint is kept (continue with --resume)", file=sys.stderr)
+        print(f"\nmmdd: interrupted{_interrupted(args)}", file=sys.stderr)
         return 130
+
+
+def _interrupted(args) -> str:
+    """What an interrupted command leaves behind and how to go on (after "interrupted")."""
+    if args.command == "run":
+        return f"; the last checkpoint is kept (continue with: {_again(args, '--resume')})"
+    if args.command == "experts":
+        return f"; finished experts are kept in the buffer (rerun {_again(args)} to train the rest)"
+    if args.command == "eval":
+        return (f"; {Path(args.run_dir) / 'manifest.json'} holds the previous evaluation results unless some sets "
+                f"had already finished (then it holds those); evaluate again with: "
+                f"{shlex.join(['mmdd', 'eval', str(args.run_dir)])}")
+    return ""
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ Finished experts are skipped, so an interrupted generation resumes where it stop
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +18,13 @@ from typing import Sequence
 
 import torch
 import torch.distributed as dist
-from tqdm.auto import tqdm
 
 from mmdd.config import to_dict
+from mmdd.core import rundir
 from mmdd.core.errors import ConfigError
-from mmdd.core.trajectories import ExpertBuffer, pending_experts, rebuild_index, recorded_description, train_expert
+from mmdd.core.progress import progress_bar
+from mmdd.core.trajectories import (ExpertBuffer, expert_name, pending_experts, rebuild_index, recorded_description,
+                                    train_expert)
 
 
 @dataclass
@@ -76,6 +80,26 @@ def check_buffer_settings(ws, buffer: ExpertBuffer) -> None:
                       stacklevel=3)
 
 
+def name_ranges(numbers: Sequence[int]) -> str:
+    """``expert_0000..0002, expert_0005``: expert numbers, consecutive runs folded."""
+    runs: list[list[int]] = []
+    for k in sorted(numbers):
+        if runs and k == runs[-1][-1] + 1:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    return ", ".join(expert_name(r[0]) if len(r) == 1 else f"{expert_name(r[0])}..{r[-1]:04d}" for r in runs)
+
+
+def skipped_line(desc: str, share: Sequence[int], todo: Sequence[int], root: Path) -> str | None:
+    """The line saying which of this process's experts are already finished in ``root`` (None: none are)."""
+    pending = set(todo)
+    done = [k for k in share if k not in pending]
+    if not done:
+        return None
+    return f"{desc}: {len(done)} of {len(share)} already in {root} ({name_ranges(done)}), training {len(todo)}"
+
+
 def generate_experts(recipe, overrides: Sequence[str] = (), progress: bool = True) -> ExpertBuffer | None:
     """Train this process's share of the recipe's experts; return the buffer (rank 0) or None.
 
@@ -103,10 +127,17 @@ def generate_experts(recipe, overrides: Sequence[str] = (), progress: bool = Tru
         ws.task.epoch(net, opt, data, cfg.experts.batch_size, gen, augment, ws.device)
 
     todo = pending_experts(root, cfg.experts.num_experts, info.rank, info.world_size, cfg.experts.epochs)
-    bar = tqdm(todo, desc=f"experts (rank {info.rank})" if info.world_size > 1 else "experts", unit="expert",
-               disable=None if progress else True)
-    for k in bar:
-        train_expert(k, cfg.experts, root, lambda gen: ws.network(cfg.network, gen), one_epoch, description)
+    desc = f"experts (rank {info.rank})" if info.world_size > 1 else "experts"
+    share = [k for k in range(cfg.experts.num_experts) if k % info.world_size == info.rank]
+    skipped = skipped_line(desc, share, todo, root)
+    if progress and skipped:
+        print(skipped, file=sys.stderr, flush=True)
+    # one generating process per buffer; the ranks of one torchrun launch share it (each writes only its own experts)
+    lock = rundir.RunLock(root, "mmdd experts") if info.world_size == 1 else contextlib.nullcontext()
+    with lock:
+        bar = progress_bar(todo, desc=desc, unit="expert", enabled=progress)
+        for k in bar:
+            train_expert(k, cfg.experts, root, lambda gen: ws.network(cfg.network, gen), one_epoch, description)
     if info.world_size > 1:
         dist.barrier()
     if info.rank != 0:

@@ -374,7 +374,7 @@ def distill(recipe: str | Path | dict | RecipeConfig, overrides: Sequence[str] =
 # --------------------------------------------------------------------------- evaluation
 
 
-def coreset_features(ws: Workspace, how: str, epochs: int) -> torch.Tensor:
+def coreset_features(ws: Workspace, how: str, epochs: int, progress: bool = True) -> torch.Tensor:
     inputs = ws.data.train.inputs
     if how == "pixels":
         return inputs.flatten(1)
@@ -382,13 +382,14 @@ def coreset_features(ws: Workspace, how: str, epochs: int) -> torch.Tensor:
     net = ws.network(ws.eval_network_cfg, gen)
     if how == "trained_net":
         train_model(net, inputs, ws.data.train.labels, ws.cfg.evaluation, gen, ws.eval_augment(), ws.device,
-                    epochs=epochs, desc="coreset embedding")
+                    epochs=epochs, desc="coreset embedding" if progress else None)
     net.eval()
     with torch.no_grad():
         return torch.cat([net.embed(inputs[i:i + 1024].to(ws.device)).cpu() for i in range(0, len(inputs), 1024)])
 
 
-def baseline_sets(ws: Workspace, names: Sequence[str], syn: SyntheticSet | None = None) -> dict[str, EvalSet]:
+def baseline_sets(ws: Workspace, names: Sequence[str], syn: SyntheticSet | None = None,
+                  progress: bool = True) -> dict[str, EvalSet]:
     """The recipe's baselines: the domain's own where it builds one, else random / herding / k-center / full."""
     train, cfg = ws.data.train, ws.cfg
     sets: dict[str, EvalSet] = {}
@@ -401,7 +402,7 @@ def baseline_sets(ws: Workspace, names: Sequence[str], syn: SyntheticSet | None 
             sets["full"] = EvalSet(train, None, cfg.evaluation.full_epochs)
         else:
             if name != "random" and features is None:
-                features = coreset_features(ws, cfg.coreset.embedding, cfg.coreset.embedding_epochs)
+                features = coreset_features(ws, cfg.coreset.embedding, cfg.coreset.embedding_epochs, progress)
             index = select(name, train.labels, ws.data.num_classes, cfg.budget.ipc, make_generator(cfg.seed),
                            features)
             sets[name] = EvalSet(Samples(train.inputs[index], train.labels[index]))
@@ -441,7 +442,8 @@ def evaluate_run(run: Run | str | Path, *, ws: Workspace | None = None, baseline
     with rundir.RunLock(run.dir, "mmdd eval"):
         started = time.perf_counter()
         sets = {"distilled": ws.domain.distilled_set(ws, run.synthetic)}
-        sets.update(baseline_sets(ws, cfg.evaluation.baselines if baselines is None else baselines, run.synthetic))
+        sets.update(baseline_sets(ws, cfg.evaluation.baselines if baselines is None else baselines, run.synthetic,
+                                  progress))
         m = run.manifest
         m["evaluation"], m["seeds"]["evaluation"] = {}, cfg.evaluation.seed_list()
 

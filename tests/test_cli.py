@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 
@@ -70,3 +71,60 @@ def test_bad_override_is_a_clear_error(tmp_path):
     out = mmdd("run", "quickstart", "budget.ipc=0", f"output_dir={tmp_path / 'x'}")
     assert out.returncode == 2 and "budget.ipc must be ≥ 1" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_flags_and_overrides_in_any_order():
+    from mmdd.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["run", "quickstart", "--no-eval", "budget.ipc=1", "--stop-after", "3", "seed=2"])
+    assert (args.recipe, args.overrides, args.no_eval, args.stop_after) == ("quickstart", ["budget.ipc=1", "seed=2"],
+                                                                            True, 3)
+    args = parser.parse_args(["run", "--quiet", "quickstart", "budget.ipc=1"])
+    assert (args.recipe, args.overrides, args.quiet) == ("quickstart", ["budget.ipc=1"], True)
+    assert parser.parse_args(["run", "quickstart"]).overrides == []
+    args = parser.parse_args(["experts", "r.yaml", "--quiet", "experts.num_experts=2"])
+    assert (args.recipe, args.overrides, args.quiet) == ("r.yaml", ["experts.num_experts=2"], True)
+    args = parser.parse_args(["predict", "r.yaml", "--no-full", "a=1", "--budgets", "1,2", "b=2"])
+    assert (args.overrides, args.no_full, args.budgets) == (["a=1", "b=2"], True, "1,2")
+    args = parser.parse_args(["eval", "--seeds", "1", "some/run", "--quiet"])
+    assert (args.run_dir, args.seeds, args.quiet) == ("some/run", 1, True)
+
+
+def test_a_flag_before_the_overrides_runs(tiny_recipe, tmp_path):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe))
+    run_dir = tmp_path / "out"
+    out = mmdd("run", recipe, "--stop-after", "1", f"output_dir={run_dir}", "--quiet", "method.iterations=3")
+    assert out.returncode == 0, out.stderr
+    assert "stopped after step 1 of 3" in out.stdout and f"output_dir={run_dir}" in out.stdout
+    assert (run_dir / "metrics.jsonl").exists()
+    missing = mmdd("run")
+    assert missing.returncode == 2 and "required: recipe\n" in missing.stderr  # not "recipe, KEY=VALUE"
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["run", "quickstart", "budget.ipc=1"], "the last checkpoint is kept (continue with: mmdd run quickstart "
+                                            "budget.ipc=1 --resume)"),
+    (["experts", "r.yaml", "experts.num_experts=3"], "finished experts are kept in the buffer (rerun mmdd experts "
+                                                     "r.yaml experts.num_experts=3 to train the rest)"),
+    (["eval", "some/run"], "holds the previous evaluation results unless some sets had already finished"),
+    (["predict", "quickstart"], None),
+    (["show", "some/run"], None),
+    (["recipes"], None),
+])
+def test_ctrl_c_says_what_the_command_leaves(argv, says, monkeypatch, capsys):
+    import mmdd.cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mmdd.cli, f"_cmd_{argv[0]}", interrupted)
+    assert mmdd.cli.main(argv) == 130
+    err = capsys.readouterr().err.strip()
+    if says is None:
+        assert err == "mmdd: interrupted"
+    else:
+        assert err.startswith("mmdd: interrupted; ") and says in err
+    assert "checkpoint" not in err or argv[0] == "run"
+    assert "--resume" not in err or argv[0] == "run"

@@ -364,3 +364,20 @@ def test_image_folder_test_subset_and_val(tmp_path):
     ds2 = load_image_folder(tmp_path, val_fraction=0.4)
     assert len(ds2.train) == 15 and len(ds2.val) == 3
     assert "val/" in ds2.info["split"]
+
+
+def test_image_folder_with_one_class_is_refused_before_the_run_directory(tmp_path):
+    import mmdd
+
+    root = tmp_path / "data"
+    for split, n in (("train", 2), ("test", 1)):
+        (root / split / "cat").mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (8, 8), CLASS_COLOURS["cat"]).save(root / split / "cat" / f"{i}.png")
+    recipe = {"name": "one-class", "domain": "image", "dataset": {"name": "image_folder", "root": str(root)},
+              "budget": {"ipc": 1}, "network": {"name": "convnet", "depth": 1, "width": 4},
+              "method": {"name": "dm", "iterations": 2}}
+    run_dir = tmp_path / "run"
+    with pytest.raises(ConfigError, match=r"dataset 'image_folder' has only the class 'cat'; .*at least 2 classes"):
+        mmdd.distill(recipe, output_dir=run_dir, progress=False)
+    assert not run_dir.exists()

@@ -63,17 +63,23 @@ def test_an_interrupted_evaluation_keeps_the_finished_sets(whole, monkeypatch):
     assert list(m["evaluation"]) == ["distilled"] and m["status"] == "complete"
 
 
-def test_a_second_process_is_refused_and_a_dead_holder_is_taken_over(tiny_recipe, tmp_path):
-    run_dir = tmp_path / "busy"
+def _hold_lock(folder, command: str) -> subprocess.Popen:
+    """Another process that takes ``folder``'s lock and keeps it until killed."""
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import time
         from mmdd.core.rundir import RunLock
-        RunLock({str(run_dir)!r}, "mmdd run").__enter__()
+        RunLock({str(folder)!r}, {command!r}).__enter__()
         print("held", flush=True)
         time.sleep(120)
     """)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_process_is_refused_and_a_dead_holder_is_taken_over(tiny_recipe, tmp_path):
+    run_dir = tmp_path / "busy"
+    holder = _hold_lock(run_dir, "mmdd run")
     try:
-        assert holder.stdout.readline().strip() == "held"
         with pytest.raises(RunError, match=rf"in use by another mmdd process \(mmdd run, pid {holder.pid}"):
             mmdd.distill(tiny_recipe, output_dir=run_dir, evaluate=False, progress=False)
         assert not (run_dir / rundir.METRICS).exists()  # nothing written beside the other process
@@ -149,3 +155,18 @@ def test_a_moved_run_resumes_bit_identically(tiny_recipe, tmp_path):
     shutil.move(tmp_path / "before", moved)
     mmdd.distill(tiny_recipe, output_dir=moved, resume=True, evaluate=False, progress=False)
     assert _same_tensors(whole, moved)
+
+
+def test_expert_generation_takes_the_buffer_lock(tiny_recipe, tmp_path):
+    from mmdd.experts import generate_experts
+
+    tiny_recipe["experts"] = {"dir": str(tmp_path / "experts"), "num_experts": 1, "epochs": 1}
+    holder = _hold_lock(tmp_path / "experts", "mmdd experts")
+    try:
+        with pytest.raises(RunError, match="in use by another mmdd process \\(mmdd experts"):
+            generate_experts(tiny_recipe, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    buffer = generate_experts(tiny_recipe, progress=False)  # the dead holder's lock is taken over
+    assert buffer.experts == [0] and not (tmp_path / "experts" / rundir.LOCK).exists()

@@ -271,6 +271,22 @@ def test_buffer_with_shorter_experts_than_the_recipe_asks_is_refused(tmp_path):
     assert generate_experts(shorter, progress=False).experts == [0, 1]  # longer experts serve a shorter recipe
 
 
+def test_generation_says_which_experts_it_skips(tmp_path, capsys):
+    recipe = json.loads(json.dumps(MTT_RECIPE))
+    root = tmp_path / "experts"
+    recipe["experts"].update(dir=str(root), num_experts=1, epochs=1)
+    from mmdd.experts import generate_experts, name_ranges
+
+    generate_experts(recipe, progress=True)
+    assert "already in" not in capsys.readouterr().err  # nothing to skip
+    recipe["experts"]["num_experts"] = 2
+    generate_experts(recipe, progress=True)
+    assert f"experts: 1 of 2 already in {root} (expert_0000), training 1\n" in capsys.readouterr().err
+    assert generate_experts(recipe, progress=False).experts == [0, 1]
+    assert "already in" not in capsys.readouterr().err  # progress=False: silent
+    assert name_ranges([5, 0, 1, 2, 7, 8]) == "expert_0000..0002, expert_0005, expert_0007..0008"
+
+
 def test_soft_labels_start_from_expert_logits(tmp_path):
     recipe = json.loads(json.dumps(MTT_RECIPE))
     recipe["experts"]["dir"] = str(tmp_path / "experts")
