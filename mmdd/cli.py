@@ -13,7 +13,15 @@ def _again(args, *extra: str) -> str:
     return shlex.join(["mmdd", args.command, str(args.recipe), *args.overrides, *extra])
 
 
+def _precheck(args) -> None:
+    """Misspelt keys are refused before torch and the domains are imported (about a second)."""
+    from mmdd.raw_recipe import precheck
+
+    precheck(args.recipe, args.overrides)
+
+
 def _cmd_run(args) -> int:
+    _precheck(args)
     from mmdd.run import distill
 
     run = distill(args.recipe, args.overrides, resume=args.resume, overwrite=args.overwrite,
@@ -35,6 +43,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_experts(args) -> int:
+    _precheck(args)
     from mmdd.experts import generate_experts
 
     buffer = generate_experts(args.recipe, args.overrides, progress=not args.quiet)
@@ -63,6 +72,7 @@ def _cmd_show(args) -> int:
 
 
 def _cmd_predict(args) -> int:
+    _precheck(args)
     from mmdd.predict import curve_table, efficacy_curve, save_curve
 
     budgets = [int(b) for b in args.budgets.split(",") if b] if args.budgets else None

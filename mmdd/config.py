@@ -24,6 +24,7 @@ import torch
 import yaml
 
 from mmdd.catalog import read_recipe
+from mmdd.raw_recipe import apply_overrides, apply_profile, parse_override, refuse_unknown_keys  # noqa: F401
 from mmdd.core.errors import ConfigError
 from mmdd.core.evaluation import EvalConfig
 from mmdd.core.augment import AugmentConfig
@@ -188,17 +189,7 @@ def _coerce(value, tp, path: str):
 
 def check_keys(cls, data: dict, path: str = "") -> None:
     """Refuse keys ``cls`` does not have, naming the full path and the closest valid key."""
-    where = path or "recipe"
-    fields = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if key not in fields:
-            hint = closest(key, fields)
-            full = f"{path}.{key}" if path else str(key)
-            msg = f"unknown key {full!r}"
-            if hint:
-                msg += f"; did you mean {(f'{path}.{hint}' if path else hint)!r}?"
-            msg += f" Valid keys under {where!r}: {', '.join(sorted(fields))}"
-            raise ConfigError(msg)
+    refuse_unknown_keys([f.name for f in dataclasses.fields(cls)], data, path)
 
 
 def build(cls, data, path: str = ""):
@@ -249,70 +240,6 @@ def _named_section(section, key: str, resolve, default_name: str | None = None):
     if name is None:
         raise ConfigError(f"missing required key '{key}.name'")
     return build(resolve(name), {**section, "name": name}, key)
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"method.iterations=100"`` → (["method", "iterations"], 100); values are parsed as YAML."""
-    if "=" not in text:
-        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. budget.ipc=10")
-    key, value = text.split("=", 1)
-    key = key.strip()
-    if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"override {text!r}: expected a dotted key such as method.iterations")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: the value is not valid YAML ({exc})") from None
-    return key.split("."), parsed
-
-
-def apply_overrides(raw: dict, overrides) -> dict:
-    raw = copy.deepcopy(raw)
-    for text in overrides:
-        parts, value = parse_override(text)
-        node = raw
-        for i, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(
-                    f"override {text!r}: {'.'.join(parts[: i + 1])!r} is a value, not a section"
-                )
-            node = child
-        node[parts[-1]] = value
-    return raw
-
-
-def apply_profile(raw: dict, overrides=()) -> dict:
-    """Base recipe → the chosen profiles' overrides → the command line's overrides.
-
-    A recipe may carry ``profiles: {cpu: {"network.width": 32, ...}, dm: {method: {...}}}``;
-    ``profile: cpu`` (in the recipe or as an override) applies those overrides, and ``cpu+dm``
-    applies several, left to right. A key naming a whole section (``method``) replaces it.
-    ``default`` applies none.
-    """
-    chosen = apply_overrides(raw, overrides)
-    name = chosen.get("profile", "default")
-    profiles = chosen.get("profiles") or {}
-    if not isinstance(profiles, dict):
-        raise ConfigError("profiles: expected a mapping of profile name → {dotted.key: value}")
-    if name == "default" or (not profiles and name not in profiles):
-        return chosen
-    texts = []
-    for part in str(name).split("+"):
-        part = part.strip()
-        if part not in profiles:
-            hint = closest(part, profiles)
-            extra = f" (did you mean {hint!r}?)" if hint else ""
-            raise ConfigError(f"profile: unknown profile {part!r}; this recipe has "
-                              f"{sorted(profiles) + ['default']} (combine several with '+'){extra}")
-        section = profiles[part]
-        if not isinstance(section, dict):
-            raise ConfigError(f"profiles.{part}: expected a mapping of dotted keys to values, got {section!r}")
-        texts += [f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
-                  for key, value in section.items()]
-    return apply_overrides(apply_overrides(raw, texts), overrides)
 
 
 def config_from_dict(raw: dict, domain_lookup) -> RecipeConfig:
