@@ -28,6 +28,7 @@ class Workspace:
     data: Any  # what domain.load_data returned (DataSplits for class-labelled data)
     device: torch.device
     cache: dict = field(default_factory=dict)
+    progress: bool = True  # whether long steps a hook runs (video's slide-window teacher) report progress
     _stage_real: dict = field(default_factory=dict, repr=False)
 
     @cached_property

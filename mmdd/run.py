@@ -363,6 +363,7 @@ def distill(recipe: str | Path | dict | RecipeConfig, overrides: Sequence[str] =
     if output_dir is not None:
         cfg.output_dir = str(run_dir)
     ws = setup(cfg)  # loads the data and checks the budget before anything is written
+    ws.progress = progress
     with rundir.RunLock(run_dir, "mmdd run"):  # one writer per run directory
         state = start(ws, run_dir, resume, overwrite)
         run = finish(state, train(state, stop_after, progress))
@@ -438,7 +439,9 @@ def evaluate_run(run: Run | str | Path, *, ws: Workspace | None = None, baseline
     cfg = run.config
     if seeds is not None:
         cfg.evaluation.seeds = seeds
-    ws = ws or setup(cfg)
+    if ws is None:
+        ws = setup(cfg)
+        ws.progress = progress
     with rundir.RunLock(run.dir, "mmdd eval"):
         started = time.perf_counter()
         sets = {"distilled": ws.domain.distilled_set(ws, run.synthetic)}

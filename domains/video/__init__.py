@@ -142,7 +142,7 @@ class VideoDomain(Domain):
         teacher = ws.network(ws.eval_network_cfg, gen)
         augment = self.make_augment(recipe.augment) if recipe.evaluation.augment else None
         train_model(teacher, train.inputs, train.labels, recipe.evaluation, gen, augment, ws.device,
-                    epochs=syn_cfg.teacher_epochs, desc="slide-window teacher")
+                    epochs=syn_cfg.teacher_epochs, desc="slide-window teacher" if ws.progress else None)
         ws.cache["slide_window"] = best_windows(teacher, long_inputs, long.labels, frames, syn_cfg.selection_stride,
                                                 ws.device)
         return ws.cache["slide_window"]
