@@ -64,7 +64,8 @@ def read_json(path: Path) -> dict:
     except FileNotFoundError:
         raise RunError(f"{path} is missing; expected a run directory written by `mmdd run`") from None
     except json.JSONDecodeError as exc:
-        raise RunError(f"{path} is not valid JSON ({exc}); the run directory is damaged") from None
+        raise RunError(f"{path} is not valid JSON ({exc}); the run directory is damaged: run the recipe again "
+                       f"with --overwrite, or with --resume if its checkpoint is intact") from None
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> Path:

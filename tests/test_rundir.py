@@ -111,6 +111,13 @@ def test_a_truncated_tensor_file_is_named_in_one_line(whole):
         assert str(path) in text and "damaged" in text and "--overwrite" in text and "\n" not in text
 
 
+def test_a_damaged_manifest_is_named_in_one_line(whole):
+    (whole / rundir.MANIFEST).write_text('{"status": "compl')
+    with pytest.raises(RunError) as info:
+        mmdd.load(whole)
+    assert str(whole / rundir.MANIFEST) in str(info.value) and "--overwrite" in str(info.value)
+
+
 def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tiny_recipe, tmp_path):
     whole = mmdd.distill(tiny_recipe, output_dir=tmp_path / "whole", evaluate=False, progress=False).dir
     part = tmp_path / "part"
