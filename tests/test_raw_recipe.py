@@ -53,8 +53,14 @@ def test_every_shipped_recipe_and_profile_passes_the_quick_check():
 ])
 def test_a_misspelt_key_gets_the_same_message_as_full_validation(recipe, key, tmp_path):
     overrides = [f"{key}=1"]
-    if recipe.startswith("video/"):  # full validation checks the folders first; give it existing ones
+    # full validation checks the data's folders first (the recipes point at ../shared/data): give it existing ones
+    if recipe.startswith("video/"):
         overrides += [f"dataset.root={tmp_path}", f"dataset.split_dir={tmp_path}"]
+    elif recipe.startswith("audio/"):
+        overrides += [f"dataset.root={tmp_path}"]
+    elif recipe.startswith("medical/"):
+        (tmp_path / "data.npz").write_bytes(b"")
+        overrides += [f"dataset.path={tmp_path / 'data.npz'}"]
     raw = apply_profile(read_recipe(list(i for i in list_recipes() if i.name == recipe)[0].path), overrides)
     with pytest.raises(ConfigError) as quick:
         quick_check(raw)
