@@ -34,7 +34,9 @@ def row_from(run, name: str, method: str, ipc: int, extra_wall: float = 0.0, not
     wall = res["wall_s"] + (m["wall_clock_s"]["distillation"] + extra_wall if name == "distilled" else 0.0)
     storage = m["storage_bytes"] if name != "full" else m["real_bytes"]
     row = {"method": method, "budget": ipc, "budget_unit": "ipc", "metric": res["metric"], "mean": res["mean"],
-           "std": res["std"], "seeds": len(res["values"]), "values": res["values"], "storage_bytes": storage,
+           "std": res["std"], "seeds": len(res["values"]),
+           "distill_runs": 1,  # one run directory: one distilled set, or one baseline set (a drawn subset, the whole split)
+           "values": res["values"], "storage_bytes": storage,
            "compression": round(m["real_bytes"] / storage, 1), "wall_s": round(wall, 1), "protocol": res["protocol"]}
     if res.get("others"):
         row["others"] = {k: {"mean": v["mean"], "std": v["std"], "values": v["values"]} for k, v in res["others"].items()}
@@ -78,14 +80,14 @@ def markdown(result: dict) -> str:
     ratio = any("compression" in row for row in result["rows"])
     others = sorted({k for row in result["rows"] for k in row.get("others", {})})
     head = (["dataset"] if extra else []) + ["method", "budget", "metric", "mean ± std (%)"] + [
-        f"{k} (%)" for k in others] + ["seeds", "storage bytes"] + (["compression"] if ratio else []) + ["wall s", "note"]
+        f"{k} (%)" for k in others] + ["seeds", "distill runs", "storage bytes"] + (["compression"] if ratio else []) + ["wall s", "note"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     for row in result["rows"]:
         cells = ([row["dataset"]] if extra else []) + [
             row["method"], f"{row['budget']} {row['budget_unit']}", row["metric"], fmt(row)] + [
             fmt(row["others"][k]) if k in row.get("others", {}) else "" for k in others] + [str(row.get("seeds", "")),
-            f"{row['storage_bytes']:,}" if row.get("storage_bytes") else ""] + (
+            str(row.get("distill_runs", "")), f"{row['storage_bytes']:,}" if row.get("storage_bytes") else ""] + (
             [f"×{row['compression']:g}" if row.get("compression") else ""] if ratio else []) + [
             f"{row.get('wall_s', 0):.1f}",
             row.get("note", "")]

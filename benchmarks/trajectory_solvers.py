@@ -190,11 +190,11 @@ def main(argv=None) -> int:
             out = subprocess.run(cmd, capture_output=True, text=True)
             if out.returncode != 0:
                 rows.append({"method": solver, "syn_steps": steps, "budget": 10, "budget_unit": "ipc",
-                             "metric": "ms_per_iter", "mean": None, "std": None,
+                             "metric": "ms_per_iter", "mean": None, "std": None, "seeds": 0, "distill_runs": 0,
                              "note": f"failed: {out.stderr.strip().splitlines()[-1][:200]}"})
                 continue
             row = json.loads(out.stdout.strip().splitlines()[-1])
-            row.update({"budget": 10, "budget_unit": "ipc"})
+            row.update({"budget": 10, "budget_unit": "ipc", "seeds": 0, "distill_runs": 0})  # a timing row
             rows.append(row)
             print(f"syn_steps {steps:>3} {solver:<16} {row['ms_per_iter']:>9.1f} ms  {row['peak_bytes'] / 2**20:8.1f} MiB",
                   file=sys.stderr)

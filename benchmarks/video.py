@@ -75,11 +75,11 @@ def table(result: dict) -> str:
     lines = [f"## {result['benchmark']} ({result['profile']} profile)", "", f"- machine: {result['machine']}",
              f"- data: {result['data']}", f"- protocol: {result['protocol']}"] + (
                 [f"- note: {result['note']}"] if result.get("note") else []) + ["",
-             "| method | VPC | accuracy mean ± std (%) | seeds | storage MiB | wall s | note |",
-             "|---|---|---|---|---:|---:|---|"]
+             "| method | VPC | accuracy mean ± std (%) | seeds | distill runs | storage MiB | wall s | note |",
+             "|---|---|---|---|---|---:|---:|---|"]
     for r in result["rows"]:
         lines.append(f"| {r['method']} | {r['budget']} | {100 * r['mean']:.2f} ± {100 * r['std']:.2f} | {r['seeds']} | "
-                     f"{r['storage_bytes'] / 2**20:.3f} | {r['wall_s']:.0f} | {r.get('note', '')} |")
+                     f"{r.get('distill_runs', '')} | {r['storage_bytes'] / 2**20:.3f} | {r['wall_s']:.0f} | {r.get('note', '')} |")
     if result.get("findings"):
         lines += [""] + [f"- {line}" for line in result["findings"]]
     return "\n".join(lines) + "\n"

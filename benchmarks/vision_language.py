@@ -53,7 +53,8 @@ def rows_of(run, names: dict[str, str], distill_wall: float) -> list[dict]:
     for key, label in names.items():
         res = m["evaluation"][key]
         row = {"method": label, "budget": m["budget"]["pairs"], "budget_unit": "pairs", "metric": res["metric"],
-               "mean": res["mean"], "std": res["std"], "seeds": len(res["values"]), "values": res["values"],
+               "mean": res["mean"], "std": res["std"], "seeds": len(res["values"]), "distill_runs": 1,
+               "values": res["values"],
                "others": {k: {"mean": v["mean"], "std": v["std"], "values": v["values"]}
                           for k, v in res["others"].items()},
                "train_pairs": res["train_size"], "protocol": res["protocol"],
@@ -78,15 +79,15 @@ def cell(stat: dict) -> str:
 def markdown(result: dict) -> str:
     lines = [f"## {result['benchmark']} ({result['profile']} profile)", "", f"- machine: {result['machine']}",
              f"- data: {result['data']}", f"- protocol: {result['protocol']}", f"- experts: {result['experts']}", "",
-             "| method | pairs | " + " | ".join(m.upper() for m in METRICS) + " | mean recall | storage bytes | wall s |",
-             "|---|---|" + "---:|" * (len(METRICS) + 3)]
+             "| method | pairs | " + " | ".join(m.upper() for m in METRICS) + " | mean recall | seeds | distill runs | storage bytes | wall s |",
+             "|---|---|" + "---:|" * (len(METRICS) + 5)]
     for row in result["rows"]:
         pairs = f"{row['budget']} {row['budget_unit']}"
         if row.get("stored_pairs") is not None and row["stored_pairs"] != row["budget"]:
             pairs += f" ({row['stored_pairs']} stored + S)"
         storage = f"{row['storage_bytes']:,}" if row.get("storage_bytes") else ""
         lines.append(f"| {row['method']} | {pairs} | " + " | ".join(cell(row["others"][m]) for m in METRICS)
-                     + f" | {cell(row)} | {storage} | {row['wall_s']:.1f} |")
+                     + f" | {cell(row)} | {row['seeds']} | {row.get('distill_runs', '')} | {storage} | {row['wall_s']:.1f} |")
     lines += ["", "Recall in %, mean ± std over the evaluation seeds (population std)."]
     if result.get("findings"):
         lines += [""] + [f"- {f}" for f in result["findings"]]
