@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_write
 from .errors import RunError
+from .loading import first_line
 
 DISTILLED = "distilled.safetensors"
 MANIFEST = "manifest.json"
@@ -80,7 +81,7 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except Exception as exc:  # safetensors raises several error types for a damaged file
-        raise RunError(f"{path} is damaged ({_first_line(exc)}); it cannot be read. Run the recipe again "
+        raise RunError(f"{path} is damaged ({first_line(exc)}); it cannot be read. Run the recipe again "
                        f"(`mmdd run RECIPE --overwrite output_dir={path.parent}`), or `--resume` it if its "
                        f"checkpoint is intact") from None
 
@@ -109,7 +110,7 @@ def load_checkpoint(path: Path) -> dict:
         try:
             state = torch.load(candidate, map_location="cpu", weights_only=True)
         except Exception as exc:  # a truncated or corrupt file: zip, pickle or OS errors
-            problems.append(f"{candidate.name} is damaged ({_first_line(exc)})")
+            problems.append(f"{candidate.name} is damaged ({first_line(exc)})")
             continue
         if candidate != path:
             warnings.warn(f"{'; '.join(problems) or f'{path.name} is missing'}; resuming from the previous "
@@ -119,11 +120,6 @@ def load_checkpoint(path: Path) -> dict:
         raise RunError(f"no checkpoint at {path}; nothing to resume (start the run without --resume)")
     raise RunError(f"cannot resume from {path.parent}: {'; '.join(problems)}. Start the run again with "
                    f"--overwrite")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
 
 
 def append_jsonl(path: Path, record: dict) -> None:

@@ -107,10 +107,6 @@ def refuse_unknown_keys(fields: Sequence[str], data: dict, path: str = "") -> No
 
 # --------------------------------------------------------------------------- the quick key check
 
-#: recipe sections typed by a name inside them, and the schema table that types them
-NAMED = {"method": "methods", "network": "networks"}
-
-
 def _check(schema: dict | None, data, path: str) -> None:
     """Walk ``data`` against a dataclass schema ``{"fields": {name: sub-schema or None}}``."""
     if schema is None or not isinstance(data, dict):
@@ -132,16 +128,13 @@ def quick_check(raw: dict, schema: dict | None = None) -> None:
     top = {k: v for k, v in raw.items() if k not in ("dataset", "method", "network", "augment", "synthetic")}
     _check(schema["recipe"], top, "")
     domain = schema["domains"].get(raw.get("domain", "image"))
-    for key, table in (("dataset", None), *NAMED.items()):
+    tables = {"dataset": (domain or {}).get("datasets", {}), "method": schema["methods"],
+              "network": schema["networks"]}  # sections typed by the name inside them
+    for key, table in tables.items():
         section = raw.get(key)
-        if not isinstance(section, dict):
-            continue
-        if key == "dataset":
-            known = (domain or {}).get("datasets", {})
-        else:
-            known = schema[table]
-        name = section.get("name", "convnet" if key == "network" else None)
-        _check(known.get(name) if isinstance(name, str) else None, section, key)
+        if isinstance(section, dict):
+            name = section.get("name", "convnet" if key == "network" else None)
+            _check(table.get(name) if isinstance(name, str) else None, section, key)
     if domain is not None:
         for key in ("augment", "synthetic"):
             _check(domain[key], raw.get(key), key)

@@ -100,6 +100,10 @@ class Stage:
     def key(self) -> str:
         return "method" if self.name == MAIN else f"stages.{self.name}.method"
 
+    def real(self, ws: Workspace):
+        """The real data this stage matches against (the domain's view of it for an earlier stage)."""
+        return ws.stage_real(None if self.name == MAIN else self.name)
+
 
 def stage_plan(cfg: RecipeConfig, syn: SyntheticSet) -> list[Stage]:
     """The synthetic set's earlier stages (``syn.stages``, configured under ``stages``), then ``main``."""
@@ -121,7 +125,7 @@ def build_matcher(ws: Workspace, stage: Stage) -> Matcher:
     from mmdd.experts import check_buffer_settings
 
     spec = MATCHERS.get(stage.method.name, f"{stage.key}.name")
-    real = ws.stage_real(None if stage.name == MAIN else stage.name)
+    real = stage.real(ws)
     in_shape = ws.in_shape if stage.name == MAIN else tuple(real.split.inputs.shape[1:])
     experts = None
     if spec.needs_experts:
@@ -278,11 +282,9 @@ def train(state: RunState, stop_after: int | None = None, progress: bool = True)
 
         before = step
         try:
-            step = run_loop(state.syn, matcher, state.ws.stage_real(None if stage.name == MAIN else stage.name),
-                            optimizer, state.gen, stage.iterations, start_step=step,
-                            checkpoint_every=state.ws.cfg.checkpoint.every,
-                            save_checkpoint=lambda at, i=index, o=optimizer, m=matcher: state.save_checkpoint(i, at,
-                                                                                                               o, m),
+            step = run_loop(state.syn, matcher, stage.real(state.ws), optimizer, state.gen, stage.iterations,
+                            start_step=step, checkpoint_every=state.ws.cfg.checkpoint.every,
+                            save_checkpoint=lambda at: state.save_checkpoint(index, at, optimizer, matcher),
                             log=log, stop_after=left, progress=progress)
         except NonFiniteLoss as exc:
             raise RunError(f"{exc}{' of stage ' + repr(stage.name) if multi else ''}; the run stopped before "

@@ -134,22 +134,16 @@ def test_artifacts_get_the_mode_the_umask_gives(finished, tmp_path):
     import os
     import stat
 
+    from mmdd.core.atomic import current_umask
+
     for name in ("distilled.safetensors", "manifest.json", "report.md", "checkpoint.pt"):
-        assert stat.S_IMODE((finished.dir / name).stat().st_mode) == 0o666 & ~_umask(), name  # not a temp file's 0600
+        assert stat.S_IMODE((finished.dir / name).stat().st_mode) == 0o666 & ~current_umask(), name  # not a temp file's 0600
     old = os.umask(0o077)
     try:
         artifacts.write_json(tmp_path / "private.json", {})
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "private.json").stat().st_mode) == 0o600
-
-
-def _umask() -> int:
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path):

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from mmdd.core.coresets import limit_train
 from mmdd.core.distilled import DistilledDataset
 from mmdd.core.domain import Domain, decoded
-from mmdd.core.data import DataSplits, Split, denormalize, normalize
+from mmdd.core.data import DataSplits, Split, normalize
 from mmdd.core.networks import create_network
 from mmdd.core.registry import dataset_entry, import_submodules
 from mmdd.core.synthetic import PixelSet
@@ -28,8 +28,8 @@ from mmdd.core.synthetic import PixelSet
 from .augment import SpecAugment
 from .configs import SpecAugmentConfig
 from .datasets import AudioData  # importing .datasets registers the audio datasets
-from .features import compute_features, feature_options, mfcc_to_waveform
-from .render import render_audio
+from .features import compute_features, feature_options
+from .render import render_audio, waveforms_of
 
 MAX_SKIPPED_LISTED = 50
 
@@ -44,10 +44,8 @@ class DistilledAudio(DistilledDataset):
     """A distilled audio set: ``(map, target)`` items like any class-labelled set, plus waveforms."""
 
     def waveforms(self, indices=None, n_iter: int = 32) -> Tensor:
-        """The samples rendered to sound (N×clip_samples at ``sample_rate``): the MFCC channel inverted
-        (inverse DCT → mel power → inverse mel → Griffin-Lim without a random phase), as ``mmdd show`` does."""
-        features = denormalize(self.inputs if indices is None else self.inputs[indices], self.manifest["data"])
-        return mfcc_to_waveform(features[:, 0], self.manifest["data"]["audio"], n_iter=n_iter)
+        """The samples rendered to sound (N×clip_samples at ``sample_rate``), as ``mmdd show`` does."""
+        return waveforms_of(self.inputs if indices is None else self.inputs[indices], self.manifest["data"], n_iter)
 
     @property
     def sample_rate(self) -> int:

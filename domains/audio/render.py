@@ -30,6 +30,14 @@ def write_wav(audio: Tensor, sample_rate: int, path: Path) -> Path:
     return atomic_write(Path(path), lambda tmp: sf.write(tmp, data, sample_rate, subtype="PCM_16", format="WAV"))
 
 
+def waveforms_of(inputs: Tensor, info: dict, n_iter: int = 32, normalized: bool = True) -> Tensor:
+    """Maps (N×C×n_mfcc×T, in the run's normalised space unless ``normalized=False``) → waveforms
+    N×clip_samples at ``info["audio"]["sample_rate"]``: the MFCC channel inverted (inverse DCT → mel
+    power → inverse mel → Griffin-Lim without a random phase). ``info`` is the manifest's data section."""
+    features = denormalize(inputs.detach().cpu().float(), info) if normalized else inputs
+    return mfcc_to_waveform(features[:, 0], info["audio"], n_iter=n_iter)
+
+
 def render_audio(inputs: Tensor, labels: Tensor, info: dict, out_dir: Path,
                  class_names: list[str] | None = None) -> list[Path]:
     """``samples.png`` (the maps, one row per class) and ``audio/<index>_<class>.wav`` per sample, the
@@ -39,7 +47,7 @@ def render_audio(inputs: Tensor, labels: Tensor, info: dict, out_dir: Path,
     paths = [save_grid(map_images(features), labels.cpu(), out_dir / "samples.png")]
     opts = info["audio"]
     hard = labels.argmax(dim=-1) if labels.dim() > 1 else labels
-    audio = mfcc_to_waveform(features[:, 0], opts)
+    audio = waveforms_of(features, info, normalized=False)
     for i, (clip, label) in enumerate(zip(audio, hard.tolist())):
         name = class_names[label] if class_names and label < len(class_names) else str(label)
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)

@@ -116,11 +116,16 @@ def load_vl_data(cfg) -> VLData:
                   {n: list(s.captions) for n, s in pairs.splits().items()}, info)
 
 
-def init_pairs(train: PairTensors, n: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-    """``n`` random real pairs: a seeded permutation of the images, one random caption each."""
+def check_pairs(n: int, train: PairTensors) -> None:
+    """A budget of ``n`` pairs must fit in the train split's images."""
     if n > train.num_images:
         raise ConfigError(f"budget.ipc={n} pairs but the train split has only {train.num_images} images; "
                           f"expected 1 ≤ pairs ≤ {train.num_images}")
+
+
+def init_pairs(train: PairTensors, n: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """``n`` random real pairs: a seeded permutation of the images, one random caption each."""
+    check_pairs(n, train)
     rows = torch.randperm(train.num_images, generator=gen)[:n]
     caps = train.pick_captions(gen, rows)
     return train.images[rows].clone(), train.text[caps].clone()
@@ -148,9 +153,7 @@ class VisionLanguageDomain(Domain):
         return load_vl_data(cfg)
 
     def check_budget(self, recipe, data: VLData) -> None:
-        if recipe.budget.ipc > data.train.num_images:
-            raise ConfigError(f"budget.ipc={recipe.budget.ipc} pairs but the train split has only "
-                              f"{data.train.num_images} images; expected 1 ≤ pairs ≤ {data.train.num_images}")
+        check_pairs(recipe.budget.ipc, data.train)
 
     def matching_data(self, data: VLData) -> VLData:
         return data  # bi-trajectory matching reads experts, and the set starts from real pairs
