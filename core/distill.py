@@ -52,11 +52,12 @@ def run_loop(syn: SyntheticSet, matcher, real: ClassIndex, optimizer: torch.opti
              gen: torch.Generator, steps: int, *, start_step: int = 0, checkpoint_every: int = 100,
              save_checkpoint: Callable[[int], None] | None = None,
              log: Callable[[int, dict], None] | None = None, stop_after: int | None = None,
-             progress: bool = True) -> int:
+             progress: bool = True, after_step: Callable[[int], bool] | None = None) -> int:
     """Run steps ``start_step+1 .. steps``; return the last completed step.
 
     ``stop_after`` ends this call early after that many steps (a checkpoint is written), so long
-    runs can be done in pieces and resumed.
+    runs can be done in pieces and resumed. ``after_step(step)`` runs after each step, before its
+    checkpoint (e.g. a validation score); when it returns True the loop checkpoints and ends there.
     """
     end = steps if stop_after is None else min(steps, start_step + stop_after)
     bar = progress_bar(range(start_step, end), initial=start_step, total=steps, desc="distill", unit="step",
@@ -79,6 +80,9 @@ def run_loop(syn: SyntheticSet, matcher, real: ClassIndex, optimizer: torch.opti
             record.update(matcher.log_fields())  # a matcher's own counters (e.g. PTM's resets)
             log(step, record)
         bar.set_postfix(loss=f"{value:.4g}")
-        if save_checkpoint is not None and (step % checkpoint_every == 0 or step == end):
+        stop = after_step is not None and after_step(step)
+        if save_checkpoint is not None and (step % checkpoint_every == 0 or step == end or stop):
             save_checkpoint(step)
+        if stop:
+            break
     return step

@@ -33,6 +33,7 @@ from .augment import AugmentConfig
 from .data import ClassIndex, DataSplits, Split
 from .distilled import DistilledDataset
 from .errors import ConfigError
+from .loading import hold_out_val
 from .evaluation import ClassificationTask, EvalSet, Samples, Task
 from .metrics import METRICS
 from .networks import network_description
@@ -87,6 +88,11 @@ class Domain:
             raise ConfigError(
                 f"budget.ipc={recipe.budget.ipc} but class {data.class_names[smallest]!r} has only "
                 f"{counts[smallest]} training samples; expected 1 ≤ ipc ≤ {counts[smallest]} (the smallest class)")
+
+    def hold_out_validation(self, data: DataSplits, fraction: float, seed: int) -> DataSplits:
+        """``data`` with a validation split: its own, else a seeded stratified ``fraction`` of train
+        (validation tracking needs one)."""
+        return hold_out_val(data, fraction, seed)
 
     def matching_data(self, data: DataSplits) -> Any:
         """What matchers and ``make_synthetic`` sample real data from (default: a per-class index)."""

@@ -46,6 +46,7 @@ CK_MATCHER = "matcher"        # the matcher's own state (DC's network, MTT's ite
 CK_GENERATOR = "generator"    # the run generator's state
 CK_RECIPE = "recipe"          # the resolved recipe the run started with
 CK_WALL = "wall_s"            # distillation wall-clock so far
+CK_TRACKING = "tracking"      # the validation tracker's curve, best step and best synthetic state
 
 #: packages whose versions every manifest records
 PACKAGES = ("mmdd", "torch", "torchvision", "torchaudio", "numpy", "safetensors")

@@ -32,6 +32,7 @@ from mmdd.core.matchers import MATCHERS
 from mmdd.core.networks import NETWORKS, ConvNetConfig
 from mmdd.core.registry import closest
 from mmdd.core.synthetic import SyntheticConfig
+from mmdd.core.tracking import TrackingConfig
 from mmdd.core.trajectories import ExpertsConfig
 
 
@@ -102,6 +103,7 @@ class RecipeConfig:
     network: Any = field(default_factory=ConvNetConfig)
     augment: Any = field(default_factory=AugmentConfig)  # typed by the domain (see config_from_dict)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     coreset: CoresetConfig = field(default_factory=CoresetConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     experts: ExpertsConfig = field(default_factory=ExpertsConfig)

@@ -35,6 +35,7 @@ from mmdd.core.evaluation import EvalSet, Samples, SetResult, describe_protocol,
 from mmdd.core.matchers import MATCHERS, Matcher, MatchingContext
 from mmdd.core.seeding import make_generator
 from mmdd.core.synthetic import SyntheticSet, rebuild
+from mmdd.core.tracking import ValidationTracker
 from mmdd.core.trajectories import ExpertBuffer
 from mmdd.core.workspace import Workspace
 from mmdd.plugins import get_domain
@@ -76,8 +77,20 @@ def setup(cfg: RecipeConfig) -> Workspace:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device: {cfg.device!r} was asked for but CUDA is not available; use device=cpu")
     data = domain.load_data(cfg.dataset)
+    if cfg.tracking.enabled:  # validation tracking scores on a validation split: the data's own, or carved
+        data = domain.hold_out_validation(data, cfg.tracking.val_fraction, cfg.seed)
     domain.check_budget(cfg, data)
     return Workspace(cfg, domain, data, device)
+
+
+def make_tracker(ws: Workspace, metrics_path: Path) -> ValidationTracker | None:
+    """The validation tracker of a run whose recipe turns ``tracking`` on (else None)."""
+    if not ws.cfg.tracking.enabled:
+        return None
+    return ValidationTracker(ws.cfg.tracking, ws.cfg.evaluation, ws.task, ws.data.val,
+                             make_set=lambda syn: ws.domain.distilled_set(ws, syn),
+                             make_network=lambda gen: ws.network(ws.eval_network_cfg, gen), augment=ws.eval_augment(),
+                             device=ws.device, log=lambda record: rundir.append_jsonl(metrics_path, record))
 
 
 def experts_dir(cfg: RecipeConfig) -> Path:
@@ -192,6 +205,7 @@ class RunState:
     wall_before: float = 0.0
     stage_index: int = 0
     stage_step: int = 0
+    tracker: ValidationTracker | None = None  # scores the last stage on validation (tracking.every > 0)
 
     def offset(self, index: int) -> int:
         """Global steps before stage ``index``."""
@@ -205,6 +219,14 @@ class RunState:
     def step(self) -> int:
         return self.offset(self.stage_index) + self.stage_step
 
+    @property
+    def stopped_early(self) -> bool:
+        return self.tracker is not None and self.tracker.stopped_at is not None
+
+    @property
+    def complete(self) -> bool:
+        return self.step >= self.total_steps or self.stopped_early
+
     def wall_s(self) -> float:
         return self.wall_before + time.perf_counter() - self.started
 
@@ -213,7 +235,8 @@ class RunState:
             rundir.CK_STAGE: stage_index, rundir.CK_STEP: step, rundir.CK_SYNTHETIC: self.syn.state_dict(),
             rundir.CK_OPTIMIZER: optimizer.state_dict() if optimizer is not None else {},
             rundir.CK_MATCHER: matcher.state_dict() if matcher is not None else {},
-            rundir.CK_GENERATOR: self.gen.get_state(), rundir.CK_RECIPE: self.recipe, rundir.CK_WALL: self.wall_s()})
+            rundir.CK_GENERATOR: self.gen.get_state(), rundir.CK_RECIPE: self.recipe, rundir.CK_WALL: self.wall_s(),
+            rundir.CK_TRACKING: self.tracker.state_dict() if self.tracker is not None else {}})
 
 
 def start(ws: Workspace, run_dir: Path, resume: bool, overwrite: bool) -> RunState:
@@ -222,7 +245,8 @@ def start(ws: Workspace, run_dir: Path, resume: bool, overwrite: bool) -> RunSta
     rundir.prepare_dir(run_dir, resume, overwrite)
     gen = make_generator(ws.cfg.seed)
     syn = ws.domain.make_synthetic(ws, gen).to(ws.device)
-    state = RunState(ws, run_dir, syn, gen, stage_plan(ws.cfg, syn), to_dict(ws.cfg), started)
+    state = RunState(ws, run_dir, syn, gen, stage_plan(ws.cfg, syn), to_dict(ws.cfg), started,
+                     tracker=make_tracker(ws, run_dir / rundir.METRICS))
     if resume:
         saved = rundir.load_checkpoint(run_dir / rundir.CHECKPOINT)
         if rundir.comparable_recipe(saved[rundir.CK_RECIPE]) != rundir.comparable_recipe(state.recipe):
@@ -235,6 +259,9 @@ def start(ws: Workspace, run_dir: Path, resume: bool, overwrite: bool) -> RunSta
         state.stage_step = int(saved[rundir.CK_STEP])
         state.wall_before = float(saved.get(rundir.CK_WALL, 0.0))
         rundir.truncate_jsonl(run_dir / rundir.METRICS, state.step)
+        if state.tracker is not None and saved.get(rundir.CK_TRACKING):
+            state.tracker.load_state_dict(saved[rundir.CK_TRACKING])
+            state.tracker.truncate(state.step)
     return state
 
 
@@ -269,11 +296,24 @@ def train(state: RunState, stop_after: int | None = None, progress: bool = True)
     left = stop_after
     multi = len(state.plan) > 1
     metrics_path = state.dir / rundir.METRICS
+    tracker = state.tracker
     for index in range(state.first_stage, len(state.plan)):
+        if state.stopped_early:
+            break
         stage = state.plan[index]
         matcher, optimizer, step = _stage_parts(state, index, stage)
         offset = state.offset(index)
         state.stage_index, state.stage_step = index, step
+        tracked = tracker is not None and stage.name == MAIN  # the last stage: its step 0 is the initialisation
+        if tracked and tracker.due(offset) and step == 0:
+            tracker.observe(offset, state.syn)
+
+        def after_step(s: int, stage=stage, offset=offset) -> bool:
+            """Score on validation when due; True ends the run early (STM's test said stop)."""
+            if not (s % tracker.cfg.every == 0 or s == stage.iterations) or not tracker.due(offset + s):
+                return False
+            tracker.observe(offset + s, state.syn)
+            return tracker.should_stop(offset + s)
 
         def log(s: int, record: dict, offset=offset, stage=stage) -> None:
             if multi:
@@ -285,7 +325,7 @@ def train(state: RunState, stop_after: int | None = None, progress: bool = True)
             step = run_loop(state.syn, matcher, stage.real(state.ws), optimizer, state.gen, stage.iterations,
                             start_step=step, checkpoint_every=state.ws.cfg.checkpoint.every,
                             save_checkpoint=lambda at: state.save_checkpoint(index, at, optimizer, matcher),
-                            log=log, stop_after=left, progress=progress)
+                            log=log, stop_after=left, progress=progress, after_step=after_step if tracked else None)
         except NonFiniteLoss as exc:
             raise RunError(f"{exc}{' of stage ' + repr(stage.name) if multi else ''}; the run stopped before "
                            f"applying that update. The last good checkpoint is kept in "
@@ -294,7 +334,7 @@ def train(state: RunState, stop_after: int | None = None, progress: bool = True)
         state.stage_step = step
         if left is not None:
             left -= step - before
-        if step < stage.iterations:
+        if step < stage.iterations or state.stopped_early:
             break
         if index + 1 < len(state.plan):  # the next stage starts here if the run stops before its first checkpoint
             state.save_checkpoint(index + 1, 0)
@@ -318,9 +358,12 @@ def run_manifest(state: RunState, step: int) -> dict:
         details["storage_breakdown"] = syn.storage_breakdown()
     if syn.full_equivalent_bytes() is not None:
         details["storage_full_equivalent_bytes"] = syn.full_equivalent_bytes()
+    tracking = {}
+    if state.tracker is not None:
+        tracking["tracking"] = state.tracker.summary(ws.task.metric, state.offset(len(state.plan) - 1))
     return {
         "mmdd_artifact": 1,
-        "status": "complete" if step >= state.total_steps else "interrupted",
+        "status": "complete" if state.complete else "interrupted",
         "recipe": state.recipe,
         "profile": cfg.profile,
         "packages": rundir.package_versions(),
@@ -335,13 +378,19 @@ def run_manifest(state: RunState, step: int) -> dict:
         "compression_ratio": ws.real_bytes() / storage,
         "compression_note": "train split as tensors in the distillation space ÷ every stored synthetic tensor",
         **ws.domain.manifest_extras(ws, syn),
+        **tracking,
         "wall_clock_s": {"distillation": round(state.wall_s(), 3)},
         "evaluation": {},
     }
 
 
 def finish(state: RunState, step: int) -> Run:
-    """Write what the run has: the manifest always; the tensors and the report once it is complete."""
+    """Write what the run has: the manifest always; the tensors and the report once it is complete.
+
+    A validation-tracked run returns the best-scoring set it saw (``tracking.keep: best``).
+    """
+    if state.complete and state.tracker is not None and state.tracker.chosen_state() is not None:
+        state.syn.load_state_dict(state.tracker.chosen_state())
     manifest = run_manifest(state, step)
     run = Run(state.dir, state.ws.cfg, manifest, state.syn)
     if manifest["status"] == "complete":
@@ -508,6 +557,18 @@ def _link(path: Path, run_dir: Path) -> str:
     return f"![{rel.name}]({name})" if rel.suffix.lower() in (".png", ".gif", ".jpg", ".webp") else f"[{rel.name}]({name})"
 
 
+def tracking_line(t: dict) -> str:
+    """The report's line on validation tracking: which step won, from where, and why the run stopped."""
+    if t.get("best_step") is None:
+        return "- validation tracking: no point scored yet"
+    text = (f"- validation tracking ({t['metric']} on validation, every {t['every']} steps, {t['epochs']}-epoch "
+            f"proxy × {t['seeds']} seed(s)): best {100 * t['best_score']:.2f} % at step {t['best_step']}"
+            f" (initialisation {100 * t['initial_score']:.2f} %); kept the {t['keep']} set")
+    if t.get("stopped_at") is not None:
+        text += f"; stopped early at step {t['stopped_at']}: {t['reason']}"
+    return text
+
+
 def write_report(run: Run, ws: Workspace | None = None) -> Path:
     m, cfg = run.manifest, run.config
     domain = ws.domain if ws is not None else get_domain(cfg.domain)
@@ -521,6 +582,8 @@ def write_report(run: Run, ws: Workspace | None = None) -> Path:
              ", ".join(f"{k} {v:.1f} s" for k, v in m["wall_clock_s"].items())]
     if m["synthetic"].get("learned_lr") is not None:
         lines.append(f"- learned lr: {m['synthetic']['learned_lr']:.4g}")
+    if m.get("tracking"):
+        lines.append(tracking_line(m["tracking"]))
     lines += domain.report_lines(m)
     if m.get("evaluation"):
         lines += ["", "## Evaluation", "", results_table(m), ""]

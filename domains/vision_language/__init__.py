@@ -155,6 +155,12 @@ class VisionLanguageDomain(Domain):
     def check_budget(self, recipe, data: VLData) -> None:
         check_pairs(recipe.budget.ipc, data.train)
 
+    def hold_out_validation(self, data: VLData, fraction: float, seed: int) -> VLData:
+        if data.val is None or data.val.num_images == 0:  # images carry several captions: the loader splits
+            raise ConfigError("tracking: validation tracking needs a validation split, and this data has none; "
+                              "set dataset.val_fraction > 0 (images held out of train, with their captions)")
+        return data
+
     def matching_data(self, data: VLData) -> VLData:
         return data  # bi-trajectory matching reads experts, and the set starts from real pairs
 
