@@ -37,7 +37,7 @@ FORMAT = 1
 class ExpertsConfig:
     """Recipe section ``experts``: how expert trajectories are trained and where they live."""
 
-    dir: str = "experts/{name}"
+    dir: str = "experts/{dataset}-{key}"  # {name}: the recipe; {dataset}: the data; {key}: a digest of the settings
     num_experts: int = 10
     epochs: int = 50
     lr: float = 0.01

@@ -43,9 +43,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(raw: dict, overrides) -> dict:
+    """``raw`` with each ``KEY=VALUE`` applied; ``KEY=null`` removes KEY, so its default applies (and a
+    recipe switched to another loader can drop a key the new one does not have)."""
     raw = copy.deepcopy(raw)
     for text in overrides:
         parts, value = parse_override(text)
+        if value is None:
+            _remove(raw, parts)
+            continue
         node = raw
         for i, part in enumerate(parts[:-1]):
             child = node.get(part)
@@ -58,6 +63,15 @@ def apply_overrides(raw: dict, overrides) -> dict:
             node = child
         node[parts[-1]] = value
     return raw
+
+
+def _remove(raw: dict, parts: list[str]) -> None:
+    node = raw
+    for part in parts[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            return  # nothing to remove
+    node.pop(parts[-1], None)
 
 
 def apply_profile(raw: dict, overrides=()) -> dict:
@@ -91,12 +105,29 @@ def apply_profile(raw: dict, overrides=()) -> dict:
     return apply_overrides(apply_overrides(raw, texts), overrides)
 
 
+#: Keys that name the same thing in different loaders: an unknown one hints at the one this section has.
+SYNONYMS = ({"root", "path", "dir", "data_dir", "data_root", "folder", "file", "npz", "data"},
+            {"csv", "csv_path", "labels_csv", "annotations", "captions", "captions_file"},
+            {"split_dir", "splits", "split_file", "split_files"})
+
+
+def synonym(key: str, fields: Sequence[str]) -> str | None:
+    """The field of ``fields`` that another loader's ``key`` means (``root`` → ``path``), or None."""
+    for group in SYNONYMS:
+        if key in group:
+            same = sorted(f for f in fields if f in group)
+            if same:
+                return same[0]
+    return None
+
+
 def refuse_unknown_keys(fields: Sequence[str], data: dict, path: str = "") -> None:
-    """Refuse keys of ``data`` that are not ``fields``, naming the full path and the closest valid key."""
+    """Refuse keys of ``data`` that are not ``fields``, naming the full path and the closest valid key
+    (by spelling, else the key that means the same here: ``dataset.root`` → ``dataset.path``)."""
     where = path or "recipe"
     for key in data:
         if key not in fields:
-            hint = closest(key, fields)
+            hint = closest(key, fields) or synonym(str(key), fields)
             full = f"{path}.{key}" if path else str(key)
             msg = f"unknown key {full!r}"
             if hint:

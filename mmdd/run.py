@@ -93,8 +93,30 @@ def make_tracker(ws: Workspace, metrics_path: Path) -> ValidationTracker | None:
                              device=ws.device, log=lambda record: rundir.append_jsonl(metrics_path, record))
 
 
+def experts_key(cfg: RecipeConfig) -> str:
+    """A short digest of what expert trajectories depend on: the dataset section, the network, the
+    augmentation and the expert settings (not where they live, nor how many: a buffer may grow)."""
+    import hashlib
+    import json
+
+    experts = {k: v for k, v in to_dict(cfg.experts).items() if k not in ("dir", "num_experts")}
+    parts = {"dataset": to_dict(cfg.dataset), "network": to_dict(cfg.network), "augment": to_dict(cfg.augment),
+             "experts": experts, "domain": cfg.domain}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def data_label(cfg: RecipeConfig) -> str:
+    """The dataset's name, and the stem of its file or folder when it reads one (``medmnist-breastmnist``)."""
+    where = getattr(cfg.dataset, "path", None) or getattr(cfg.dataset, "root", None)
+    stem = Path(str(where)).expanduser().stem if where else ""
+    return f"{cfg.dataset.name}-{stem}" if stem and stem != cfg.dataset.name else cfg.dataset.name
+
+
 def experts_dir(cfg: RecipeConfig) -> Path:
-    return Path(cfg.experts.dir.format(name=cfg.name, dataset=cfg.dataset.name))
+    """Where the recipe's expert trajectories live: ``experts.dir`` with ``{name}`` (the recipe),
+    ``{dataset}`` (the data, e.g. ``medmnist-breastmnist``) and ``{key}`` (:func:`experts_key`)
+    filled in. The default, ``experts/{dataset}-{key}``, gives other data or settings their own folder."""
+    return Path(cfg.experts.dir.format(name=cfg.name, dataset=data_label(cfg), key=experts_key(cfg)))
 
 
 @dataclass

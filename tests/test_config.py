@@ -149,3 +149,43 @@ def test_a_resolved_config_keeps_its_overrides_when_loaded_again(tiny_recipe):
 
     assert load_config(to_dict(cfg), resolved=True).method.iterations == 3  # a manifest's recipe
     assert load_config(to_dict(cfg)).method.iterations == 7  # a plain mapping is a recipe: its profile applies
+
+
+# --------------------------------------------------------------------------- KEY=null, hints, experts folders
+
+
+def test_null_on_the_command_line_removes_a_key(tmp_path):
+    from mmdd.raw_recipe import apply_overrides
+
+    raw = {"dataset": {"name": "coco_captions", "csv": "x.csv", "root": "r"}}
+    assert apply_overrides(raw, ["dataset.csv=null"]) == {"dataset": {"name": "coco_captions", "root": "r"}}
+    assert apply_overrides(raw, ["nothing.here=null"]) == raw  # removing what is not there is a no-op
+    # a recipe switched to a loader without the old loader's key runs once that key is removed
+    switch = ["dataset.name=medical_folder", f"dataset.root={tmp_path}"]
+    with pytest.raises(ConfigError, match="unknown key 'dataset.path'"):
+        load_config("medical/breastmnist-ptm-ipc1", switch)
+    assert load_config("medical/breastmnist-ptm-ipc1", switch + ["dataset.path=null"]).dataset.root == str(tmp_path)
+    cfg = load_config("quickstart", ["evaluation.full_epochs=null"])
+    assert cfg.evaluation.full_epochs is None
+
+
+def test_a_key_another_loader_uses_hints_at_this_loaders_key():
+    with pytest.raises(ConfigError, match=r"unknown key 'dataset.root'; did you mean 'dataset.path'\?"):
+        load_config("medical/breastmnist-ptm-ipc1", ["dataset.root=/data/chest.npz"])
+
+
+def test_experts_folders_follow_the_data_and_the_settings(tmp_path):
+    from mmdd.run import experts_dir
+
+    a, b = tmp_path / "breast.npz", tmp_path / "chest.npz"
+    a.touch(), b.touch()
+    one = experts_dir(load_config("medical/breastmnist-ptm-ipc1", [f"dataset.path={a}"]))
+    assert one.parent.name == "experts" and one.name.startswith("medmnist-breast-")
+    assert experts_dir(load_config("medical/breastmnist-ptm-ipc10", [f"dataset.path={a}"])) == one  # IPC: shared
+    assert experts_dir(load_config("medical/breastmnist-ptm-ipc1", [f"dataset.path={b}"])).name.startswith(
+        "medmnist-chest-")
+    assert experts_dir(load_config("medical/breastmnist-ptm-ipc1", [f"dataset.path={a}", "network.width=32"])) != one
+    assert experts_dir(load_config("medical/breastmnist-ptm-ipc1", [f"dataset.path={a}",
+                                                                    "experts.num_experts=3"])) == one  # may grow
+    assert str(experts_dir(load_config("medical/breastmnist-ptm-ipc1", [f"dataset.path={a}",
+                                                                    "experts.dir=here/{name}"]))) == "here/breastmnist-ptm-ipc1"

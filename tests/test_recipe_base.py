@@ -12,7 +12,7 @@ from conftest import TINY
 from mmdd.catalog import list_recipes, merge_recipe
 from mmdd.config import read_yaml
 from mmdd.core.errors import ConfigError
-from mmdd.run import load_config
+from mmdd.run import experts_dir, load_config
 
 
 def write(path: Path, data: dict) -> Path:
@@ -132,9 +132,8 @@ def test_breastmnist_ipc10_resolves_as_written_out():
     assert raw["network"]["width"] == 128 and raw["augment"]["strategy"] == "crop_cutout_flip_scale_rotate"
     assert {k: raw["method"][k] for k in ("name", "syn_steps", "max_start_epoch", "final_end_epoch", "lr_lr")} == {
         "name": "ptm", "syn_steps": 30, "max_start_epoch": 20, "final_end_epoch": 22, "lr_lr": 0.1}
-    assert raw["experts"]["dir"] == "experts/breastmnist-convnet3-w128"
+    assert "dir" not in raw["experts"] and "experts.dir" not in raw["profiles"]["cpu"]  # derived from the settings
     assert list(raw["profiles"]) == ["dm", "mtt", "cpu", "cpu_mtt", "cpu_dm"]
-    assert raw["profiles"]["cpu"]["experts.dir"] == "experts/breastmnist-cpu"
 
 
 @pytest.mark.parametrize("info", MEDICAL, ids=lambda i: i.name)
@@ -145,7 +144,7 @@ def test_every_shipped_medical_recipe_loads(info, tmp_path):
     dataset, ipc = info.name.removeprefix("medical/").split("-ptm-ipc")
     assert (cfg.name, cfg.dataset.name, cfg.budget.ipc, cfg.method.name) == (f"{dataset}-ptm-ipc{ipc}", "medmnist", int(ipc), "ptm")
     assert cfg.network.width == (64 if dataset.endswith("3d") else 128)
-    assert cfg.experts.dir.startswith(f"experts/{dataset}-convnet3-w")
+    assert str(experts_dir(cfg)).startswith("experts/medmnist-data-")  # the file's stem, then the settings' digest
     assert {"mtt", "dm"} <= set(cfg.profiles)
     for profile in cfg.profiles:
         assert load_config(info.path, [f"dataset.path={data}", f"profile={profile}"]).profile == profile
