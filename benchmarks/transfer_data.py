@@ -155,7 +155,7 @@ def build_adrenal2d(shared: str | Path, out: str | Path) -> Path:
     images become N×28×28 uint8. Returns the npz path (load it with ``medmnist=pneumoniamnist``,
     see the module docstring).
     """
-    src = Path(shared).expanduser().absolute() / "medical" / "medmnist3d" / "adrenalmnist3d.npz"
+    src = Path(shared).expanduser().resolve() / "medical" / "medmnist3d" / "adrenalmnist3d.npz"
     if not src.is_file():
         raise FileNotFoundError(f"{src} not found; expected the official AdrenalMNIST3D file in the shared data")
     name = "adrenal2d.npz"
@@ -276,16 +276,16 @@ def build_motion_set(fashion_mnist_root: str | Path, out: str | Path, seed: int 
     ``noise`` is a fraction of full scale (0.1 -> 25.5 grey levels, the generator's unit);
     the other options go to :func:`~mmdd.domains.video.action_set.write_action_set` as given.
     """
-    import av  # noqa: F401  (PyAV before anything loads decord: clashing libvpx builds)
-    from mmdd.domains.video.action_set import write_action_set
-
     grey_levels = round(float(noise) * 255.0, 4)
-    options = {"fashion_mnist": str(Path(fashion_mnist_root).expanduser().absolute()),
+    options = {"fashion_mnist": str(Path(fashion_mnist_root).expanduser().resolve()),
                "groups": [list(g) for g in groups], "motions": list(motions), "noise_grey_levels": grey_levels,
                "train_per_class": train_per_class, "test_per_class": test_per_class, "frames": frames,
                "size": size, "seed": int(seed)}
 
     def fill(tmp: Path) -> dict:
+        import av  # noqa: F401  (PyAV before anything loads decord: clashing libvpx builds)
+        from mmdd.domains.video.action_set import write_action_set
+
         write_action_set(tmp, fashion_mnist_root, train_per_class=train_per_class, test_per_class=test_per_class,
                          frames=frames, size=size, groups=options["groups"], motions=options["motions"],
                          noise=grey_levels, seed=int(seed))
@@ -316,7 +316,7 @@ def build_coco_from_flickr(shared: str | Path, out: str | Path, n_val: int = 200
     """
     from PIL import Image
 
-    src = Path(shared).expanduser().absolute() / "image_text" / "flickr8k_1k"
+    src = Path(shared).expanduser().resolve() / "image_text" / "flickr8k_1k"
     captions_file, image_dir = src / "captions.txt", src / "images"
     if not captions_file.is_file() or not image_dir.is_dir():
         raise FileNotFoundError(f"{src}: expected images/*.jpg and captions.txt (CSV image,caption)")

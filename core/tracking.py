@@ -35,7 +35,8 @@ class TrackingConfig:
     every: int = 0  # steps between proxy evaluations of the last stage; 0 = off
     epochs: int | None = None  # proxy training epochs (None: evaluation.epochs)
     seeds: int = 1  # proxy evaluation seeds averaged per point
-    val_fraction: float = 0.1  # carved (stratified, split seed) from train when the data has no validation split
+    val_fraction: float = 0.1  # carved (stratified, seeded by split_seed) from train when the data has no validation split
+    split_seed: int = 0
     keep: Literal["best", "last"] = "best"  # the synthetic set the run returns
     early_stop: bool = False  # stop by STM's trend test on the validation curve (see stm_stop)
     min_points: int = 6  # validation points before the test may stop a run

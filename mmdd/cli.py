@@ -1,4 +1,4 @@
-"""The ``mmdd`` command line: run, experts, eval, show, predict, recipes."""
+"""The ``mmdd`` command line: run, experts, eval, show, predict, tune, recipes."""
 
 from __future__ import annotations
 
@@ -84,6 +84,20 @@ def _cmd_predict(args) -> int:
     print(f"\nprotocol: {curve['protocol']}")
     if args.out:
         print(f"saved {save_curve(curve, args.out)}")
+    return 0
+
+
+def _cmd_tune(args) -> int:
+    _precheck(args)
+    from mmdd.tune import tune
+
+    params = [k for k in args.params.split(",") if k] if args.params else None
+    result = tune(args.recipe, args.overrides, trials=args.trials, out=args.out, storage=args.storage,
+                  study_name=args.study, params=params, seed=args.seed, timeout_s=args.timeout,
+                  progress=not args.quiet)
+    print(f"\nbest validation score {100 * result.best_score:.2f} %: " +
+          ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(result.best_params.items())))
+    print(f"trials: {result.trials_file}\nprofile: {result.profile_file}\nrun it: {result.run_command}")
     return 0
 
 
@@ -173,6 +187,22 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", default=None, help="also save the curve as JSON here")
     pr.add_argument("--quiet", action="store_true")
     pr.set_defaults(func=_cmd_predict)
+
+    tu = sub.add_parser("tune", help="search a recipe's settings on the validation split (Optuna); "
+                                     "writes the winner as a profile file")
+    tu.add_argument("recipe")
+    tu.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE")
+    tu.add_argument("--trials", type=int, default=20, help="trials this process runs (default 20)")
+    tu.add_argument("--out", default=None, help="where the profile, the trial table and the trial runs go "
+                                                "(default tune/<recipe name>)")
+    tu.add_argument("--storage", default=None, help="Optuna storage URL shared by processes searching together "
+                                                    "(default sqlite:///<out>/study.db)")
+    tu.add_argument("--study", default=None, help="study name in the storage (default: the recipe name)")
+    tu.add_argument("--params", default=None, help="comma list of the keys to search (default: the method's)")
+    tu.add_argument("--seed", type=int, default=0, help="the sampler's seed (give each process its own)")
+    tu.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
+    tu.add_argument("--quiet", action="store_true")
+    tu.set_defaults(func=_cmd_tune)
 
     recipes = sub.add_parser("recipes", help="list the shipped recipes (--parts: datasets, methods, networks)")
     recipes.add_argument("--parts", action="store_true",

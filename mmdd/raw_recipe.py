@@ -74,24 +74,51 @@ def _remove(raw: dict, parts: list[str]) -> None:
     node.pop(parts[-1], None)
 
 
+def _yaml_value(value) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def read_profile_file(path: str | Path) -> dict:
+    """A profile kept in its own file (``mmdd tune`` writes one): a mapping of dotted keys to values."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"profile: {str(path)!r} is not a file; a profile ending in .yaml names a file of "
+                          f"dotted.key: value lines (as `mmdd tune` writes)")
+    try:
+        section = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"profile file {path}: not valid YAML ({exc})") from None
+    if not isinstance(section, dict):
+        raise ConfigError(f"profile file {path}: expected a mapping of dotted keys to values, got {section!r}")
+    return section
+
+
 def apply_profile(raw: dict, overrides=()) -> dict:
     """Base recipe → the chosen profiles' overrides → the command line's overrides.
 
     A recipe may carry ``profiles: {cpu: {"network.width": 32, ...}, dm: {method: {...}}}``;
     ``profile: cpu`` (in the recipe or as an override) applies those overrides, and ``cpu+dm``
     applies several, left to right. A key naming a whole section (``method``) replaces it.
-    ``default`` applies none.
+    A part ending in ``.yaml`` is a profile file (``profile=cpu+tune/quickstart.tuned.yaml``, as
+    ``mmdd tune`` writes). ``default`` applies none.
     """
     chosen = apply_overrides(raw, overrides)
     name = chosen.get("profile", "default")
     profiles = chosen.get("profiles") or {}
     if not isinstance(profiles, dict):
         raise ConfigError("profiles: expected a mapping of profile name → {dotted.key: value}")
-    if name == "default" or (not profiles and name not in profiles):
+    parts = [part.strip() for part in str(name).split("+")]
+    is_file = [part.endswith((".yaml", ".yml")) for part in parts]
+    if name == "default" or (not profiles and not any(is_file)):  # a recipe without profiles: a label only
         return chosen
     texts = []
-    for part in str(name).split("+"):
-        part = part.strip()
+    for part, file in zip(parts, is_file):
+        if file and part not in profiles:
+            section = read_profile_file(part)
+            texts += [f"{key}={_yaml_value(value)}" for key, value in section.items()]
+            continue
+        if part == "default" or not profiles:  # a recipe without profiles takes names as labels
+            continue
         if part not in profiles:
             hint = closest(part, profiles)
             extra = f" (did you mean {hint!r}?)" if hint else ""
@@ -100,8 +127,7 @@ def apply_profile(raw: dict, overrides=()) -> dict:
         section = profiles[part]
         if not isinstance(section, dict):
             raise ConfigError(f"profiles.{part}: expected a mapping of dotted keys to values, got {section!r}")
-        texts += [f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
-                  for key, value in section.items()]
+        texts += [f"{key}={_yaml_value(value)}" for key, value in section.items()]
     return apply_overrides(apply_overrides(raw, texts), overrides)
 
 

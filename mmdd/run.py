@@ -78,30 +78,42 @@ def setup(cfg: RecipeConfig) -> Workspace:
         raise ConfigError(f"device: {cfg.device!r} was asked for but CUDA is not available; use device=cpu")
     data = domain.load_data(cfg.dataset)
     if cfg.tracking.enabled:  # validation tracking scores on a validation split: the data's own, or carved
-        data = domain.hold_out_validation(data, cfg.tracking.val_fraction, cfg.seed)
+        data = domain.hold_out_validation(data, cfg.tracking.val_fraction, cfg.tracking.split_seed)
     domain.check_budget(cfg, data)
     return Workspace(cfg, domain, data, device)
 
 
-def make_tracker(ws: Workspace, metrics_path: Path) -> ValidationTracker | None:
-    """The validation tracker of a run whose recipe turns ``tracking`` on (else None)."""
+def make_tracker(ws: Workspace, metrics_path: Path, on_validation=None) -> ValidationTracker | None:
+    """The validation tracker of a run whose recipe turns ``tracking`` on (else None).
+
+    ``on_validation(step, score)`` hears each point after it is logged (``mmdd tune`` reports it to
+    its pruner; raising there ends the run, which keeps its last checkpoint)."""
     if not ws.cfg.tracking.enabled:
         return None
+
+    def log(record: dict) -> None:
+        rundir.append_jsonl(metrics_path, record)
+        if on_validation is not None:
+            on_validation(record["step"], record["validation"])
+
     return ValidationTracker(ws.cfg.tracking, ws.cfg.evaluation, ws.task, ws.data.val,
                              make_set=lambda syn: ws.domain.distilled_set(ws, syn),
                              make_network=lambda gen: ws.network(ws.eval_network_cfg, gen), augment=ws.eval_augment(),
-                             device=ws.device, log=lambda record: rundir.append_jsonl(metrics_path, record))
+                             device=ws.device, log=log)
 
 
 def experts_key(cfg: RecipeConfig) -> str:
     """A short digest of what expert trajectories depend on: the dataset section, the network, the
-    augmentation and the expert settings (not where they live, nor how many: a buffer may grow)."""
+    augmentation, the expert settings (not where they live, nor how many: a buffer may grow) and the
+    validation split tracking may carve out of train (experts never train on it)."""
     import hashlib
     import json
 
     experts = {k: v for k, v in to_dict(cfg.experts).items() if k not in ("dir", "num_experts")}
     parts = {"dataset": to_dict(cfg.dataset), "network": to_dict(cfg.network), "augment": to_dict(cfg.augment),
              "experts": experts, "domain": cfg.domain}
+    if cfg.tracking.enabled:
+        parts["tracking_split"] = [cfg.tracking.val_fraction, cfg.tracking.split_seed]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
@@ -261,14 +273,14 @@ class RunState:
             rundir.CK_TRACKING: self.tracker.state_dict() if self.tracker is not None else {}})
 
 
-def start(ws: Workspace, run_dir: Path, resume: bool, overwrite: bool) -> RunState:
+def start(ws: Workspace, run_dir: Path, resume: bool, overwrite: bool, on_validation=None) -> RunState:
     """A new run (synthetic set from the domain, generator from the seed) or the checkpoint's."""
     started = time.perf_counter()
     rundir.prepare_dir(run_dir, resume, overwrite)
     gen = make_generator(ws.cfg.seed)
     syn = ws.domain.make_synthetic(ws, gen).to(ws.device)
     state = RunState(ws, run_dir, syn, gen, stage_plan(ws.cfg, syn), to_dict(ws.cfg), started,
-                     tracker=make_tracker(ws, run_dir / rundir.METRICS))
+                     tracker=make_tracker(ws, run_dir / rundir.METRICS, on_validation))
     if resume:
         saved = rundir.load_checkpoint(run_dir / rundir.CHECKPOINT)
         if rundir.comparable_recipe(saved[rundir.CK_RECIPE]) != rundir.comparable_recipe(state.recipe):
@@ -426,10 +438,12 @@ def finish(state: RunState, step: int) -> Run:
 
 def distill(recipe: str | Path | dict | RecipeConfig, overrides: Sequence[str] = (), *,
             output_dir: str | Path | None = None, resume: bool = False, overwrite: bool = False,
-            evaluate: bool = True, stop_after: int | None = None, progress: bool = True) -> Run:
+            evaluate: bool = True, stop_after: int | None = None, progress: bool = True,
+            on_validation=None) -> Run:
     """Distil a dataset as the recipe says; write the run directory; evaluate.
 
-    ``stop_after`` ends the run early after that many steps, leaving a checkpoint to ``resume``.
+    ``stop_after`` ends the run early after that many steps, leaving a checkpoint to ``resume``;
+    ``on_validation(step, score)`` hears each validation point of a tracked run.
     """
     cfg = load_config(recipe, overrides)
     run_dir = Path(output_dir) if output_dir is not None else cfg.resolved_output_dir()
@@ -438,7 +452,7 @@ def distill(recipe: str | Path | dict | RecipeConfig, overrides: Sequence[str] =
     ws = setup(cfg)  # loads the data and checks the budget before anything is written
     ws.progress = progress
     with rundir.RunLock(run_dir, "mmdd run"):  # one writer per run directory
-        state = start(ws, run_dir, resume, overwrite)
+        state = start(ws, run_dir, resume, overwrite, on_validation)
         run = finish(state, train(state, stop_after, progress))
         if evaluate and run.manifest["status"] == "complete":
             evaluate_run(run, ws=ws, progress=progress)

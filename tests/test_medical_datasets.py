@@ -241,12 +241,23 @@ def test_name_override_and_unknown_name(tmp_path):
     ds = load_medmnist(path, name="PneumoniaMNIST")
     assert ds.info["medmnist"] == "pneumoniamnist" and ds.class_names == ["normal", "pneumonia"]
     with pytest.raises(DataError) as err:
-        load_medmnist(path)
-    msg = str(err.value)
-    assert "my_scans" in msg and str(path) in msg and "unknown MedMNIST dataset" in msg
-    assert "breastmnist" in msg and "adrenalmnist3d" in msg and "name=" in msg
-    with pytest.raises(DataError, match="'nosuchmnist'"):
         load_medmnist(path, name="nosuchmnist")
+    msg = str(err.value)
+    assert "nosuchmnist" in msg and str(path) in msg and "unknown MedMNIST dataset" in msg
+    assert "breastmnist" in msg and "adrenalmnist3d" in msg and "name=" in msg
+
+
+def test_your_own_file_in_the_medmnist_layout_reads_its_task_from_the_arrays(tmp_path):
+    path = write_medmnist(tmp_path / "my_scans.npz", name="pneumoniamnist")
+    ds = load_medmnist(path)  # not an official name: binary, 2D grey, from the arrays
+    assert ds.info["medmnist"] == "my_scans" and ds.num_classes == 2 and ds.class_names == ["class_0", "class_1"]
+    assert ds.train.inputs.shape[1] == 1 and ds.train.inputs.dim() == 4
+    assert any("not an official MedMNIST name" in w for w in ds.info["warnings"])
+    rgb = write_medmnist(tmp_path / "skin.npz", name="dermamnist")
+    ds = load_medmnist(rgb)
+    assert ds.train.inputs.shape[1] == 3 and ds.info["task"] == "multi-class"
+    volumes = write_medmnist(tmp_path / "ct.npz", name="adrenalmnist3d")
+    assert load_medmnist(volumes).train.inputs.dim() == 5
 
 
 def test_unofficial_size_recorded(tmp_path):

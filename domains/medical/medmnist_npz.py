@@ -36,9 +36,35 @@ def _known_names() -> str:
     return f"2D: {two}; 3D: {three}"
 
 
+def _inferred_info(path: Path, key: str) -> MedMNISTInfo:
+    """The task of a file in the MedMNIST layout under a name of its own (``chest_xray.npz``), read
+    from its arrays: rank and channels say 2D grey / 2D RGB / 3D, label columns say multi-class or
+    multi-label, and the largest label the class count. Label names are ``class_0``, ``class_1``, …"""
+    with _open_npz(path) as npz:
+        if "train_images" not in npz.files or "train_labels" not in npz.files:
+            raise DataError(f"{path}: {key!r} is not an official MedMNIST name, and the file has no train_images/"
+                            f"train_labels to read the task from; found {list(npz.files)}; expected the MedMNIST keys "
+                            f"train_images, train_labels, val_images, val_labels, test_images, test_labels")
+        shape = _read_key(npz, path, "train_images").shape
+        labels = [_read_key(npz, path, f"{s}_labels") for s in ("train", "val", "test") if f"{s}_labels" in npz.files]
+    is_3d = len(shape) == 5 or (len(shape) == 4 and shape[-1] not in (1, 3))
+    channels = 3 if (not is_3d and len(shape) == 4 and shape[-1] == 3) else 1
+    columns = labels[0].shape[1] if labels[0].ndim == 2 else 1
+    if columns > 1:
+        task, names = "multi-label, binary-class", tuple(f"label_{i}" for i in range(columns))
+    else:
+        top = max(int(np.max(y)) for y in labels if y.size) + 1
+        task = "binary-class" if top <= 2 else "multi-class"
+        names = tuple(f"class_{i}" for i in range(max(top, 2)))
+    counts = {"train": 0, "val": 0, "test": 0}
+    return MedMNISTInfo(name=key, task=task, n_channels=channels, labels=names, n_samples=counts, is_3d=is_3d)
+
+
 def _resolve_info(path: Path, name: str | None) -> MedMNISTInfo:
     key = medmnist_name(path) if name is None else str(name).strip().lower()
     info = MEDMNIST.get(key)
+    if info is None and name is None and path.is_file():  # your own file in the MedMNIST layout
+        return _inferred_info(path, key)
     if info is None:
         how = (
             f"the file name gives {key!r}" if name is None else f"name={name!r} was given"
@@ -262,13 +288,18 @@ def load_medmnist(path: str | Path, *, name: str | None = None, val: bool = True
     size = int(spatial[0])
     if len(set(spatial)) != 1:
         notes.append(f"images are {shape_text(spatial)}, not square/cubic as official MedMNIST files")
-    if size not in info.sizes:
+    if info.name in MEDMNIST and size not in info.sizes:
         notes.append(f"side {size} is not an official {info.name} size {list(info.sizes)}")
     counts = {s: int(arrays[s][0].shape[0]) for s in splits}
     official = {s: int(info.n_samples[s]) for s in splits}
     older = N_SAMPLES_V2.get(info.name)
     release = "official"
-    if counts != official:
+    if info.name not in MEDMNIST:
+        release = "not an official MedMNIST file"
+        notes.append(f"{info.name!r} is not an official MedMNIST name: the task ({info.task}, "
+                     f"{'3D' if info.is_3d else '2D'}, {info.num_classes} classes) was read from the arrays and the "
+                     f"classes are named {', '.join(info.labels[:3])}{', …' if info.num_classes > 3 else ''}")
+    elif counts != official:
         if older is not None and counts == {s: older[s] for s in splits}:
             release = "official (MedMNIST 2.x release)"
         else:

@@ -1,0 +1,71 @@
+"""``mmdd tune``: the search space per method, the profile it writes, and a shared study."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from mmdd.cli import main
+from mmdd.core.errors import ConfigError
+from mmdd.run import load_config
+from mmdd.tune import search_space, tune
+
+SMALL = ["method.iterations=8", "evaluation.epochs=10", "network.width=8", "budget.ipc=2", "tracking.every=4"]
+
+
+def test_the_search_space_follows_the_method():
+    dm = {p.key: p for p in search_space(load_config("quickstart"))}
+    assert set(dm) == {"method.lr_inputs", "method.iterations"}  # DM learns images only, no lr
+    assert dm["method.lr_inputs"].low == pytest.approx(0.1) and dm["method.lr_inputs"].high == pytest.approx(10)
+
+
+def test_trajectory_matching_searches_its_steps_start_epoch_and_lr_step(tmp_path):
+    cfg = load_config("image/fashion_mnist-mtt-ipc1", [f"dataset.root={tmp_path}"])
+    space = {p.key: p for p in search_space(cfg)}
+    assert {"method.lr_inputs", "method.lr_lr", "method.syn_steps", "method.max_start_epoch",
+            "method.iterations"} <= set(space)
+    assert space["method.max_start_epoch"].high == cfg.experts.epochs - cfg.method.expert_epochs
+    assert space["method.lr_lr"].low == pytest.approx(cfg.method.lr_lr / 100)
+
+
+def test_three_trials_write_a_profile_that_mmdd_run_accepts(tmp_path, capsys):
+    out = tmp_path / "tune"
+    result = tune("quickstart", SMALL, trials=3, out=out, progress=False, log=lambda _: None)
+    profile = yaml.safe_load(result.profile_file.read_text())
+    assert set(profile) == {"method.iterations", "method.lr_inputs", "tracking.every"}
+    assert profile["method.iterations"] == result.best_params["method.iterations"]
+    rows = json.loads((out / "trials.json").read_text())["trials"]
+    assert len(rows) == 3 and all(r["state"] == "complete" for r in rows)
+    assert max(r["score"] for r in rows) == pytest.approx(result.best_score)
+    assert "| trial | state | validation |" in (out / "trials.md").read_text()
+    # the printed command runs the tuned recipe: the profile's values win, the rest of the command line stays
+    assert "method.iterations=8" not in result.run_command and "network.width=8" in result.run_command
+    cfg = load_config("quickstart", [f"profile={result.profile_file}", "network.width=8"])
+    assert cfg.method.iterations == profile["method.iterations"]
+    assert cfg.method.lr_inputs == pytest.approx(profile["method.lr_inputs"]) and cfg.tracking.every == 4
+    code = main(["run", "quickstart", f"profile={result.profile_file}", "network.width=8", "budget.ipc=2",
+                 "evaluation.epochs=5", "evaluation.seeds=1", "evaluation.baselines=[]", "--quiet",
+                 f"output_dir={tmp_path / 'run'}"])
+    assert code == 0
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["recipe"]["method"]["iterations"] == profile["method.iterations"]
+    assert manifest["tracking"]["best_step"] is not None and "distilled" in manifest["evaluation"]
+
+
+def test_processes_with_one_storage_share_the_study(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    common = dict(out=tmp_path / "a", storage=storage, study_name="s", progress=False, log=lambda _: None,
+                  params=["method.lr_inputs"])
+    tune("quickstart", SMALL, trials=1, seed=1, **common)
+    second = tune("quickstart", SMALL, trials=1, seed=2, **{**common, "out": tmp_path / "b"})
+    assert len(second.trials) == 2  # the second process sees the first one's trial
+
+
+def test_unknown_params_and_missing_profile_files_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="not searched"):
+        tune("quickstart", SMALL, trials=1, out=tmp_path, params=["method.momentum"], progress=False,
+             log=lambda _: None)
+    with pytest.raises(ConfigError, match="is not a file"):
+        load_config("quickstart", [f"profile={tmp_path / 'nope.yaml'}"])
