@@ -10,12 +10,9 @@ content, so a benchmark can check whether the tuned settings transfer:
     becomes its middle slice along the first spatial axis (index 14 of 28), so a 2D medical set
     of 1188 / 98 / 298 train / val / test images with the official split and labels. Written as
     ``adrenal2d.npz`` with the official MedMNIST keys (``train_images`` N×28×28 uint8,
-    ``train_labels`` N×1, ``val_*``, ``test_*``). The project's loader
-    (:func:`mmdd.domains.medical.medmnist_npz.load_medmnist`) names a file's dataset after its
-    file name, and ``adrenal2d`` is not an official MedMNIST name, so a recipe must also say
-    which 2D table row to use: ``dataset.path=.../adrenal2d.npz dataset.medmnist=pneumoniamnist``
-    (binary-class, grey, labels 0 = "normal", 1 = "pneumonia" - the class names are then
-    PneumoniaMNIST's, and the loader notes that the split sizes differ from PneumoniaMNIST's).
+    ``train_labels`` N×1, ``val_*``, ``test_*``). ``adrenal2d`` is not an official MedMNIST name,
+    so the ``medmnist`` loader reads the task from the arrays (binary, 2D grey; classes
+    ``class_0`` / ``class_1``) and records a warning saying so.
 
 ``audio`` - :func:`build_espeak_digits`
     Spoken digits "zero".."nine" synthesised by ``espeak-ng``: six English voices are the six
@@ -152,8 +149,7 @@ def build_adrenal2d(shared: str | Path, out: str | Path) -> Path:
     """Write ``out/adrenal2d.npz``: the middle slice (first spatial axis) of each AdrenalMNIST3D volume.
 
     Same official keys, splits and labels as ``shared/medical/medmnist3d/adrenalmnist3d.npz``;
-    images become N×28×28 uint8. Returns the npz path (load it with ``medmnist=pneumoniamnist``,
-    see the module docstring).
+    images become N×28×28 uint8. Returns the npz path (``dataset.path=`` of a medical recipe).
     """
     src = Path(shared).expanduser().resolve() / "medical" / "medmnist3d" / "adrenalmnist3d.npz"
     if not src.is_file():

@@ -80,7 +80,28 @@ def setup(cfg: RecipeConfig) -> Workspace:
     if cfg.tracking.enabled:  # validation tracking scores on a validation split: the data's own, or carved
         data = domain.hold_out_validation(data, cfg.tracking.val_fraction, cfg.tracking.split_seed)
     domain.check_budget(cfg, data)
-    return Workspace(cfg, domain, data, device)
+    ws = Workspace(cfg, domain, data, device)
+    warn_small_splits(ws)
+    return ws
+
+
+#: Fewer test items than this and a score moves in steps of 2 % or more: a warning says so.
+SMALL_SPLIT = 50
+
+
+def warn_small_splits(ws: Workspace) -> None:
+    """Warn (before any work) when the test or validation split is too small for its scores to mean much."""
+    import warnings
+
+    for name in ("test", "val"):
+        split = getattr(ws.data, name, None)
+        if split is None:
+            continue
+        n = ws.task.size(split)
+        if 0 < n < SMALL_SPLIT:
+            warnings.warn(f"the {name} split holds only {n} item(s): one item moves a score by {100 / n:.1f} points "
+                          f"(split rule: {ws.data.info.get('split_rule', 'the loader’s')}); give more data to it",
+                          stacklevel=3)
 
 
 def make_tracker(ws: Workspace, metrics_path: Path, on_validation=None) -> ValidationTracker | None:

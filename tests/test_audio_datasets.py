@@ -321,6 +321,17 @@ def test_speech_commands_all_words(sc_root):
     assert data.skipped == []
 
 
+def test_a_speech_commands_folder_with_other_words_says_so(sc_root):
+    words = sorted(SPEECH_COMMANDS_DEFAULT_WORDS)
+    with pytest.warns(UserWarning, match=rf"holds {len(words)} word folder\(s\), not the 35 or 30"):
+        data = load_speech_commands(sc_root)
+    assert data.info["warnings"] and f"{len(words)}-way" in data.info["warnings"][0]
+    absent = [w for w in ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go") if w not in words]
+    if absent:
+        with pytest.warns(UserWarning, match="no folder for"):
+            load_speech_commands(sc_root, task="12")
+
+
 def test_speech_commands_12_labels(sc_root):
     data = load_speech_commands(sc_root, task="12", clip_samples=8000)
     assert data.class_names == CORE + ["_unknown_", "_silence_"]

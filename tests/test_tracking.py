@@ -144,3 +144,15 @@ def test_impossible_tracking_values_are_refused(tiny_recipe, key, value, words):
         load_config(tiny_recipe)
     except ConfigError as exc:
         assert words in str(exc)
+
+
+def test_a_tiny_test_split_is_warned_about(tiny_recipe):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        setup(load_config(tiny_recipe))  # digits: 360 test images, no warning
+    assert not [w for w in caught if "split holds only" in str(w.message)]
+    tiny_recipe["dataset"]["val_fraction"] = 0.02  # a handful of validation images
+    with pytest.warns(UserWarning, match=r"the val split holds only \d+ item"):
+        setup(load_config(tiny_recipe))

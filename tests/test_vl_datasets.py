@@ -694,3 +694,17 @@ def test_open_clip_errors_and_offline_tokenizers(tiny_clip, tmp_path, no_network
     assert OpenCLIPTextEncoder("ViT-B-16-SigLIP", full, tokenizer="simple").tokenizer_choice == "simple"
     with pytest.raises(ConfigError, match="Hugging Face text tower"):
         OpenCLIPTextEncoder("roberta-ViT-B-32", full)
+
+
+def test_the_official_coco_layout_tests_on_val2017_and_carves_validation_from_train(tmp_path):
+    from mmdd.domains.vision_language.coco_captions import read_coco_captions
+    from mmdd.domains.vision_language.configs import CocoCaptionsConfig
+
+    files = write_coco(tmp_path, counts={"train": 20, "val": 6})  # what COCO ships: train2017 + val2017
+    cfg = CocoCaptionsConfig(root=str(tmp_path), image_size=10, val_fraction=0.25)
+    data = read_coco_captions(cfg)
+    assert data.test.num_images == 6  # val2017 is the test split …
+    assert all(Path(p).parent == tmp_path / "val2017" for p in data.test.image_paths)
+    assert data.val.num_images == 5 and data.train.num_images == 15  # … and validation comes out of train2017
+    assert all(Path(p).parent == tmp_path / "train2017" for p in data.val.image_paths + data.train.image_paths)
+    assert data.info["annotations"] == {"train": str(files["train"]), "test": str(files["val"])}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from pathlib import Path
 
 import torch
@@ -16,6 +18,7 @@ from .clips import (AudioData, AudioSplit, build_split, check_common, clip_keywo
                     require_clips, with_val)
 from .configs import SpeechCommandsConfig
 
+OFFICIAL_WORD_COUNTS = (35, 30)  # Speech Commands v2, v1
 SPEECH_COMMANDS_WORDS_12 = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 UNKNOWN = "_unknown_"
 SILENCE = "_silence_"
@@ -178,6 +181,9 @@ def load_speech_commands(
     roles = _speech_commands_roles(root, files, bad)
 
     words = sorted({rel.split("/", 1)[0] for rel in files})
+    notes = _word_notes(root, words, task)
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
     if task == "all":
         class_names = words
         label_of = {w: i for i, w in enumerate(words)}
@@ -212,8 +218,23 @@ def load_speech_commands(
             "split_rule": "official validation_list.txt / testing_list.txt",
             "sample_rate": sample_rate,
             "clip_samples": clip_samples,
+            **({"warnings": notes} if notes else {}),
         },
     )
+
+
+def _word_notes(root: Path, words: list[str], task: str) -> list[str]:
+    """What a folder with other words than the official release holds, said before a run trusts it."""
+    notes = []
+    if task == "all" and len(words) not in OFFICIAL_WORD_COUNTS:
+        notes.append(f"{root} holds {len(words)} word folder(s), not the {' or '.join(map(str, OFFICIAL_WORD_COUNTS))} "
+                     f"of Speech Commands v2 / v1: the task is {len(words)}-way ({', '.join(words[:6])}"
+                     f"{', …' if len(words) > 6 else ''}), whatever the recipe's name says")
+    if task == "12":
+        absent = [w for w in SPEECH_COMMANDS_WORDS_12 if w not in words]
+        if absent:
+            notes.append(f"{root} has no folder for {absent} of the ten command words: those classes get no clips")
+    return notes
 
 
 @register_dataset("audio", "speech_commands", config=SpeechCommandsConfig)

@@ -93,8 +93,9 @@ def load_coco_captions(
 
     A split without a file is carved out of train by image (:func:`split_images`, seeded):
     ``test`` with ``test_fraction`` (must be > 0 then), ``val`` with ``val_fraction`` (``val`` is
-    ``None`` when it is 0). Official COCO has no captions for its test images, so the usual
-    choice is train2017 + val2017 files with test carved out of train, or the Karpathy JSON.
+    ``None`` when it is 0). Official COCO has no captions for its test images, so the recipe
+    default uses val2017 as the test split and carves validation from train2017 (or use the
+    Karpathy JSON).
     """
     image_size, resize, max_images, captions_per_image, on_error = check_common(
         image_size, resize, max_images, captions_per_image, on_error

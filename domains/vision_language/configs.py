@@ -98,11 +98,15 @@ class KarpathyConfig(_PairDatasetConfig):
 
 @dataclass
 class CocoCaptionsConfig(_PairDatasetConfig):
-    """``dataset.name: coco_captions`` — COCO ``captions_<split>.json`` files, one per split."""
+    """``dataset.name: coco_captions`` — COCO ``captions_<split>.json`` files, one per split.
+
+    The default is the official layout: train2017 is the train split and val2017 — the official
+    split with captions — the *test* split (COCO's test images have none); validation is carved
+    from train (``val_fraction``). Give the Karpathy split through the ``karpathy`` loader instead."""
 
     name: str = "coco_captions"
     annotations: dict = field(default_factory=lambda: {"train": "annotations/captions_train2017.json",
-                                                       "val": "annotations/captions_val2017.json"})
+                                                       "test": "annotations/captions_val2017.json"})
     image_dirs: dict | None = None
     val_fraction: float = 0.1
     test_fraction: float = 0.1
