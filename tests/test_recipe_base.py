@@ -133,7 +133,7 @@ def test_breastmnist_ipc10_resolves_as_written_out():
     assert {k: raw["method"][k] for k in ("name", "syn_steps", "max_start_epoch", "final_end_epoch", "lr_lr")} == {
         "name": "ptm", "syn_steps": 30, "max_start_epoch": 20, "final_end_epoch": 22, "lr_lr": 0.1}
     assert "dir" not in raw["experts"] and "experts.dir" not in raw["profiles"]["cpu"]  # derived from the settings
-    assert list(raw["profiles"]) == ["dm", "mtt", "cpu", "cpu_mtt", "cpu_dm"]
+    assert list(raw["profiles"]) == ["cpu", "cpu_dm", "dm", "mtt", "cpu_mtt"]
 
 
 @pytest.mark.parametrize("info", MEDICAL, ids=lambda i: i.name)
@@ -159,3 +159,8 @@ def test_a_mapping_recipe_may_name_a_shipped_base():
     assert cfg.method == shipped.method and cfg.dataset == shipped.dataset
     with pytest.raises(ConfigError, match="not found"):
         load_config({"base": "no/such-recipe", "name": "x"})
+
+
+def test_every_shipped_recipe_has_a_cpu_profile():
+    missing = [info.name for info in list_recipes() if "cpu" not in (read_yaml(info.path).get("profiles") or {})]
+    assert missing == []
