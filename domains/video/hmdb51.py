@@ -22,8 +22,10 @@ HMDB51_ROLES = {0: None, 1: "train", 2: "test"}
 def _hmdb51_layout(root: Path, split_dir: Path) -> str:
     return (
         "expected the HMDB51 layout:\n"
-        f"  {root}/<class>/<video>.avi   (e.g. brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi)\n"
-        f"  {split_dir}/<class>_test_split<fold>.txt   (lines '<video>.avi <id>': 1 = train, 2 = test, 0 = unused)"
+        f"  {root}/<class>/<video>.avi   (e.g. brush_hair/April_09_brush_hair_u_nm_np1_ba_goo_0.avi; any video\n"
+        f"        file decord reads works: .mp4, .mkv, … as named in the split files)\n"
+        f"  {split_dir}/<class>_test_split<fold>.txt   (lines '<video file> <id>': 1 = train, 2 = test, 0 = unused)\n"
+        f"  plain class folders without split files: use dataset.name=video_folder"
     )
 
 
@@ -36,8 +38,9 @@ def load_hmdb51(
     """HMDB51 with its official split ``fold`` (1, 2 or 3); ``val`` is ``None``.
 
     ``split_dir`` holds one ``<class>_test_split{fold}.txt`` per class (the extracted
-    ``testTrainMulti_7030_splits``); each line is ``<video>.avi <id>`` with id 1 -> train,
-    2 -> test, 0 -> unused (left out). The video is ``root/<class>/<video>.avi``. Class names are
+    ``testTrainMulti_7030_splits``); each line is ``<video file> <id>`` with id 1 -> train,
+    2 -> test, 0 -> unused (left out). The video is ``root/<class>/<video file>`` (``.avi`` in the
+    release; any container decord reads, e.g. ``.mp4``, works the same). Class names are
     the sorted class names of the split files of this fold (51 for the real data: 3570 train /
     1530 test videos per fold). ``classes`` keeps a subset (sorted order, relabelled 0..K-1).
 
@@ -66,7 +69,7 @@ def load_hmdb51(
             parts = line.split()
             if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
                 raise DataError(
-                    f"{path} line {line_no}: {line!r}; expected '<video>.avi <id>' with id 0 (unused), "
+                    f"{path} line {line_no}: {line!r}; expected '<video file> <id>' (e.g. 'clip_01.avi 1') with id 0 (unused), "
                     "1 (train) or 2 (test)"
                 )
             role = HMDB51_ROLES[int(parts[1])]
