@@ -124,9 +124,11 @@ def rows_of(run: mmdd.Run, dataset: str, val_tracking: bool, tuned: bool) -> lis
                "seeds": len(res["values"]), "distill_runs": 1, "values": res["values"],
                "recipe": m["recipe"]["name"], "profile": m["profile"],
                "wall_s": round(res["wall_s"] + (m["wall_clock_s"]["distillation"] if set_name == "distilled" else 0), 1)}
+        if res.get("others"):
+            row["others"] = {k: {"mean": v["mean"], "std": v["std"], "values": v["values"]} for k, v in res["others"].items()}
         if set_name == "distilled" and m.get("tracking"):
             t = m["tracking"]
-            row["tracking"] = {"best_step": t["best_step"], "best_score": t["best_score"],
+            row["tracking"] = {"metric": t["metric"], "best_step": t["best_step"], "best_score": t["best_score"],
                                "initial_score": t["initial_score"], "steps": m["steps_completed"]}
         rows.append(row)
     return rows
@@ -134,16 +136,20 @@ def rows_of(run: mmdd.Run, dataset: str, val_tracking: bool, tuned: bool) -> lis
 
 def markdown(result: dict) -> str:
     lines = [f"## {result['benchmark']}", "", f"- machine: {result['machine']}", f"- protocol: {result['protocol']}", "",
-             "| dataset | recipe | method | budget | val tracking | tuned | mean ± std (%) | seeds | distill runs | "
-             "kept step (val %) | wall s |", "|---|---|---|---:|---|---|---|---:|---:|---|---:|"]
+             "| dataset | recipe | method | budget | val tracking | tuned | metric | mean ± std (%) | other metrics (%) | "
+             "seeds | distill runs | kept step (validation %) | wall s |",
+             "|---|---|---|---:|---|---|---|---|---|---:|---:|---|---:|"]
     for r in result["rows"]:
         kept = ""
         if r.get("tracking"):
             t = r["tracking"]
-            kept = f"{t['best_step']} of {t['steps']} ({100 * t['best_score']:.1f}; init {100 * t['initial_score']:.1f})"
+            kept = (f"{t['best_step']} of {t['steps']} ({t['metric']} {100 * t['best_score']:.1f}; "
+                    f"init {100 * t['initial_score']:.1f})")
+        others = "; ".join(f"{k} {100 * v['mean']:.2f} ± {100 * v['std']:.2f}" for k, v in (r.get("others") or {}).items()
+                           if k in ("auc", "mean_recall", "ir@10", "tr@10"))
         lines.append(f"| {r['dataset']} | {r['recipe']} | {r['method']} | {r['budget']} | {r['val_tracking']} | "
-                     f"{r['tuned']} | {100 * r['mean']:.2f} ± {100 * r['std']:.2f} | {r['seeds']} | {r['distill_runs']} | "
-                     f"{kept} | {r['wall_s']} |")
+                     f"{r['tuned']} | {r['metric']} | {100 * r['mean']:.2f} ± {100 * r['std']:.2f} | {others} | "
+                     f"{r['seeds']} | {r['distill_runs']} | {kept} | {r['wall_s']} |")
     lines += [""] + [f"- {f}" for f in result.get("findings", [])]
     return "\n".join(lines) + "\n"
 
@@ -159,8 +165,11 @@ def findings(rows: list[dict]) -> list[str]:
             if random is not None:
                 diff = 100 * (row["mean"] - random["mean"])
                 verdict = "above" if diff > 0 else ("at" if diff == 0 else "BELOW")
-                out.append(f"{recipe} on {dataset} (tracking {tracking}, tuned {tuned}): {method} − random = "
-                           f"{diff:+.2f} points ({verdict} the random subset)")
+                text = (f"{recipe} on {dataset} (tracking {tracking}, tuned {tuned}): {method} − random = "
+                        f"{diff:+.2f} {row['metric']} points ({verdict} the random subset)")
+                if "auc" in (row.get("others") or {}) and "auc" in (random.get("others") or {}):
+                    text += f"; AUC {100 * (row['others']['auc']['mean'] - random['others']['auc']['mean']):+.2f}"
+                out.append(text)
     return out
 
 

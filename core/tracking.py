@@ -35,6 +35,7 @@ class TrackingConfig:
     every: int = 0  # steps between proxy evaluations of the last stage; 0 = off
     epochs: int | None = None  # proxy training epochs (None: evaluation.epochs)
     seeds: int = 1  # proxy evaluation seeds averaged per point
+    metric: str | None = None  # the validation metric that picks the set (None: the domain's main metric)
     val_fraction: float = 0.1  # carved (stratified, seeded by split_seed) from train when the data has no validation split
     split_seed: int = 0
     keep: Literal["best", "last"] = "best"  # the synthetic set the run returns
@@ -114,10 +115,10 @@ class ValidationTracker:
     ``make_network(gen)`` a fresh evaluation network; ``val`` the validation split the task scores.
     """
 
-    def __init__(self, cfg: TrackingConfig, evaluation: EvalConfig, task: Task, val, *,
+    def __init__(self, cfg: TrackingConfig, evaluation: EvalConfig, task: Task, val, *, metric: str,
                  make_set: Callable[[object], EvalSet], make_network, augment, device: torch.device,
                  log: Callable[[dict], None] | None = None):
-        self.cfg, self.task, self.val = cfg, task, val
+        self.cfg, self.task, self.val, self.metric = cfg, task, val, metric
         self.make_set, self.make_network, self.augment, self.device = make_set, make_network, augment, device
         self.proxy = dataclasses.replace(evaluation, epochs=cfg.epochs or evaluation.epochs, seeds=cfg.seeds,
                                          seed=PROXY_SEED_BASE, select="last")
@@ -133,12 +134,14 @@ class ValidationTracker:
         return step % self.cfg.every == 0 and not any(point["step"] == step for point in self.curve)
 
     def score(self, syn) -> float:
-        """Mean validation metric of networks trained on ``syn`` (the proxy evaluation)."""
+        """Mean validation ``metric`` of networks trained on ``syn`` (the proxy evaluation)."""
         with torch.no_grad():
             chosen = self.make_set(syn)
         result = evaluate_set(chosen, self.task, make_network=self.make_network, cfg=self.proxy, test=self.val,
                               protocol="validation proxy", device=self.device, augment=self.augment, val=None)
-        return result.mean
+        if self.metric == result.metric:
+            return result.mean
+        return float((result.others or {})[self.metric]["mean"])
 
     def observe(self, step: int, syn) -> float:
         """Score ``syn`` at ``step``; keep it when it is the best so far (ties keep the earlier)."""
@@ -181,10 +184,10 @@ class ValidationTracker:
         self.curve = [p for p in self.curve if p["step"] <= step]
 
     # -- the record
-    def summary(self, metric: str, offset: int = 0) -> dict:
+    def summary(self, offset: int = 0) -> dict:
         rule = (f"STM trend test (|r| > {self.cfg.sigma:g}/sqrt(n-2)) after {self.cfg.min_points} points"
                 if self.cfg.early_stop else "none")
-        return {"metric": metric, "every": self.cfg.every, "epochs": self.proxy.epochs, "seeds": self.cfg.seeds,
+        return {"metric": self.metric, "every": self.cfg.every, "epochs": self.proxy.epochs, "seeds": self.cfg.seeds,
                 "split": "validation", "keep": self.cfg.keep, "first_step": offset,
                 "curve": [{"step": p["step"], "score": p["score"]} for p in self.curve],
                 "best_step": self.best_step, "best_score": None if self.best_step is None else self.best_score,

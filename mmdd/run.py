@@ -78,6 +78,7 @@ def setup(cfg: RecipeConfig) -> Workspace:
         raise ConfigError(f"device: {cfg.device!r} was asked for but CUDA is not available; use device=cpu")
     data = domain.load_data(cfg.dataset)
     if cfg.tracking.enabled:  # validation tracking scores on a validation split: the data's own, or carved
+        tracking_metric(cfg, domain)
         data = domain.hold_out_validation(data, cfg.tracking.val_fraction, cfg.tracking.split_seed)
     domain.check_budget(cfg, data)
     ws = Workspace(cfg, domain, data, device)
@@ -104,6 +105,16 @@ def warn_small_splits(ws: Workspace) -> None:
                           stacklevel=3)
 
 
+def tracking_metric(cfg: RecipeConfig, domain: Domain) -> str:
+    """The validation metric that picks the set: ``tracking.metric``, else the domain's main one."""
+    metric = cfg.tracking.metric or domain.metric
+    known = [domain.metric, *domain.extra_metrics]
+    if metric not in known:
+        raise ConfigError(f"tracking.metric: {metric!r} is not a metric of the {domain.name} domain; "
+                          f"expected one of {known}")
+    return metric
+
+
 def make_tracker(ws: Workspace, metrics_path: Path, on_validation=None) -> ValidationTracker | None:
     """The validation tracker of a run whose recipe turns ``tracking`` on (else None).
 
@@ -111,13 +122,14 @@ def make_tracker(ws: Workspace, metrics_path: Path, on_validation=None) -> Valid
     its pruner; raising there ends the run, which keeps its last checkpoint)."""
     if not ws.cfg.tracking.enabled:
         return None
+    metric = tracking_metric(ws.cfg, ws.domain)
 
     def log(record: dict) -> None:
         rundir.append_jsonl(metrics_path, record)
         if on_validation is not None:
             on_validation(record["step"], record["validation"])
 
-    return ValidationTracker(ws.cfg.tracking, ws.cfg.evaluation, ws.task, ws.data.val,
+    return ValidationTracker(ws.cfg.tracking, ws.cfg.evaluation, ws.task, ws.data.val, metric=metric,
                              make_set=lambda syn: ws.domain.distilled_set(ws, syn),
                              make_network=lambda gen: ws.network(ws.eval_network_cfg, gen), augment=ws.eval_augment(),
                              device=ws.device, log=log)
@@ -415,7 +427,7 @@ def run_manifest(state: RunState, step: int) -> dict:
         details["storage_full_equivalent_bytes"] = syn.full_equivalent_bytes()
     tracking = {}
     if state.tracker is not None:
-        tracking["tracking"] = state.tracker.summary(ws.task.metric, state.offset(len(state.plan) - 1))
+        tracking["tracking"] = state.tracker.summary(state.offset(len(state.plan) - 1))
     return {
         "mmdd_artifact": 1,
         "status": "complete" if state.complete else "interrupted",

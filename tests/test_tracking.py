@@ -156,3 +156,13 @@ def test_a_tiny_test_split_is_warned_about(tiny_recipe):
     tiny_recipe["dataset"]["val_fraction"] = 0.02  # a handful of validation images
     with pytest.warns(UserWarning, match=r"the val split holds only \d+ item"):
         setup(load_config(tiny_recipe))
+
+
+def test_the_set_can_be_picked_on_another_metric_of_the_domain(tiny_recipe, tmp_path):
+    recipe = _tracked(tiny_recipe, metric="accuracy")
+    run = mmdd.distill(recipe, output_dir=tmp_path / "run", evaluate=False, progress=False)
+    assert run.manifest["tracking"]["metric"] == "accuracy"
+    recipe["tracking"]["metric"] = "auc"  # not a metric of the image domain
+    with pytest.raises(ConfigError, match="tracking.metric: 'auc' is not a metric of the image domain"):
+        mmdd.distill(recipe, output_dir=tmp_path / "other", evaluate=False, progress=False)
+    assert not (tmp_path / "other").exists()  # refused before anything is written
