@@ -179,6 +179,16 @@ def test_ptm_run_on_a_medmnist_file_reports_accuracy_and_auc(tmp_path):
     assert run.manifest["data"]["class_names"] == ["malignant", "normal, benign"]
 
 
+def test_validation_tracking_picks_the_medical_set_on_auc(tmp_path):
+    recipe = medmnist_recipe(write_breastmnist(tmp_path))
+    recipe["tracking"] = {"every": 1, "epochs": 2, "metric": "auc"}
+    run = mmdd.distill(recipe, output_dir=tmp_path / "run", evaluate=False, progress=False)
+    t = run.manifest["tracking"]
+    assert t["metric"] == "auc" and [p["step"] for p in t["curve"]] == [0, 1, 2, 3]
+    assert t["best_score"] == max(p["score"] for p in t["curve"]) and 0 <= t["best_score"] <= 1
+    assert "auc on validation" in (tmp_path / "run" / "report.md").read_text()
+
+
 def test_3d_volumes_distil_with_a_3d_convnet(tmp_path):
     recipe = medmnist_recipe(write_adrenalmnist3d(tmp_path))
     recipe["budget"]["ipc"] = 1
