@@ -26,13 +26,14 @@ Written to ``--out`` (default ``tune/<recipe name>``):
 
 from __future__ import annotations
 
-import json
 import math
 import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
+
+import yaml
 
 from mmdd.core import rundir
 from mmdd.core.errors import ConfigError
@@ -204,8 +205,6 @@ def write_outputs(study, cfg, recipe, overrides: Sequence[str], fixed: Sequence[
     for o in fixed:  # the tracking the trials ran with, so the final run keeps the best set as they did
         key, _, value = o.partition("=")
         if key.strip().startswith("tracking."):
-            import yaml
-
             profile[key.strip()] = yaml.safe_load(value)
     name = cfg.name
     profile_file = out / f"{name}.tuned.yaml"
@@ -213,8 +212,6 @@ def write_outputs(study, cfg, recipe, overrides: Sequence[str], fixed: Sequence[
     rest = [o for o in overrides if o.split("=", 1)[0].strip() not in ("profile", *profile)]  # the profile's win
     use = "+".join(part for part in (base_profile, str(profile_file)) if part and part != "default")
     command = shlex.join(["mmdd", "run", str(recipe), f"profile={use}", *rest])
-    import yaml
-
     header = "\n".join([
         f"# mmdd tune: the best of {len(done)} completed trial(s) ({len(study.trials)} in all) of {name}",
         f"# score: validation {best.value:.4f} (best tracked step {best.user_attrs.get('best_step')}, "
