@@ -130,8 +130,11 @@ class ValidationTracker:
         self.stopped_at: int | None = None
         self.reason: str | None = None
 
-    def due(self, step: int) -> bool:
-        return step % self.cfg.every == 0 and not any(point["step"] == step for point in self.curve)
+    def due(self, stage_step: int, stage_steps: int, step: int) -> bool:
+        """Whether a point is due after ``stage_step`` of a last stage of ``stage_steps`` (global ``step``):
+        at its step 0, every ``every`` steps of it and at its end — once per step (a resume repeats none)."""
+        on_grid = stage_step % self.cfg.every == 0 or stage_step == stage_steps
+        return on_grid and not any(point["step"] == step for point in self.curve)
 
     def score(self, syn) -> float:
         """Mean validation ``metric`` of networks trained on ``syn`` (the proxy evaluation)."""

@@ -372,12 +372,12 @@ def train(state: RunState, stop_after: int | None = None, progress: bool = True)
         offset = state.offset(index)
         state.stage_index, state.stage_step = index, step
         tracked = tracker is not None and stage.name == MAIN  # the last stage: its step 0 is the initialisation
-        if tracked and tracker.due(offset) and step == 0:
+        if tracked and step == 0 and tracker.due(0, stage.iterations, offset):
             tracker.observe(offset, state.syn)
 
         def after_step(s: int, stage=stage, offset=offset) -> bool:
             """Score on validation when due; True ends the run early (STM's test said stop)."""
-            if not (s % tracker.cfg.every == 0 or s == stage.iterations) or not tracker.due(offset + s):
+            if not tracker.due(s, stage.iterations, offset + s):
                 return False
             tracker.observe(offset + s, state.syn)
             return tracker.should_stop(offset + s)

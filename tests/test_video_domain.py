@@ -142,6 +142,16 @@ def test_two_stage_run_end_to_end_with_baselines_storage_and_gifs(ucf, tmp_path)
     assert info["type"] == "DistilledDataset" and info["seen"] == 6 and info["item_shapes"][0] == [1, 8, 16, 16]
 
 
+def test_a_tracked_two_stage_run_scores_the_last_stage_from_its_start(ucf, tmp_path):
+    r = recipe(ucf, tmp_path, evaluation={"epochs": 1, "seeds": 1, "baselines": []},
+               tracking={"every": 2, "epochs": 1, "val_fraction": 0.34}, budget={"ipc": 1})
+    run = mmdd.distill(r, output_dir=tmp_path / "run", evaluate=False, progress=False)
+    t = run.manifest["tracking"]
+    # the static stage takes steps 1-3; the main stage is scored at its start (3), every 2 of its steps and its end
+    assert [p["step"] for p in t["curve"]] == [3, 5, 6] and t["first_step"] == 3
+    assert t["best_step"] in (3, 5, 6)
+
+
 @pytest.mark.parametrize("first", [2, 4])  # stop inside the static stage, and inside the main stage
 def test_resumed_two_stage_run_matches_an_uninterrupted_one(ucf, tmp_path, first):
     r = recipe(ucf, tmp_path, evaluation={"epochs": 1, "seeds": 1, "baselines": []})
