@@ -173,7 +173,10 @@ def tune(recipe: str | Path, overrides: Sequence[str] = (), *, trials: int = 20,
             raise optuna.TrialPruned("no finite validation score")
         return float(t["best_score"])
 
-    study.optimize(objective, n_trials=trials, timeout=timeout_s)
+    from mmdd.core.errors import RunError
+
+    # a trial whose loss turned non-finite (a learning rate too large) fails alone; the search goes on
+    study.optimize(objective, n_trials=trials, timeout=timeout_s, catch=(RunError,))
     return write_outputs(study, cfg, recipe, overrides, fixed, out, space)
 
 

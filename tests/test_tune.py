@@ -69,3 +69,22 @@ def test_unknown_params_and_missing_profile_files_are_refused(tmp_path):
              log=lambda _: None)
     with pytest.raises(ConfigError, match="is not a file"):
         load_config("quickstart", [f"profile={tmp_path / 'nope.yaml'}"])
+
+
+def test_a_failing_trial_does_not_end_the_search(tmp_path, monkeypatch):
+    import mmdd.run
+    from mmdd.core.errors import RunError
+
+    real, calls = mmdd.run.distill, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RunError("the loss became nan at step 3")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mmdd.run, "distill", flaky)
+    result = tune("quickstart", SMALL, trials=2, out=tmp_path, progress=False, log=lambda _: None,
+                  params=["method.lr_inputs"])
+    assert [r["state"] for r in result.trials] == ["fail", "complete"]
+    assert "| 0 | fail |" in (tmp_path / "trials.md").read_text()
