@@ -124,6 +124,8 @@ def rows_of(run: mmdd.Run, dataset: str, val_tracking: bool, tuned: bool) -> lis
                "seeds": len(res["values"]), "distill_runs": 1, "values": res["values"],
                "recipe": m["recipe"]["name"], "profile": m["profile"],
                "wall_s": round(res["wall_s"] + (m["wall_clock_s"]["distillation"] if set_name == "distilled" else 0), 1)}
+        if res.get("val_values"):  # the same networks scored on validation (the split tracking picks on)
+            row["val_mean"] = sum(res["val_values"]) / len(res["val_values"])
         if res.get("others"):
             row["others"] = {k: {"mean": v["mean"], "std": v["std"], "values": v["values"]} for k, v in res["others"].items()}
         if set_name == "distilled" and m.get("tracking"):
@@ -136,19 +138,20 @@ def rows_of(run: mmdd.Run, dataset: str, val_tracking: bool, tuned: bool) -> lis
 
 def markdown(result: dict) -> str:
     lines = [f"## {result['benchmark']}", "", f"- machine: {result['machine']}", f"- protocol: {result['protocol']}", "",
-             "| dataset | recipe | method | budget | val tracking | tuned | metric | mean ± std (%) | other metrics (%) | "
-             "seeds | distill runs | kept step (validation %) | wall s |",
-             "|---|---|---|---:|---|---|---|---|---|---:|---:|---|---:|"]
+             "| dataset | recipe | method | budget | val tracking | tuned | metric | mean ± std (%) | validation (%) | "
+             "other metrics (%) | seeds | distill runs | kept step (validation %) | wall s |",
+             "|---|---|---|---:|---|---|---|---|---:|---|---:|---:|---|---:|"]
     for r in result["rows"]:
         kept = ""
         if r.get("tracking"):
             t = r["tracking"]
             kept = (f"{t['best_step']} of {t['steps']} ({t['metric']} {100 * t['best_score']:.1f}; "
                     f"init {100 * t['initial_score']:.1f})")
+        val = "" if r.get("val_mean") is None else f"{100 * r['val_mean']:.2f}"
         others = "; ".join(f"{k} {100 * v['mean']:.2f} ± {100 * v['std']:.2f}" for k, v in (r.get("others") or {}).items()
                            if k in ("auc", "mean_recall", "ir@10", "tr@10"))
         lines.append(f"| {r['dataset']} | {r['recipe']} | {r['method']} | {r['budget']} | {r['val_tracking']} | "
-                     f"{r['tuned']} | {r['metric']} | {100 * r['mean']:.2f} ± {100 * r['std']:.2f} | {others} | "
+                     f"{r['tuned']} | {r['metric']} | {100 * r['mean']:.2f} ± {100 * r['std']:.2f} | {val} | {others} | "
                      f"{r['seeds']} | {r['distill_runs']} | {kept} | {r['wall_s']} |")
     lines += [""] + [f"- {f}" for f in result.get("findings", [])]
     return "\n".join(lines) + "\n"
