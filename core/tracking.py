@@ -40,7 +40,7 @@ class TrackingConfig:
     split_seed: int = 0
     keep: Literal["best", "last"] = "best"  # the synthetic set the run returns
     early_stop: bool = False  # stop by STM's trend test on the validation curve (see stm_stop)
-    min_points: int = 6  # validation points before the test may stop a run
+    min_points: int = 12  # validation points before the test may stop a run (with sigma 3, |r| ≤ 1 cannot pass before 12)
     sigma: float = 3.0  # the test's threshold, sigma / sqrt(n - 2) on the correlation
 
     @property
