@@ -19,7 +19,8 @@ storage URL and ``--study`` name share one search — the way a search is spread
 Written to ``--out`` (default ``tune/<recipe name>``):
 
 * ``<recipe name>.tuned.yaml`` — the winning overrides as a profile file, used as
-  ``mmdd run RECIPE profile=<the profile tuned with>+<that file>``;
+  ``mmdd run RECIPE profile=<the profile tuned with>+<that file>`` (for a recipe given as a file,
+  ``<its stem>.tuned.yaml`` beside it);
 * ``trials.md`` / ``trials.json`` — every trial: its settings, state, validation score and best step;
 * ``trials/<number>/`` — each trial's run directory (no evaluation: that is the final run's job).
 """
@@ -210,7 +211,9 @@ def write_outputs(study, cfg, recipe, overrides: Sequence[str], fixed: Sequence[
         if key.strip().startswith("tracking."):
             profile[key.strip()] = yaml.safe_load(value)
     name = cfg.name
-    profile_file = out / f"{name}.tuned.yaml"
+    own = Path(str(recipe)).expanduser()
+    # beside your own recipe file (my_recipe.yaml → my_recipe.tuned.yaml); a shipped recipe's goes to --out
+    profile_file = own.with_name(f"{own.stem}.tuned.yaml") if own.is_file() else out / f"{name}.tuned.yaml"
     base_profile = _profile_part(overrides)
     rest = [o for o in overrides if o.split("=", 1)[0].strip() not in ("profile", *profile)]  # the profile's win
     use = "+".join(part for part in (base_profile, str(profile_file)) if part and part != "default")

@@ -88,3 +88,14 @@ def test_a_failing_trial_does_not_end_the_search(tmp_path, monkeypatch):
                   params=["method.lr_inputs"])
     assert [r["state"] for r in result.trials] == ["fail", "complete"]
     assert "| 0 | fail |" in (tmp_path / "trials.md").read_text()
+
+
+def test_the_profile_of_your_own_recipe_file_lands_beside_it(tmp_path):
+    mine = tmp_path / "recipes" / "mine.yaml"
+    mine.parent.mkdir()
+    mine.write_text("base: quickstart\nname: mine\n")
+    result = tune(str(mine), SMALL, trials=1, out=tmp_path / "tune", progress=False, log=lambda _: None,
+                  params=["method.lr_inputs"])
+    assert result.profile_file == tmp_path / "recipes" / "mine.tuned.yaml"
+    assert (tmp_path / "tune" / "trials.md").exists()
+    assert load_config(str(mine), [f"profile={result.profile_file}"]).tracking.every == 4
