@@ -120,8 +120,9 @@ class ValidationTracker:
                  log: Callable[[dict], None] | None = None):
         self.cfg, self.task, self.val, self.metric = cfg, task, val, metric
         self.make_set, self.make_network, self.augment, self.device = make_set, make_network, augment, device
+        # the recipe's protocol (its model selection included), shorter or with fewer seeds if asked
         self.proxy = dataclasses.replace(evaluation, epochs=cfg.epochs or evaluation.epochs, seeds=cfg.seeds,
-                                         seed=PROXY_SEED_BASE, select="last")
+                                         seed=PROXY_SEED_BASE)
         self.log = log
         self.curve: list[dict] = []  # {"step", "score", "wall_s"}
         self.best_step: int | None = None
@@ -140,8 +141,9 @@ class ValidationTracker:
         """Mean validation ``metric`` of networks trained on ``syn`` (the proxy evaluation)."""
         with torch.no_grad():
             chosen = self.make_set(syn)
+        # scored on validation; with ``select: best_val`` the model is also picked there, as the final evaluation does
         result = evaluate_set(chosen, self.task, make_network=self.make_network, cfg=self.proxy, test=self.val,
-                              protocol="validation proxy", device=self.device, augment=self.augment, val=None)
+                              protocol="validation proxy", device=self.device, augment=self.augment, val=self.val)
         if self.metric == result.metric:
             return result.mean
         return float((result.others or {})[self.metric]["mean"])

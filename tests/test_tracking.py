@@ -166,3 +166,14 @@ def test_the_set_can_be_picked_on_another_metric_of_the_domain(tiny_recipe, tmp_
     with pytest.raises(ConfigError, match="tracking.metric: 'auc' is not a metric of the image domain"):
         mmdd.distill(recipe, output_dir=tmp_path / "other", evaluate=False, progress=False)
     assert not (tmp_path / "other").exists()  # refused before anything is written
+
+
+def test_the_proxy_follows_the_recipes_protocol_with_its_own_seeds(tiny_recipe, tmp_path):
+    from mmdd.core.tracking import PROXY_SEED_BASE
+    from mmdd.run import make_tracker
+
+    tiny_recipe["evaluation"].update(select="best_val", select_every=1, epochs=7)
+    ws = setup(load_config(_tracked(tiny_recipe, seeds=2)))
+    tracker = make_tracker(ws, tmp_path / "metrics.jsonl")
+    assert tracker.proxy.select == "best_val" and tracker.proxy.epochs == 5  # tracking.epochs wins over 7
+    assert tracker.proxy.seed_list() == [PROXY_SEED_BASE, PROXY_SEED_BASE + 1]  # never the evaluation's seeds
