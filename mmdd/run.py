@@ -17,6 +17,8 @@ Everything that differs between domains comes through the hooks declared in
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,9 +141,6 @@ def experts_key(cfg: RecipeConfig) -> str:
     """A short digest of what expert trajectories depend on: the dataset section, the network, the
     augmentation, the expert settings (not where they live, nor how many: a buffer may grow) and the
     validation split tracking may carve out of train (experts never train on it)."""
-    import hashlib
-    import json
-
     experts = {k: v for k, v in to_dict(cfg.experts).items() if k not in ("dir", "num_experts")}
     parts = {"dataset": to_dict(cfg.dataset), "network": to_dict(cfg.network), "augment": to_dict(cfg.augment),
              "experts": experts, "domain": cfg.domain}

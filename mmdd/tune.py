@@ -100,12 +100,12 @@ def _value_text(value) -> str:
     return str(value)
 
 
-def tracking_overrides(cfg, given: Sequence[str]) -> list[str]:
-    """Switch validation tracking on for the trials when the recipe has it off (five points a run),
+def tracking_overrides(cfg, given: Sequence[str], points: int = 5) -> list[str]:
+    """Switch validation tracking on (about ``points`` points a run) when the recipe has it off,
     unless the command line sets ``tracking.*`` itself."""
     if cfg.tracking.enabled or any(o.split("=", 1)[0].strip().startswith("tracking.") for o in given):
         return []
-    return [f"tracking.every={max(1, cfg.method.iterations // 5)}"]
+    return [f"tracking.every={max(1, cfg.method.iterations // points)}"]
 
 
 @dataclass
