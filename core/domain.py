@@ -17,7 +17,8 @@ Data flow through the hooks (``mmdd.run``)::
     aug   = domain.make_augment(recipe.augment)           required
     task  = domain.task(data)                             how networks learn and are scored
     sets  = domain.distilled_set(ws, syn), domain.baseline_set(ws, name, syn)
-    files = domain.render(syn, manifest["data"], run_dir, load_real)              required
+    view  = domain.viewable(syn, manifest["data"], load_real)                     required
+    files = domain.render(view, run_dir)                                          its media files
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ from .data import ClassIndex, DataSplits, Split
 from .distilled import DistilledDataset
 from .errors import ConfigError
 from .loading import hold_out_val
+from .media import MediaFiles, render_viewable
 from .evaluation import ClassificationTask, EvalSet, Samples, Task
 from .metrics import METRICS
 from .networks import network_description
 from .registry import dataset_entry
 from .synthetic import SyntheticConfig, SyntheticSet
+from .viewable import Viewable
 
 
 class Domain:
@@ -174,13 +177,19 @@ class Domain:
         """Extra bullet lines for ``report.md``'s header."""
         return []
 
-    def render(self, syn: SyntheticSet, info: dict, out_dir: Path, load_real: Callable[[], Any]) -> list[Path]:
-        """*Required.* Write viewable samples (PNG grid, GIF, WAV, gallery) and return their paths.
+    def viewable(self, syn: SyntheticSet, info: dict, load_real: Callable[[], Any]) -> Viewable:
+        """*Required.* The set as a person sees and hears it (decoded media, class names): what the
+        renders, ``report.html`` and ``mmdd export`` read.
 
         ``info`` is the manifest's ``data`` section; ``load_real()`` loads the real data for a
-        domain whose renders need it (vision-language: the nearest real captions) — it may be slow.
+        domain whose view needs it (vision-language: the nearest real captions) — it may be slow.
         """
-        raise NotImplementedError(f"domain {self.name!r} does not implement render")
+        raise NotImplementedError(f"domain {self.name!r} does not implement viewable")
+
+    def render(self, view: Viewable, out_dir: Path) -> MediaFiles:
+        """Write the view's files into ``out_dir`` (grid, per-class rows, WAVs, GIFs, slice strips, the
+        pair gallery — :func:`~mmdd.core.media.render_viewable`)."""
+        return render_viewable(view, out_dir)
 
 
 def decoded(syn: SyntheticSet) -> tuple[Tensor, Tensor]:
@@ -188,3 +197,13 @@ def decoded(syn: SyntheticSet) -> tuple[Tensor, Tensor]:
     with torch.no_grad():
         inputs, targets = syn.decode()
     return inputs.detach().cpu(), targets.detach().cpu()
+
+
+def labelled_view(syn: SyntheticSet, info: dict, kind: str, **media) -> Viewable:
+    """A Viewable of a class-labelled set: its decoded targets, the manifest's class names and learned lr."""
+    _, targets = decoded(syn)
+    from .losses import is_multi_label
+
+    return Viewable(kind, targets, list(info.get("class_names") or []), multi_label=is_multi_label(targets),
+                    learned_lr=syn.learned_lr(), **media)
+

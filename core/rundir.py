@@ -28,14 +28,15 @@ DISTILLED = "distilled.safetensors"
 MANIFEST = "manifest.json"
 METRICS = "metrics.jsonl"
 REPORT = "report.md"
+REPORT_HTML = "report.html"
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"  # the one before, kept so a damaged latest falls back to it
 SAMPLES = "samples.png"
 LOCK = ".mmdd.lock"
 
 #: every file and folder mmdd writes in a run directory (what --overwrite removes; nothing else is touched)
-OWN_FILES = (DISTILLED, MANIFEST, METRICS, REPORT, CHECKPOINT, PREVIOUS_CHECKPOINT, SAMPLES, "gallery.html")
-OWN_FOLDERS = ("audio", "videos", "gallery")
+OWN_FILES = (DISTILLED, MANIFEST, METRICS, REPORT, REPORT_HTML, CHECKPOINT, PREVIOUS_CHECKPOINT, SAMPLES, "gallery.html")
+OWN_FOLDERS = ("audio", "videos", "gallery", "samples", "volumes", "tensorboard", "wandb", "export")
 
 # Keys of checkpoint.pt (a torch.save of tensors and plain values, read with weights_only=True).
 CK_STAGE = "stage"            # index of the stage in progress
@@ -201,9 +202,9 @@ def remove_stale_temp_files(run_dir: Path) -> list[str]:
 
 
 def comparable_recipe(recipe: dict) -> dict:
-    """The parts of a resolved recipe that must match to resume (iterations and evaluation may change,
-    and the folder may have moved: ``output_dir`` is not compared)."""
-    recipe = {k: v for k, v in recipe.items() if k not in ("evaluation", "description", "output_dir")}
+    """The parts of a resolved recipe that must match to resume (iterations, evaluation and logging may
+    change, and the folder may have moved: ``output_dir`` is not compared)."""
+    recipe = {k: v for k, v in recipe.items() if k not in ("evaluation", "description", "output_dir", "logging")}
     recipe["method"] = {k: v for k, v in recipe["method"].items() if k != "iterations"}
     return recipe
 

@@ -63,11 +63,15 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_show(args) -> int:
-    from mmdd.run import open_run, render_samples
+    from mmdd.run import open_run, write_report
 
     run = open_run(args.run_dir)
-    for path in render_samples(run):
-        print(path)
+    report = write_report(run)
+    html_path = Path(run.dir) / "report.html"
+    if args.open:
+        print(html_path.resolve())
+    else:
+        print(f"wrote {html_path} and {report}")
     return 0
 
 
@@ -175,8 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--quiet", action="store_true")
     ev.set_defaults(func=_cmd_eval)
 
-    show = sub.add_parser("show", help="render a run's synthetic samples into its directory")
+    show = sub.add_parser("show", help="(re)build a run's report.html and report.md with its sample renders")
     show.add_argument("run_dir")
+    show.add_argument("--open", action="store_true", help="print only report.html's path (for a browser)")
     show.set_defaults(func=_cmd_show)
 
     pr = sub.add_parser("predict", help="random-subset accuracy at several budgets: how much distillation can add")

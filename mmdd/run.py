@@ -35,11 +35,14 @@ from mmdd.core.domain import Domain
 from mmdd.core.errors import ConfigError, RunError
 from mmdd.core.evaluation import EvalSet, Samples, SetResult, describe_protocol, evaluate_set, train_model
 from mmdd.core.matchers import MATCHERS, Matcher, MatchingContext
+from mmdd.core.media import MediaFiles
+from mmdd.core.viewable import Viewable
 from mmdd.core.seeding import make_generator
 from mmdd.core.synthetic import SyntheticSet, rebuild
 from mmdd.core.tracking import ValidationTracker
 from mmdd.core.trajectories import ExpertBuffer
 from mmdd.core.workspace import Workspace
+from mmdd.html_report import write_html_report
 from mmdd.plugins import get_domain
 
 MAIN = "main"  # the last stage: the recipe's own method and network
@@ -594,15 +597,16 @@ def results_table(manifest: dict) -> str:
     return "\n".join(rows)
 
 
-def render_samples(run: Run, ws: Workspace | None = None) -> list[Path]:
-    """The domain's renders of the run's synthetic set, written into the run directory."""
+def render_samples(run: Run, ws: Workspace | None = None) -> tuple[Viewable, MediaFiles]:
+    """The domain's view of the run's synthetic set and its media files, written into the run directory."""
     domain = ws.domain if ws is not None else get_domain(run.config.domain)
 
     def load_real():
         return ws.data if ws is not None else domain.load_data(run.config.dataset)
 
     with rundir.RunLock(run.dir, "mmdd show"):
-        return domain.render(run.synthetic, run.manifest["data"], run.dir, load_real)
+        view = domain.viewable(run.synthetic, run.manifest["data"], load_real)
+        return view, domain.render(view, run.dir)
 
 
 def _storage_text(m: dict) -> str:
@@ -638,9 +642,11 @@ def tracking_line(t: dict) -> str:
 
 
 def write_report(run: Run, ws: Workspace | None = None) -> Path:
+    """Render the samples, then write ``report.md`` and ``report.html``; return the Markdown report's path."""
     m, cfg = run.manifest, run.config
     domain = ws.domain if ws is not None else get_domain(cfg.domain)
-    files = render_samples(run, ws)
+    view, files = render_samples(run, ws)
+    extra = ([tracking_line(m["tracking"])] if m.get("tracking") else []) + domain.report_lines(m)
     lines = [f"# {cfg.name}", "", cfg.description.strip(), "",
              f"- domain: `{cfg.domain}`, dataset: `{cfg.dataset.name}`, method: `{cfg.method.name}`, "
              f"budget: {cfg.budget.ipc} {domain.budget_unit}, profile: `{cfg.profile}`",
@@ -650,12 +656,18 @@ def write_report(run: Run, ws: Workspace | None = None) -> Path:
              ", ".join(f"{k} {v:.1f} s" for k, v in m["wall_clock_s"].items())]
     if m["synthetic"].get("learned_lr") is not None:
         lines.append(f"- learned lr: {m['synthetic']['learned_lr']:.4g}")
-    if m.get("tracking"):
-        lines.append(tracking_line(m["tracking"]))
-    lines += domain.report_lines(m)
+    lines += extra
     if m.get("evaluation"):
         lines += ["", "## Evaluation", "", results_table(m), ""]
         for name, res in m["evaluation"].items():
             lines.append(f"- `{name}`: {res['protocol']}")
-    lines += ["", "## Samples", ""] + [_link(p, run.dir) for p in files] + [""]
-    return rundir.write_text(run.dir / rundir.REPORT, "\n".join(lines))
+    lines += ["", "report.html: the charts, the training curves and every sample labelled by class", ""]
+    lines += ["", "## Samples", ""] + [_link(p, run.dir) for p in [files.grid] + ([files.gallery] if files.gallery
+                                                                               else []) + per_sample_links(files)]
+    write_html_report(run, domain, view, files, extra)
+    return rundir.write_text(run.dir / rundir.REPORT, "\n".join(lines + [""]))
+
+
+def per_sample_links(files: MediaFiles) -> list[Path]:
+    """The per-sample files report.md links: GIFs and WAVs (their pictures are in report.html)."""
+    return [item[k] for item in files.per_sample for k in ("video", "audio") if k in item]

@@ -15,7 +15,9 @@ from audio_fixtures import corrupt, write_audio_folder, write_fsdd
 from mmdd.core.errors import ConfigError, DataError
 from mmdd.domains.audio.augment import SpecAugment
 from mmdd.domains.audio.features import compute_features, mfcc_to_waveform
-from mmdd.domains.audio.render import render_audio
+from mmdd.core.media import render_viewable
+from mmdd.core.viewable import Viewable
+from mmdd.domains.audio.render import map_images, waveforms_of
 from mmdd.run import load_config
 from fresh_load import load_in_fresh_process  # noqa: E402
 
@@ -56,8 +58,12 @@ def test_inverted_mfcc_is_a_clip_of_the_right_length_near_the_original_pitch():
 def test_render_writes_a_map_grid_and_one_wav_per_sample_at_the_dataset_rate(tmp_path):
     x = compute_features(tones([400, 900, 1200]), OPTS)
     info = {"audio": OPTS, "class_names": ["low", "mid", "high"]}
-    paths = render_audio(x, torch.tensor([0, 1, 2]), info, tmp_path, class_names=info["class_names"])
+    view = Viewable("audio", torch.tensor([0, 1, 2]), info["class_names"], images=map_images(x), features=x,
+                    waveforms=waveforms_of(x, info, normalized=False), sample_rate=8000)
+    paths = render_viewable(view, tmp_path).all()
     wavs = [p for p in paths if p.suffix == ".wav"]
+    assert [p.name for p in paths if p.parent.name == "audio" and p.suffix == ".png"] == [
+        "0000_low.png", "0001_mid.png", "0002_high.png"]  # each WAV's maps beside it
     assert (tmp_path / "samples.png").exists() and [p.name for p in wavs] == ["0000_low.wav", "0001_mid.wav",
                                                                              "0002_high.wav"]
     data, rate = sf.read(wavs[0])

@@ -44,8 +44,12 @@ def test_run_show_eval_and_errors(tiny_recipe, tmp_path):
     assert json.loads((run_dir / "manifest.json").read_text())["steps_completed"] == 4
 
     (run_dir / "samples.png").unlink()
+    (run_dir / "report.html").unlink()
     shown = mmdd("show", run_dir)
-    assert shown.returncode == 0 and (run_dir / "samples.png").exists() and "samples.png" in shown.stdout
+    assert shown.returncode == 0 and (run_dir / "samples.png").exists() and "report.html" in shown.stdout
+    assert 'id="evaluation-chart"' in (run_dir / "report.html").read_text()
+    opened = mmdd("show", run_dir, "--open")
+    assert opened.returncode == 0 and opened.stdout.strip() == str((run_dir / "report.html").resolve())
 
     ev = mmdd("eval", run_dir, "--seeds", "1", "--baselines", "", "--quiet")
     assert ev.returncode == 0, ev.stderr

@@ -42,8 +42,8 @@ def test_required_hooks_say_which_domain_lacks_them():
 
     with pytest.raises(NotImplementedError, match="'half' does not implement load_data"):
         Half().load_data(None)
-    with pytest.raises(NotImplementedError, match="render"):
-        Half().render(None, {}, Path("."), lambda: None)
+    with pytest.raises(NotImplementedError, match="'half' does not implement viewable"):
+        Half().render(Half().viewable(None, {}, lambda: None), Path("."))
 
 
 def test_a_new_format_module_registers_without_an_import_line(tmp_path, monkeypatch):

@@ -282,7 +282,7 @@ def test_run_resume_equals_uninterrupted_and_show_writes_gallery(flickr, bert, t
     assert torch.equal(again.synthetic.similarity_matrix(), whole.synthetic.similarity_matrix())
     from mmdd.run import render_samples
 
-    (gallery,) = render_samples(again)
+    gallery = render_samples(again)[1].gallery
     text = gallery.read_text()
     assert gallery.name == "gallery.html" and text.count("<img") == 5
     assert "item" in text  # real fixture captions ("a red photo, item 3 view 1") next to each image

@@ -11,7 +11,6 @@ spectrogram augmentation (time shift, time and frequency masks).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -19,17 +18,18 @@ from torch import Tensor, nn
 
 from mmdd.core.coresets import limit_train
 from mmdd.core.distilled import DistilledDataset
-from mmdd.core.domain import Domain, decoded
-from mmdd.core.data import DataSplits, Split, normalize
+from mmdd.core.domain import Domain, decoded, labelled_view
+from mmdd.core.data import DataSplits, Split, denormalize, normalize
 from mmdd.core.networks import create_network
 from mmdd.core.registry import dataset_entry, import_submodules
 from mmdd.core.synthetic import PixelSet
+from mmdd.core.viewable import Viewable
 
 from .augment import SpecAugment
 from .configs import SpecAugmentConfig
 from .datasets import AudioData  # importing .datasets registers the audio datasets
 from .features import compute_features, feature_options
-from .render import render_audio, waveforms_of
+from .render import map_images, waveforms_of
 
 MAX_SKIPPED_LISTED = 50
 
@@ -89,9 +89,13 @@ class AudioDomain(Domain):
     def distilled_dataset(self, syn, manifest: dict) -> DistilledAudio:
         return DistilledAudio(syn, manifest)
 
-    def render(self, syn, info: dict, out_dir: Path, load_real) -> list[Path]:
-        inputs, labels = decoded(syn)
-        return render_audio(inputs, labels, info, out_dir, class_names=info.get("class_names"))
+    def viewable(self, syn, info: dict, load_real) -> Viewable:
+        """The feature maps as pictures and the MFCC channel inverted to sound at the dataset's rate."""
+        inputs, _ = decoded(syn)
+        features = denormalize(inputs.float(), info)
+        return labelled_view(syn, info, "audio", images=map_images(features), features=features,
+                             waveforms=waveforms_of(features, info, normalized=False),
+                             sample_rate=int(info["audio"]["sample_rate"]))
 
 
 import_submodules(__name__)  # every format module registers its datasets; a new one needs no import line

@@ -8,22 +8,21 @@ artifact so samples can be rendered and new data normalised the same way.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from mmdd.core.augment import ImageAugment
 from mmdd.core.coresets import limit_train
-from mmdd.core.domain import Domain, decoded
+from mmdd.core.domain import Domain, decoded, labelled_view
 from mmdd.core.registry import import_submodules
 from mmdd.core.data import DataSplits, denormalize, normalize
 from mmdd.core.networks import create_network
 from mmdd.core.synthetic import PixelSet
 
 from . import datasets  # noqa: F401  (registers the image datasets)
-from mmdd.core.grid import save_grid
+from mmdd.core.viewable import Viewable
 
 
 class ImageDomain(Domain):
@@ -46,10 +45,9 @@ class ImageDomain(Domain):
     def make_synthetic(self, ws, gen: torch.Generator) -> PixelSet:
         return PixelSet.from_real(ws.real, ws.cfg.budget.ipc, ws.cfg.synthetic, gen)
 
-    def render(self, syn, info: dict, out_dir: Path, load_real) -> list[Path]:
-        inputs, labels = decoded(syn)
-        images = denormalize(inputs.float(), info).clamp(0, 1)
-        return [save_grid(images, labels, Path(out_dir) / "samples.png")]
+    def viewable(self, syn, info: dict, load_real) -> Viewable:
+        inputs, _ = decoded(syn)
+        return labelled_view(syn, info, "image", images=denormalize(inputs.float(), info).clamp(0, 1))
 
 
 import_submodules(__name__)  # every format module registers its datasets; a new one needs no import line

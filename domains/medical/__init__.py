@@ -12,19 +12,18 @@ the metrics are MedMNIST's multi-label ACC and AUC (see :mod:`mmdd.core.losses`)
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from mmdd.core.augment import volume_aware_augment
 from mmdd.core.coresets import limit_train
-from mmdd.core.domain import Domain, decoded
+from mmdd.core.domain import Domain, decoded, labelled_view
 from mmdd.core.data import DataSplits, denormalize, normalize
-from mmdd.core.grid import save_grid
 from mmdd.core.networks import rank_network
 from mmdd.core.registry import dataset_entry, import_submodules
 from mmdd.core.synthetic import PixelSet
+from mmdd.core.viewable import Viewable
 
 from . import networks  # noqa: F401  (registers network.name: monai)
 from . import ptm  # noqa: F401  (registers method.name: ptm)
@@ -51,22 +50,28 @@ class MedicalDomain(Domain):
     def make_synthetic(self, ws, gen: torch.Generator) -> PixelSet:
         return PixelSet.from_real(ws.real, ws.cfg.budget.ipc, ws.cfg.synthetic, gen)
 
-    def render(self, syn, info: dict, out_dir: Path, load_real) -> list[Path]:
-        """``samples.png``: images, or the middle slice of each volume (axial, sagittal, coronal side by side)."""
-        inputs, labels = decoded(syn)
-        x = denormalize(inputs.float(), info)
-        if x.dim() == 5:
-            d, h, w = x.shape[2:]
-            side = max(d, h, w)
+    def viewable(self, syn, info: dict, load_real) -> Viewable:
+        """Images, or volumes with the middle slice of each (axial, sagittal, coronal) side by side as
+        their picture; each sample stretched to [0, 1] by its own range (CT and MRI intensities)."""
+        inputs, _ = decoded(syn)
+        x = unit_range(denormalize(inputs.float(), info))
+        if x.dim() == 4:
+            return labelled_view(syn, info, "image", images=x)
+        d, h, w = x.shape[2:]
+        side = max(d, h, w)
 
-            def fit(img: Tensor) -> Tensor:
-                return nn.functional.interpolate(img, size=(side, side), mode="nearest")
+        def fit(img: Tensor) -> Tensor:
+            return nn.functional.interpolate(img, size=(side, side), mode="nearest")
 
-            x = torch.cat([fit(x[:, :, d // 2]), fit(x[:, :, :, h // 2]), fit(x[:, :, :, :, w // 2])], dim=-1)
-        low = x.amin(dim=tuple(range(1, x.dim())), keepdim=True)
-        high = x.amax(dim=tuple(range(1, x.dim())), keepdim=True)
-        x = (x - low) / (high - low).clamp_min(1e-8)
-        return [save_grid(x, labels, Path(out_dir) / "samples.png")]
+        middle = torch.cat([fit(x[:, :, d // 2]), fit(x[:, :, :, h // 2]), fit(x[:, :, :, :, w // 2])], dim=-1)
+        return labelled_view(syn, info, "volume", images=middle, volumes=x)
+
+
+def unit_range(x: Tensor) -> Tensor:
+    """Each sample linearly stretched to [0, 1] by its own minimum and maximum."""
+    low = x.amin(dim=tuple(range(1, x.dim())), keepdim=True)
+    high = x.amax(dim=tuple(range(1, x.dim())), keepdim=True)
+    return (x - low) / (high - low).clamp_min(1e-8)
 
 
 import_submodules(__name__)  # every format module registers its datasets; a new one needs no import line

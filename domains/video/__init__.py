@@ -17,7 +17,6 @@ run's still frames repeated over time, no motion).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -26,17 +25,18 @@ from mmdd.core.augment import AugmentConfig, parse_strategy, volume_aware_augmen
 from mmdd.core.coresets import limit_train
 from mmdd.core.data import DataSplits, Split, normalize
 from mmdd.core.errors import ConfigError
-from mmdd.core.domain import Domain, decoded
+from mmdd.core.domain import Domain, decoded, labelled_view
 from mmdd.core.evaluation import BASELINES, EvalSet, Samples, train_model
 from mmdd.core.networks import rank_network
 from mmdd.core.registry import dataset_entry, import_submodules
 from mmdd.core.seeding import make_generator
 from mmdd.core.synthetic import PixelSet
+from mmdd.core.viewable import Viewable
 
 from .configs import VideoSyntheticConfig
 from .datasets import VideoData, VideoSplit  # importing .datasets registers the video datasets
 from .memory import StaticDynamicSet, motion_of
-from .render import render_clips
+from .render import first_channels, to_unit
 from .selection import best_windows, lowest_loss
 
 BASELINES.update({"slide_window", "static_only"})
@@ -203,10 +203,16 @@ class VideoDomain(Domain):
         return None
 
     # -- rendering
-    def render(self, syn, info: dict, out_dir: Path, load_real) -> list[Path]:
-        clips, labels = decoded(syn)
-        stills = syn.static.detach().cpu() if isinstance(syn, StaticDynamicSet) else None
-        return render_clips(clips, labels, info, out_dir, stills=stills)
+    def viewable(self, syn, info: dict, load_real) -> Viewable:
+        """Each clip, and as its still the static memory it was built from (static/dynamic sets) or its
+        middle frame."""
+        clips, _ = decoded(syn)
+        videos = to_unit(clips, info)
+        if isinstance(syn, StaticDynamicSet):
+            stills = to_unit(syn.static[syn.static_index], info)
+        else:
+            stills = videos[:, :, videos.shape[2] // 2]
+        return labelled_view(syn, info, "video", images=first_channels(stills), videos=videos)
 
 
 import_submodules(__name__)  # every format module registers its datasets; a new one needs no import line

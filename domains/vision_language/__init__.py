@@ -36,14 +36,16 @@ from mmdd.core.augment import ImageAugment
 from mmdd.core.domain import Domain
 from mmdd.core.errors import ConfigError
 from mmdd.core.evaluation import EvalSet
+from mmdd.core.media import MediaFiles, render_viewable
 from mmdd.core.registry import dataset_entry, import_submodules
 from mmdd.core.seeding import make_generator
+from mmdd.core.viewable import Viewable
 
 from . import matching, networks  # noqa: F401  (networks registers network.name: dual_encoder)
 from .configs import BiTMConfig, DualEncoderConfig
 from .datasets import PairData, PairSplit  # importing .datasets registers the image-caption datasets
 from .networks import build_dual_encoder
-from .render import write_gallery
+from .render import caption_lists, pair_images
 from .synthetic import DistilledPairs, PairSet, pairs_for_budget
 from .text import HFTextEncoder, OpenCLIPTextEncoder, embed_captions
 from .training import MAIN_METRIC, METRIC_NAMES, ContrastiveTask, PairTensors
@@ -253,11 +255,16 @@ class VisionLanguageDomain(Domain):
             lines.append("- learned lrs: " + ", ".join(f"{k} {v:.4g}" for k, v in syn["learned_lrs"].items()))
         return lines
 
-    def render(self, syn: PairSet, info: dict, out_dir: Path, load_real) -> list[Path]:
+    def viewable(self, syn: PairSet, info: dict, load_real) -> Viewable:
+        """Each pair's image and text embedding, with the real training captions nearest to that text."""
         data = load_real()
-        title = f"{syn.num_pairs} distilled pairs"
-        return [write_gallery(Path(out_dir), syn.images.detach().cpu(), syn.text.detach().cpu(), data.train.text,
-                              data.captions["train"], info["mean"], info["std"], title)]
+        return Viewable("pair", None, images=pair_images(syn.images, info["mean"], info["std"]),
+                        text=syn.text.detach().cpu().float(),
+                        captions=caption_lists(syn.text, data.train.text, data.captions["train"]),
+                        learned_lr=syn.learned_lr())
+
+    def render(self, view: Viewable, out_dir: Path) -> MediaFiles:
+        return render_viewable(view, out_dir, title=f"{len(view)} distilled pairs")
 
 
 import_submodules(__name__)  # every format module registers its datasets; a new one needs no import line
