@@ -103,4 +103,13 @@ def write(result: dict, out_dir: Path | None = None, text: str | None = None) ->
     text = text or markdown(result)
     (out_dir / f"{name}.md").write_text(text)
     (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    figure(result, out_dir)
     return text
+
+
+def figure(result: dict, out_dir: Path | None = None) -> Path | None:
+    """``<name>.png`` beside the results file: the metric against the budget, drawn by ``mmdd compare``'s
+    plot (None, nothing written, when no row has a metric: a timing benchmark)."""
+    from mmdd.compare import result_figure
+
+    return result_figure(result, Path(out_dir or RESULTS) / f"{result['benchmark']}.png")

@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mmdd  # noqa: E402
-from common import RESULTS, machine  # noqa: E402
+from common import RESULTS, figure, machine  # noqa: E402
 from mmdd.core.matchers import MATCHERS  # noqa: E402
 from mmdd.run import load_config  # noqa: E402
 from mmdd.tune import tracking_overrides  # noqa: E402
@@ -228,6 +228,7 @@ def main(argv=None) -> int:
     result["findings"] = findings(result["rows"])
     out.mkdir(parents=True, exist_ok=True)
     (out / "transfer.json").write_text(json.dumps(result, indent=2) + "\n")
+    figure(result, out)
     text = markdown(result)
     (out / "transfer.md").write_text(text)
     print(text)

@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mmdd  # noqa: E402
-from common import RESULTS, machine  # noqa: E402
+from common import RESULTS, figure, machine  # noqa: E402
 
 RECIPE = "vision_language/flickr8k-bitm-pairs100"
 METRICS = ("ir@1", "ir@5", "ir@10", "tr@1", "tr@5", "tr@10")
@@ -178,6 +178,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "vision_language.md").write_text(text)
     (out / "vision_language.json").write_text(json.dumps(result, indent=2) + "\n")
+    figure(result, out)
     print(f"total wall-clock {time.perf_counter() - started:.0f} s", flush=True)
     return 0
 

@@ -1,4 +1,4 @@
-"""The ``mmdd`` command line: run, experts, eval, show, predict, tune, recipes."""
+"""The ``mmdd`` command line: run, experts, eval, show, compare, predict, tune, recipes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+
+from mmdd import compare  # the sub-command modules import only the standard library at load time
 
 
 def _again(args, *extra: str) -> str:
@@ -214,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="list what a recipe can name instead: each domain's datasets, the methods, networks "
                               "and synthetic kinds (core's and each domain's own)")
     recipes.set_defaults(func=_cmd_recipes)
+    compare.add_parser(sub)
     return parser
 
 
