@@ -1,4 +1,4 @@
-"""The ``mmdd`` command line: run, experts, eval, show, compare, predict, tune, recipes."""
+"""The ``mmdd`` command line: run, experts, eval, show, export, compare, predict, tune, recipes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from mmdd import compare  # the sub-command modules import only the standard library at load time
+from mmdd import compare, export  # the sub-command modules import only the standard library at load time
 
 
 def _again(args, *extra: str) -> str:
@@ -217,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "and synthetic kinds (core's and each domain's own)")
     recipes.set_defaults(func=_cmd_recipes)
     compare.add_parser(sub)
+    export.add_parser(sub)
     return parser
 
 
