@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-import torch
 from torch import Tensor
 
 from .losses import is_multi_label
@@ -22,29 +21,29 @@ def accuracy(logits: Tensor, labels: Tensor) -> float:
     return float((logits.argmax(dim=-1) == labels).float().mean().item())
 
 
+#: the AUC counted for a class (or label) absent from the truth, where ROC AUC is undefined: chance level,
+#: so a validation split that lacks a rare class still gets a score (scikit-learn would raise or warn and
+#: give nan; MedMNIST's evaluator never meets the case, its test splits have every class)
+UNDEFINED_AUC = 0.5
+
+
 def _binary_auc(truth: Tensor, score: Tensor) -> float:
-    """Area under the ROC curve (rank statistic, ties counted half); 0.5 when one class is absent."""
-    truth, score = truth.bool().flatten(), score.double().flatten()
-    pos, neg = int(truth.sum()), int((~truth).sum())
-    if pos == 0 or neg == 0:
-        return 0.5
-    order = torch.argsort(score)
-    ranks = torch.empty_like(score)
-    sorted_scores = score[order]
-    ranks[order] = torch.arange(1, score.numel() + 1, dtype=torch.double)
-    # average the ranks of tied scores
-    unique, inverse, counts = torch.unique(sorted_scores, return_inverse=True, return_counts=True)
-    if unique.numel() < score.numel():
-        first = torch.cumsum(counts, 0) - counts + 1
-        mean_rank = first.double() + (counts.double() - 1) / 2
-        ranks[order] = mean_rank[inverse]
-    return float((ranks[truth].sum() - pos * (pos + 1) / 2) / (pos * neg))
+    """scikit-learn's ROC AUC of one class (or label) against the rest; ``UNDEFINED_AUC`` when the truth
+    is all one way."""
+    from sklearn.metrics import roc_auc_score  # imported on use: scikit-learn is slow to import
+
+    truth = truth.detach().bool().flatten().cpu()
+    if bool(truth.all()) or not bool(truth.any()):
+        return UNDEFINED_AUC
+    return float(roc_auc_score(truth.numpy(), score.detach().double().flatten().cpu().numpy()))
 
 
 @METRICS.register("auc")
 def auc(logits: Tensor, labels: Tensor) -> float:
-    """ROC AUC as MedMNIST reports it: binary — the positive class's softmax score; multi-class —
-    one-vs-rest per class, averaged; multi-label (labels N×L) — per label on sigmoid scores, averaged."""
+    """ROC AUC as MedMNIST's evaluator (``medmnist.evaluator.getAUC``) reports it, from
+    ``sklearn.metrics.roc_auc_score``: binary — the positive class's softmax score; multi-class —
+    one-vs-rest per class on softmax scores, averaged over classes; multi-label (labels N×L) — per label
+    on sigmoid scores, averaged. A class or label absent from ``labels`` counts ``UNDEFINED_AUC`` (0.5)."""
     if is_multi_label(labels):  # multi-label
         scores = logits.sigmoid()
         return sum(_binary_auc(labels[:, j], scores[:, j]) for j in range(labels.shape[1])) / labels.shape[1]

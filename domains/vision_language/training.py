@@ -91,7 +91,10 @@ def embed_split(net: nn.Module, data: PairTensors, device: torch.device, batch: 
 
 
 def retrieval(img: Tensor, txt: Tensor, caption_image: Tensor) -> dict[str, float]:
-    """IR@K (text→image) and TR@K (image→text) as fractions."""
+    """IR@K (text→image) and TR@K (image→text) as fractions.
+
+    Hand-written on purpose: torchmetrics' ``RetrievalRecall`` wants a flat score list with per-query
+    index tensors and would add a dependency, while this is a top-k over one similarity matrix."""
     sims = txt @ img.t()  # N_cap × N_img
     own = sims.gather(1, caption_image[:, None])
     rank_ir = (sims > own).sum(1)  # images scored above the right one (ties count for the caption)
