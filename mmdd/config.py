@@ -27,6 +27,7 @@ from mmdd.catalog import read_recipe
 from mmdd.raw_recipe import apply_overrides, apply_profile, parse_override, refuse_unknown_keys  # noqa: F401
 from mmdd.core.errors import ConfigError
 from mmdd.core.evaluation import EvalConfig
+from mmdd.core.experiment_log import LoggingConfig
 from mmdd.core.augment import AugmentConfig
 from mmdd.core.matchers import MATCHERS
 from mmdd.core.networks import NETWORKS, ConvNetConfig
@@ -104,6 +105,7 @@ class RecipeConfig:
     augment: Any = field(default_factory=AugmentConfig)  # typed by the domain (see config_from_dict)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)  # mirror metrics.jsonl to TensorBoard / W&B
     coreset: CoresetConfig = field(default_factory=CoresetConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     experts: ExpertsConfig = field(default_factory=ExpertsConfig)

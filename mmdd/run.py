@@ -34,6 +34,7 @@ from mmdd.core.distill import NonFiniteLoss, make_optimizer, run_loop
 from mmdd.core.domain import Domain
 from mmdd.core.errors import ConfigError, RunError
 from mmdd.core.evaluation import EvalSet, Samples, SetResult, describe_protocol, evaluate_set, train_model
+from mmdd.core.experiment_log import ExperimentLog, check_available, open_sinks, render_images
 from mmdd.core.matchers import MATCHERS, Matcher, MatchingContext
 from mmdd.core.media import MediaFiles
 from mmdd.core.viewable import Viewable
@@ -120,17 +121,20 @@ def tracking_metric(cfg: RecipeConfig, domain: Domain) -> str:
     return metric
 
 
-def make_tracker(ws: Workspace, metrics_path: Path, on_validation=None) -> ValidationTracker | None:
+def make_tracker(ws: Workspace, metrics_path: Path, on_validation=None, mirror=None) -> ValidationTracker | None:
     """The validation tracker of a run whose recipe turns ``tracking`` on (else None).
 
     ``on_validation(step, score)`` hears each point after it is logged (``mmdd tune`` reports it to
-    its pruner; raising there ends the run, which keeps its last checkpoint)."""
+    its pruner; raising there ends the run, which keeps its last checkpoint); ``mirror(record)`` gets
+    each record written to ``metrics_path`` (the run's experiment-log sinks)."""
     if not ws.cfg.tracking.enabled:
         return None
     metric = tracking_metric(ws.cfg, ws.domain)
 
     def log(record: dict) -> None:
         rundir.append_jsonl(metrics_path, record)
+        if mirror is not None:
+            mirror(record)
         if on_validation is not None:
             on_validation(record["step"], record["validation"])
 
@@ -275,6 +279,7 @@ class RunState:
     stage_index: int = 0
     stage_step: int = 0
     tracker: ValidationTracker | None = None  # scores the last stage on validation (tracking.every > 0)
+    sink: ExperimentLog = ExperimentLog()  # mirrors metrics.jsonl (recipe section logging; a no-op when off)
 
     def offset(self, index: int) -> int:
         """Global steps before stage ``index``."""
@@ -315,7 +320,8 @@ def start(ws: Workspace, run_dir: Path, resume: bool, overwrite: bool, on_valida
     gen = make_generator(ws.cfg.seed)
     syn = ws.domain.make_synthetic(ws, gen).to(ws.device)
     state = RunState(ws, run_dir, syn, gen, stage_plan(ws.cfg, syn), to_dict(ws.cfg), started,
-                     tracker=make_tracker(ws, run_dir / rundir.METRICS, on_validation))
+                     tracker=make_tracker(ws, run_dir / rundir.METRICS, on_validation,
+                                          mirror=lambda record: state.sink.log(record)))  # state.sink: below
     if resume:
         saved = rundir.load_checkpoint(run_dir / rundir.CHECKPOINT)
         if rundir.comparable_recipe(saved[rundir.CK_RECIPE]) != rundir.comparable_recipe(state.recipe):
@@ -331,6 +337,8 @@ def start(ws: Workspace, run_dir: Path, resume: bool, overwrite: bool, on_valida
         if state.tracker is not None and saved.get(rundir.CK_TRACKING):
             state.tracker.load_state_dict(saved[rundir.CK_TRACKING])
             state.tracker.truncate(state.step)
+    state.sink = open_sinks(ws.cfg.logging, run_dir, first_step=state.step + 1 if resume else 0, name=ws.cfg.name,
+                            config=state.recipe)
     return state
 
 
@@ -388,6 +396,7 @@ def train(state: RunState, stop_after: int | None = None, progress: bool = True)
             if multi:
                 record = {**record, "step": offset + s, "stage": stage.name, "stage_step": s}
             rundir.append_jsonl(metrics_path, record)
+            state.sink.log(record)
 
         before = step
         try:
@@ -466,6 +475,7 @@ def finish(state: RunState, step: int) -> Run:
         rundir.save_tensors(state.dir / rundir.DISTILLED, state.syn.state_dict(), {"kind": state.syn.kind})
         rundir.write_json(state.dir / rundir.MANIFEST, manifest)
         write_report(run, state.ws)
+        state.sink.log_images(step, render_images(state.dir))  # the PNG renders, at the final step
     else:
         rundir.write_json(state.dir / rundir.MANIFEST, manifest)
     return run
@@ -484,11 +494,15 @@ def distill(recipe: str | Path | dict | RecipeConfig, overrides: Sequence[str] =
     run_dir = Path(output_dir) if output_dir is not None else cfg.resolved_output_dir()
     if output_dir is not None:
         cfg.output_dir = str(run_dir)
+    check_available(cfg.logging)  # logging.wandb without wandb installed: refused before the data loads
     ws = setup(cfg)  # loads the data and checks the budget before anything is written
     ws.progress = progress
     with rundir.RunLock(run_dir, "mmdd run"):  # one writer per run directory
         state = start(ws, run_dir, resume, overwrite, on_validation)
-        run = finish(state, train(state, stop_after, progress))
+        try:
+            run = finish(state, train(state, stop_after, progress))
+        finally:
+            state.sink.close()
         if evaluate and run.manifest["status"] == "complete":
             evaluate_run(run, ws=ws, progress=progress)
     return run
