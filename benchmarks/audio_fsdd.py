@@ -11,7 +11,7 @@ Rows, at each IPC, all from the shipped recipe ``audio/fsdd-mtt-ipc<N>`` with th
 * ``mtt_fd_mfcc`` — trajectory matching on FD-MFCC maps (DDFAD);
 * ``whole data`` — every training clip (FD-MFCC), evaluated once, in the largest-IPC DM run.
 
-Each row: accuracy mean ± std over the evaluation seeds, storage bytes and compression ratio against
+Each row: accuracy mean ± std over every distillation (--distill-seeds) × evaluation seed, storage bytes and compression ratio against
 the training split in the same feature space, wall-clock (distillation + evaluation; expert
 generation is given in the note, shared across budgets). Rows of configurations not named in
 --configs (random and whole data go with dm) are kept from the existing results file of the same
@@ -28,8 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import mmdd  # noqa: E402
-from common import RESULTS, kept_rows, machine, row_from, write  # noqa: E402
+from common import RESULTS, baseline_rows, distill_repeated, kept_rows, machine, row_from, write  # noqa: E402
 
 CONFIGS = {"dm": "dm", "mtt_mfcc": "mfcc", "mtt_fd_mfcc": None}  # name → extra profile
 CPU_EXTRA = {("dm", "cpu"): ["method.iterations=500", "method.batch_real=128"]}  # DM's 20,000 iterations are a GPU budget
@@ -58,13 +57,27 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", default=None, help="where to keep run directories and experts (default: a temp dir)")
     parser.add_argument("--out", default=None, help="results folder (default: benchmarks/results)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra recipe overrides")
+    parser.add_argument("--distill-seeds", type=int, default=1,
+                        help="distillations per row (the recipe's seed, +1, ...); its mean ± std is over all of them "
+                             "× the evaluation seeds")
+    parser.add_argument("--baselines-only", action="store_true", help="re-measure only the random rows (no distillation)")
     args = parser.parse_args(argv)
     runs = Path(args.runs or tempfile.mkdtemp(prefix="mmdd-fsdd-"))
     out_dir = Path(args.out) if args.out else RESULTS
-    rerun = set(args.configs) | ({"random", "whole data"} if "dm" in args.configs else set())
+    rerun = {"random"} if args.baselines_only else (
+        set(args.configs) | ({"random", "whole data"} if "dm" in args.configs else set()))
     rows = kept_rows(out_dir, "audio_fsdd", args.profile, rerun, args.ipc)
+    if args.baselines_only:  # the random rows come from the dm configuration's recipe and profile
+        profile = args.profile if CONFIGS["dm"] is None else (
+            CONFIGS["dm"] if args.profile == "default" else f"{args.profile}+{CONFIGS['dm']}")
+        for ipc in sorted(args.ipc):
+            overrides = [f"profile={profile}", f"dataset.root={args.root}", f"device={args.device}",
+                         *CPU_EXTRA.get(("dm", args.profile), []), *args.set]
+            for row in baseline_rows(f"audio/fsdd-mtt-ipc{ipc}", overrides, ["random"], ipc):
+                row.update(features="fd_mfcc", hop_length=next((r["hop_length"] for r in rows if "hop_length" in r), None))
+                rows.append(row)
     protocol = next((r["protocol"] for r in rows if r["method"] == "random"), "")
-    for config in args.configs:
+    for config in ([] if args.baselines_only else args.configs):
         extra = CONFIGS[config]
         profile = args.profile if extra is None else (extra if args.profile == "default" else f"{args.profile}+{extra}")
         features = "mfcc" if config == "mtt_mfcc" else "fd_mfcc"
@@ -87,11 +100,11 @@ def main(argv=None) -> int:
                 note = (f"{features} experts: {len(buffer.experts)} × {buffer.num_epochs} epochs "
                         f"({time.perf_counter() - started:.0f} s this run, shared across budgets; not in wall_s)")
             started = time.perf_counter()
-            run = mmdd.distill(recipe, overrides, output_dir=runs / f"{config}-ipc{ipc}", overwrite=True,
-                               progress=False)
+            done = distill_repeated(recipe, overrides, runs / f"{config}-ipc{ipc}", args.distill_seeds)
+            run = done[0]
             for name in run.manifest["evaluation"]:
                 label = {"distilled": config, "full": "whole data"}.get(name, name)
-                row = row_from(run, name, label, ipc, note=note if name == "distilled" else "")
+                row = row_from(done, name, label, ipc, note=note if name == "distilled" else "")
                 row["features"] = features
                 row["hop_length"] = run.manifest["data"]["audio"]["hop_length"]
                 if name == "full":

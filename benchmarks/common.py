@@ -27,22 +27,88 @@ def machine() -> str:
     return f"{where}, torch {torch.__version__}, threads {torch.get_num_threads()}"
 
 
-def row_from(run, name: str, method: str, ipc: int, extra_wall: float = 0.0, note: str = "") -> dict:
-    """One result row from evaluation ``name`` (distilled, random, full, ...) of a finished run."""
-    m = run.manifest
-    res = m["evaluation"][name]
-    wall = res["wall_s"] + (m["wall_clock_s"]["distillation"] + extra_wall if name == "distilled" else 0.0)
+def row_from(runs, name: str, method: str, ipc: int, extra_wall: float = 0.0, note: str = "") -> dict:
+    """One result row from evaluation ``name`` (distilled, random, full, ...) of finished runs.
+
+    ``runs``: one run, or the runs of one recipe under several distillation seeds
+    (:func:`distill_repeated`). The distilled row pools them: its ``values`` are every distillation's
+    evaluation seeds (N × M), its mean ± std is over all of them, ``distill_runs`` is N, ``seeds`` M,
+    and ``per_distillation`` gives each distillation's seed and mean. A baseline row comes from the
+    first run only (it does not depend on the distillation seed); its ``distill_runs`` is the number of
+    distinct sets behind it: one per evaluation seed for a redrawn random subset, 1 for a coreset or
+    the whole split."""
+    runs = runs if isinstance(runs, (list, tuple)) else [runs]
+    pooled = runs if name == "distilled" else runs[:1]
+    m = pooled[0].manifest
+    results = [r.manifest["evaluation"][name] for r in pooled]
+    res = results[0]
+    values = [v for r in results for v in r["values"]]
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+    wall = sum(r["wall_s"] for r in results) + (
+        sum(run.manifest["wall_clock_s"]["distillation"] for run in pooled) + extra_wall if name == "distilled" else 0.0)
     storage = m["storage_bytes"] if name != "full" else m["real_bytes"]
-    row = {"method": method, "budget": ipc, "budget_unit": "ipc", "metric": res["metric"], "mean": res["mean"],
-           "std": res["std"], "seeds": len(res["values"]),
-           "distill_runs": 1,  # one run directory: one distilled set, or one baseline set (a drawn subset, the whole split)
-           "values": res["values"], "storage_bytes": storage,
+    row = {"method": method, "budget": ipc, "budget_unit": "ipc", "metric": res["metric"], "mean": mean, "std": std,
+           "seeds": len(res["values"]),
+           "distill_runs": len(pooled) if name == "distilled" else res.get("draws", 1),
+           "values": values, "storage_bytes": storage,
            "compression": round(m["real_bytes"] / storage, 1), "wall_s": round(wall, 1), "protocol": res["protocol"]}
+    if name == "distilled" and len(pooled) > 1:
+        row["per_distillation"] = [{"seed": run.manifest["seeds"]["distillation"][0], "mean": r["mean"], "std": r["std"]}
+                                   for run, r in zip(pooled, results)]
+    if res.get("val_values"):
+        row["val_values"] = [v for r in results for v in r.get("val_values") or []]
     if res.get("others"):
-        row["others"] = {k: {"mean": v["mean"], "std": v["std"], "values": v["values"]} for k, v in res["others"].items()}
+        row["others"] = {}
+        for k in res["others"]:
+            vals = [v for r in results for v in r["others"][k]["values"]]
+            mu = sum(vals) / len(vals)
+            row["others"][k] = {"mean": mu, "std": (sum((v - mu) ** 2 for v in vals) / len(vals)) ** 0.5,
+                                "values": vals}
     if note:
         row["note"] = note
     return row
+
+
+def distill_repeated(recipe, overrides: list[str], output_dir: Path, distill_seeds: int = 1, **kwargs) -> list:
+    """``mmdd.distill`` of one recipe under ``distill_seeds`` distillation seeds (the recipe's seed, +1,
+    ...); the first run evaluates the recipe's baselines, the others the distilled set only. Run
+    directories: ``output_dir``, ``output_dir-seed1``, ..."""
+    import mmdd
+
+    kwargs = {"overwrite": True, "progress": False, **kwargs}
+    first = mmdd.distill(recipe, overrides, output_dir=output_dir, **kwargs)
+    runs = [first]
+    for i in range(1, distill_seeds):
+        more = [*overrides, f"seed={first.config.seed + i}", "evaluation.baselines=[]"]
+        runs.append(mmdd.distill(recipe, more, output_dir=Path(f"{output_dir}-seed{i}"), **kwargs))
+    return runs
+
+
+def baseline_rows(recipe, overrides: list[str], names: list[str], ipc: int, progress: bool = False) -> list[dict]:
+    """Rows of the recipe's baselines ``names`` alone, without distilling (to re-measure a baseline)."""
+    from mmdd.run import baseline_sets, load_config, setup, evaluate_sets
+
+    cfg = load_config(recipe, overrides)
+    ws = setup(cfg)
+    sets = baseline_sets(ws, names, None, progress)
+    results = evaluate_sets(ws, sets, progress=progress)
+    rows = []
+    for name, res in results.items():
+        data = sets[name].data
+        storage = sum(t.numel() * t.element_size() for t in (getattr(data, "inputs", None), getattr(data, "targets", None),
+                                                             getattr(data, "labels", None)) if t is not None)
+        row = {"method": name, "budget": ipc if name != "full" else "all", "budget_unit": "ipc", "metric": res.metric,
+               "mean": res.mean, "std": res.std, "seeds": len(res.values), "distill_runs": res.draws,
+               "values": res.values, "wall_s": round(res.wall_s, 1), "protocol": res.protocol}
+        if res.val_values:
+            row["val_values"] = res.val_values
+        if storage:
+            row["storage_bytes"] = storage
+        if res.others:
+            row["others"] = {k: {"mean": v["mean"], "std": v["std"], "values": v["values"]} for k, v in res.others.items()}
+        rows.append(row)
+    return rows
 
 
 def kept_rows(out_dir: Path, benchmark: str, profile: str, rerun: set[str], budgets: list[int]) -> list[dict]:

@@ -1,15 +1,16 @@
 """Fashion-MNIST: coreset baselines and every matcher at IPC 1 and 10.
 
     python benchmarks/fashion_mnist.py --root /usr/share/datasets/fashion-mnist [--profile cpu]
-           [--methods dm dc dsa mtt] [--ipc 1 10]
+           [--methods dm dc dsa mtt] [--ipc 1 10] [--distill-seeds N] [--baselines-only]
 
-Each (method, budget) is one `mmdd.distill` of the shipped recipe
+Each (method, budget) is `--distill-seeds` (default 1) `mmdd.distill` runs of the shipped recipe
 `image/fashion_mnist-<method>-ipc<N>` with the chosen profile. The DM run also evaluates the
 random, herding and k-center subsets of the same budget, under the same protocol and seeds, so
 every matcher row has its baselines beside it. MTT first trains (or reuses) the recipe's expert
 trajectories; their wall-clock is reported in the MTT row's note. Rows of methods not named in
 --methods are kept from the existing results file of the same profile, so methods can be
-(re)measured one at a time. Prints a Markdown table and writes benchmarks/results/fashion_mnist.{md,json}.
+(re)measured one at a time; `--baselines-only` re-measures the coreset rows without distilling. A
+row's mean ± std is over every distillation × evaluation seed (`distill_runs`, `seeds`). Prints a Markdown table and writes benchmarks/results/fashion_mnist.{md,json}.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import mmdd  # noqa: E402
-from common import RESULTS, fill_compression, kept_rows, machine, row_from, write  # noqa: E402
+from common import (RESULTS, baseline_rows, distill_repeated, fill_compression, kept_rows, machine,  # noqa: E402
+                    row_from, write)
 
 METHODS = ("dm", "dc", "dsa", "mtt")
 ORDER = ["random", "herding", "kcenter", "dm", "dc", "dsa", "mtt"]
@@ -38,6 +39,11 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--runs", default=None, help="where to keep run directories and experts (default: a temp dir)")
     parser.add_argument("--out", default=None, help="results folder (default: benchmarks/results)")
+    parser.add_argument("--distill-seeds", type=int, default=1,
+                        help="distillations per row (the recipe's seed, +1, ...); its mean ± std is over all of them "
+                             "× the evaluation seeds")
+    parser.add_argument("--baselines-only", action="store_true",
+                        help="re-measure only the random / herding / kcenter rows (no distillation)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="extra recipe overrides (e.g. for a smoke test: method.iterations=5)")
     args = parser.parse_args(argv)
@@ -46,10 +52,14 @@ def main(argv=None) -> int:
     base = [f"profile={args.profile}", f"dataset.root={args.root}", f"device={args.device}", *args.set]
 
     real_bytes = None  # of the training split, from any run of this invocation
-    rerun = set(args.methods) | ({"random", "herding", "kcenter"} if "dm" in args.methods else set())
+    coresets = {"random", "herding", "kcenter"}
+    rerun = coresets if args.baselines_only else set(args.methods) | (coresets if "dm" in args.methods else set())
     rows = kept_rows(out_dir, "fashion_mnist", args.profile, rerun, args.ipc)
+    if args.baselines_only:
+        for ipc in args.ipc:
+            rows += baseline_rows(f"image/fashion_mnist-dm-ipc{ipc}", base, sorted(coresets), ipc)
 
-    for method in args.methods:
+    for method in ([] if args.baselines_only else args.methods):
         for ipc in args.ipc:
             recipe = f"image/fashion_mnist-{method}-ipc{ipc}"
             overrides = [*base, f"experts.dir={runs / 'experts'}"]
@@ -65,12 +75,11 @@ def main(argv=None) -> int:
                 note = (f"experts: {len(buffer.experts)} × {buffer.num_epochs} epochs "
                         f"({expert_s:.0f} s this run, shared across budgets; not in wall_s)")
             started = time.perf_counter()
-            run = mmdd.distill(recipe, overrides, output_dir=runs / f"{method}-ipc{ipc}", overwrite=True,
-                               progress=False)
-            real_bytes = run.manifest["real_bytes"]
-            for name in run.manifest["evaluation"]:
+            done = distill_repeated(recipe, overrides, runs / f"{method}-ipc{ipc}", args.distill_seeds)
+            real_bytes = done[0].manifest["real_bytes"]
+            for name in done[0].manifest["evaluation"]:
                 label = method if name == "distilled" else name
-                rows.append(row_from(run, name, label, ipc, note=note if name == "distilled" else ""))
+                rows.append(row_from(done, name, label, ipc, note=note if name == "distilled" else ""))
             print(f"{method} ipc {ipc}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
     if real_bytes is not None:

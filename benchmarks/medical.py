@@ -11,8 +11,8 @@ For each dataset and IPC, from the shipped recipe ``medical/<dataset>-ptm-ipc<N>
   MTT's way (random start ≤ max_start_epoch, expert_epochs long), no overlap mitigation;
 * ``dm`` — profile ``cpu+cpu_dm``.
 
-Each row: accuracy and ROC AUC (MedMNIST's definitions), mean ± std over the evaluation seeds,
-test metrics of the model selected on the validation split; wall-clock of distillation +
+Each row: accuracy and ROC AUC (MedMNIST's definitions), mean ± std over every
+distillation (--distill-seeds) × evaluation seed, test metrics of the model selected on the validation split; wall-clock of distillation +
 evaluation (expert generation in the note). Rows carry a ``dataset`` field. Writes
 benchmarks/results/medical.{md,json}.
 
@@ -24,6 +24,7 @@ of earlier (possibly partial or re-run) invocations with ``--runs DIR``, without
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -31,8 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import mmdd  # noqa: E402
-from common import RESULTS, machine, row_from, write  # noqa: E402
+from common import RESULTS, baseline_rows, distill_repeated, machine, row_from, write  # noqa: E402
 
 CONFIGS = {"ptm": "", "mtt": "+cpu_mtt", "dm": "+cpu_dm"}  # name → profile suffix (with the cpu profile)
 ORDER = ["random", "dm", "mtt", "ptm", "whole data"]
@@ -51,12 +51,14 @@ def findings(rows: list[dict]) -> list[str]:
     return lines
 
 
-def run_rows(run, dataset: str, config: str, ipc: int, note: str = "") -> list[dict]:
-    """The table rows of one run directory: its distilled set and the baselines it evaluated."""
+def run_rows(runs, dataset: str, config: str, ipc: int, note: str = "") -> list[dict]:
+    """The table rows of one run directory (or of one recipe's runs under several distillation seeds):
+    its distilled set and the baselines it evaluated."""
     rows = []
-    for name in run.manifest["evaluation"]:
+    first = runs[0] if isinstance(runs, list) else runs
+    for name in first.manifest["evaluation"]:
         label = {"distilled": config, "full": "whole data"}.get(name, name)
-        row = row_from(run, name, label, ipc, note=note if name == "distilled" else "")
+        row = row_from(runs, name, label, ipc, note=note if name == "distilled" else "")
         row["dataset"] = dataset
         if name == "full":
             row.update(budget="all", budget_unit="images" if dataset == "breastmnist" else "volumes")
@@ -78,6 +80,12 @@ def main(argv=None) -> int:
     parser.add_argument("--from-runs", default=None, metavar="DIR",
                         help="collect the rows from the run directories in DIR instead of running")
     parser.add_argument("--note", default="", help="a sentence added to the protocol")
+    parser.add_argument("--distill-seeds", type=int, default=1,
+                        help="distillations per row (the recipe's seed, +1, ...); its mean ± std is over all of them "
+                             "× the evaluation seeds")
+    parser.add_argument("--baselines-only", action="store_true",
+                        help="re-measure only the random rows (no distillation); the other rows are kept from the "
+                             "results file")
     args = parser.parse_args(argv)
     datasets = {name: path for name, path in (("breastmnist", args.breastmnist),
                                               ("adrenalmnist3d", args.adrenalmnist3d)) if path}
@@ -85,7 +93,17 @@ def main(argv=None) -> int:
         parser.error("give at least one of --breastmnist, --adrenalmnist3d")
     runs = Path(args.from_runs or args.runs or tempfile.mkdtemp(prefix="mmdd-medical-"))
     rows, protocols, missing = [], {}, []
-    for dataset, path in datasets.items():
+    if args.baselines_only:
+        previous = Path(args.out or RESULTS) / "medical.json"
+        rows = [r for r in (json.loads(previous.read_text())["rows"] if previous.exists() else [])
+                if not (r["method"] == "random" and r["dataset"] in datasets and r["budget"] in args.ipc)]
+        for dataset, path in datasets.items():
+            for ipc in sorted(args.ipc):
+                profile = args.profile + CONFIGS["ptm"] if args.profile == "cpu" else args.profile
+                for row in baseline_rows(f"medical/{dataset}-ptm-ipc{ipc}", [f"profile={profile}", f"dataset.path={path}",
+                                         f"device={args.device}", *args.set], ["random"], ipc):
+                    rows.append({"dataset": dataset, **row})
+    for dataset, path in ({} if args.baselines_only else datasets).items():
         for ipc in sorted(args.ipc):
             recipe = f"medical/{dataset}-ptm-ipc{ipc}"
             for config in args.configs:
@@ -112,9 +130,8 @@ def main(argv=None) -> int:
                     note = (f"experts: {len(buffer.experts)} × {buffer.num_epochs} epochs "
                             f"({time.perf_counter() - started:.0f} s this run; shared; not in wall_s)")
                 started = time.perf_counter()
-                run = mmdd.distill(recipe, overrides, output_dir=runs / f"{dataset}-{config}-ipc{ipc}",
-                                   overwrite=True, progress=False)
-                rows += run_rows(run, dataset, config, ipc, note)
+                done = distill_repeated(recipe, overrides, runs / f"{dataset}-{config}-ipc{ipc}", args.distill_seeds)
+                rows += run_rows(done, dataset, config, ipc, note)
                 print(f"{dataset} {config} ipc {ipc}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     for row in rows:  # each dataset's protocol: the random subset's (the baseline's lr), else the first row's
         if row["method"] == "random" or row["dataset"] not in protocols:

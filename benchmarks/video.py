@@ -33,8 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import av  # noqa: E402,F401  (PyAV before decord: clashing libvpx builds)
-import mmdd  # noqa: E402
-from common import RESULTS, machine, row_from, write  # noqa: E402
+from common import RESULTS, baseline_rows, distill_repeated, machine, row_from, write  # noqa: E402
 
 ORDER = ["random clips", "slide-window", "DM, full videos", "static-only", "static + dynamic (DM)",
          "static + dynamic (MTT)", "whole data"]
@@ -50,12 +49,14 @@ def clip_bytes(run, count: int) -> int:
     return count * (frames + 8)
 
 
-def rows_of(run, method: str, vpc: int, note: str = "") -> list[dict]:
+def rows_of(runs, method: str, vpc: int, note: str = "") -> list[dict]:
+    """The rows of one run (or of one recipe's runs under several distillation seeds)."""
     rows = []
+    run = runs[0] if isinstance(runs, list) else runs
     m = run.manifest
     for name, res in m["evaluation"].items():
         label = method if name == "distilled" else NAMES.get(name, name)
-        row = row_from(run, name, label, vpc, note=note if name == "distilled" else "")
+        row = row_from(runs, name, label, vpc, note=note if name == "distilled" else "")
         if name in ("random", "slide_window"):
             row["storage_bytes"] = clip_bytes(run, res["train_size"])
         elif name == "static_only":
@@ -179,6 +180,12 @@ def main(argv=None) -> int:
                         help="instead of running: merge the rows of earlier video.json results (e.g. one per VPC, run "
                              "in parallel with --out) into one table")
     parser.add_argument("--note", default="", help="a line about how this run was made (e.g. parallel processes)")
+    parser.add_argument("--distill-seeds", type=int, default=1,
+                        help="distillations per row (the recipe's seed, +1, ...); its mean ± std is over all of them "
+                             "× the evaluation seeds")
+    parser.add_argument("--baselines-only", action="store_true",
+                        help="re-measure only the random-clips rows (no distillation); the other rows are kept from "
+                             "the results file")
     parser.add_argument("--from-runs", nargs="+", metavar="RUN_DIR",
                         help="instead of running: build the table from finished run directories named "
                              "<dm|mtt|full>-vpc<N> (e.g. a --runs folder after an interrupted benchmark)")
@@ -194,7 +201,14 @@ def main(argv=None) -> int:
     base = [f"dataset.root={data / 'videos'}", f"dataset.split_dir={data / 'splits'}",
             f"dataset.cache_dir={runs / 'cache'}", f"experts.dir={runs / 'experts'}", f"device={args.device}"]
     rows, protocol = [], ""
-    for vpc in sorted(args.vpc):
+    if args.baselines_only:
+        previous = json.loads((Path(args.out or RESULTS) / "video.json").read_text())
+        rows = [r for r in previous["rows"] if not (r["method"] == NAMES["random"] and r["budget"] in args.vpc)]
+        protocol = previous["protocol"].split("evaluation: ", 1)[-1].split(". Settings:")[0]
+        for vpc in sorted(args.vpc):
+            for row in baseline_rows(f"video/action_set-s2d-vpc{vpc}", base + args.set, ["random"], vpc):
+                rows.append({**row, "method": NAMES["random"]})
+    for vpc in ([] if args.baselines_only else sorted(args.vpc)):
         recipe = f"video/action_set-s2d-vpc{vpc}"
         for config in args.configs:
             overrides = list(base)
@@ -215,10 +229,9 @@ def main(argv=None) -> int:
                 whole = ["full"] if vpc == max(args.vpc) else []
                 overrides += ["profile=full", f"evaluation.baselines=[{', '.join(whole)}]"]
             started = time.perf_counter()
-            run = mmdd.distill(recipe, overrides + args.set, output_dir=runs / f"{config}-vpc{vpc}", overwrite=True,
-                               progress=False)
-            rows += rows_of(run, method, vpc, note)
-            protocol = run.manifest["evaluation"]["distilled"]["protocol"]
+            done = distill_repeated(recipe, overrides + args.set, runs / f"{config}-vpc{vpc}", args.distill_seeds)
+            rows += rows_of(done, method, vpc, note)
+            protocol = done[0].manifest["evaluation"]["distilled"]["protocol"]
             print(f"{config} vpc {vpc}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     rows.sort(key=lambda r: (r["budget"] if isinstance(r["budget"], int) else 10**9, ORDER.index(r["method"])))
     result = describe(rows, data, protocol, args.note)

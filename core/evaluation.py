@@ -21,7 +21,7 @@ from .checks import at_least, positive
 from .data import Split
 from .losses import classification_loss
 from .progress import progress_bar
-from .seeding import make_generator
+from .seeding import derived_generator, make_generator
 
 
 #: Names ``evaluation.baselines`` accepts; a domain may add its own (video: slide_window, static_only).
@@ -78,6 +78,7 @@ class SetResult:
     train_size: int = 0
     wall_s: float = 0.0
     others: dict | None = None  # further metrics: name → {mean, std, values, val_values}
+    draws: int = 1  # distinct training sets behind the values: 1, or one per seed for a redrawn baseline
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -108,11 +109,30 @@ class Samples:
 @dataclass
 class EvalSet:
     """A set under evaluation: what the task trains on, its lr (a learned one, or None for the
-    protocol's; a task may take one per parameter group) and its epochs (None: the protocol's)."""
+    protocol's; a task may take one per parameter group) and its epochs (None: the protocol's).
+
+    ``draw(seed)``, when given, is a baseline drawn at random: each evaluation seed trains on its own
+    draw (``data`` is the first seed's), so the spread covers the draw as well as training noise."""
 
     data: Any
     lr: float | dict[str, float] | None = None
     epochs: int | None = None
+    draw: Callable[[int], Any] | None = None
+
+    def for_seed(self, seed: int) -> Any:
+        return self.draw(seed) if self.draw is not None else self.data
+
+
+def random_baseline(train, num_classes: int, ipc: int, run_seed: int, eval_seeds: list[int]) -> EvalSet:
+    """The random baseline of a class-labelled split: ``ipc`` samples per class, drawn anew for every
+    evaluation seed from a generator derived from (run seed, evaluation seed)."""
+    from .coresets import random_subset
+
+    def draw(seed: int) -> Samples:
+        index = random_subset(train.labels, num_classes, ipc, derived_generator(run_seed, "random", seed))
+        return Samples(train.inputs[index], train.labels[index])
+
+    return EvalSet(draw(eval_seeds[0]), draw=draw)
 
 
 class Task(Protocol):
@@ -250,7 +270,7 @@ def evaluate_set(train: EvalSet, task: Task, *, make_network: Callable[[torch.Ge
                 best["state"] = {k: v.detach().clone() for k, v in net.state_dict().items()}
 
         select = cfg.select == "best_val" and has_val
-        fit(net, train.data, task, cfg, gen, augment, device, lr=train.lr, epochs=train.epochs,
+        fit(net, train.for_seed(seed), task, cfg, gen, augment, device, lr=train.lr, epochs=train.epochs,
             desc=f"eval {label} seed {seed}" if label else None, after_epoch=keep_best if select else None)
         if select:
             net.load_state_dict(best["state"])
@@ -267,16 +287,17 @@ def evaluate_set(train: EvalSet, task: Task, *, make_network: Callable[[torch.Ge
             extra[name] = {"mean": m, "std": sd, "values": values[name], "val_values": val_values.get(name)}
     return SetResult(metric=task.metric, mean=mean, std=std, values=values[task.metric], seeds=cfg.seed_list(),
                      protocol=protocol, val_values=val_values.get(task.metric), train_size=task.size(train.data),
-                     wall_s=time.perf_counter() - started, others=extra or None)
+                     wall_s=time.perf_counter() - started, others=extra or None,
+                     draws=len(cfg.seed_list()) if train.draw is not None else 1)
 
 
 def describe_protocol(cfg: EvalConfig, network: str, augment: str, lr: float | dict[str, float] | None = None,
-                      epochs: int | None = None, has_val: bool = True, loss: str = "") -> str:
+                      epochs: int | None = None, has_val: bool = True, loss: str = "", redrawn: bool = False) -> str:
     """The protocol string stored next to every number.
 
     ``lr`` is a learned lr, one per parameter group (a mapping), or None for the protocol's;
     ``has_val`` says whether a validation split exists — without one, ``select: best_val`` falls
-    back to the last epoch and the string says so.
+    back to the last epoch and the string says so; ``redrawn``: a random baseline drawn anew per seed.
     """
     epochs = epochs or cfg.epochs
     if isinstance(lr, dict):
@@ -291,4 +312,5 @@ def describe_protocol(cfg: EvalConfig, network: str, augment: str, lr: float | d
     else:
         chosen = "last epoch on test"
     return (f"{network}, {loss + ', ' if loss else ''}SGD {cfg.momentum:g} / {cfg.weight_decay:g}, {lr_text} ×0.1 "
-            f"at {cfg.lr_decay_at:g}, batch {cfg.batch_size}, {epochs} epochs, {aug}, {cfg.seeds} seeds, {chosen}")
+            f"at {cfg.lr_decay_at:g}, batch {cfg.batch_size}, {epochs} epochs, {aug}, {cfg.seeds} seeds"
+            f"{' (a new random draw per seed)' if redrawn else ''}, {chosen}")

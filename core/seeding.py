@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 
 
@@ -9,6 +11,13 @@ def make_generator(seed: int) -> torch.Generator:
     gen = torch.Generator()
     gen.manual_seed(int(seed))
     return gen
+
+
+def derived_generator(*parts) -> torch.Generator:
+    """A generator seeded by a stable digest of ``parts`` (ints and strings): the same parts give the
+    same draws in every process, and different parts independent ones."""
+    digest = hashlib.sha256(repr(tuple(parts)).encode()).digest()
+    return make_generator(int.from_bytes(digest[:8], "little") >> 1)
 
 
 def child_seed(gen: torch.Generator) -> int:

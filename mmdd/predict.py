@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Sequence
 
 from mmdd.core.atomic import atomic_write
-from mmdd.core.coresets import random_subset
-from mmdd.core.seeding import make_generator
 
 DEFAULT_BUDGETS = (1, 2, 5, 10, 20, 50, 100)
 
@@ -26,7 +24,7 @@ def efficacy_curve(recipe, overrides: Sequence[str] = (), budgets: Sequence[int]
     """Rows of (per-class budget, samples, metric mean/std [, others]) for random subsets (+ whole data)."""
     from mmdd.core.data import DataSplits
     from mmdd.core.errors import ConfigError
-    from mmdd.core.evaluation import EvalSet, Samples
+    from mmdd.core.evaluation import EvalSet, random_baseline
     from mmdd.run import evaluate_sets, load_config, setup
 
     cfg = load_config(recipe, overrides)
@@ -41,8 +39,7 @@ def efficacy_curve(recipe, overrides: Sequence[str] = (), budgets: Sequence[int]
     train = ws.data.train
     sets = {}
     for ipc in chosen:
-        index = random_subset(train.labels, ws.data.num_classes, ipc, make_generator(cfg.seed))
-        sets[f"random-{ipc}"] = EvalSet(Samples(train.inputs[index], train.labels[index]))
+        sets[f"random-{ipc}"] = random_baseline(train, ws.data.num_classes, ipc, cfg.seed, cfg.evaluation.seed_list())
     if full:
         sets["whole data"] = EvalSet(train, None, cfg.evaluation.full_epochs)
     results = evaluate_sets(ws, sets, progress=progress)

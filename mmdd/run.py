@@ -33,7 +33,8 @@ from mmdd.core.coresets import select
 from mmdd.core.distill import NonFiniteLoss, make_optimizer, run_loop
 from mmdd.core.domain import Domain
 from mmdd.core.errors import ConfigError, RunError
-from mmdd.core.evaluation import EvalSet, Samples, SetResult, describe_protocol, evaluate_set, train_model
+from mmdd.core.evaluation import (EvalSet, Samples, SetResult, describe_protocol, evaluate_set, random_baseline,
+                                  train_model)
 from mmdd.core.experiment_log import ExperimentLog, check_available, open_sinks, render_images
 from mmdd.core.matchers import MATCHERS, Matcher, MatchingContext
 from mmdd.core.media import MediaFiles
@@ -445,7 +446,7 @@ def run_manifest(state: RunState, step: int) -> dict:
         "recipe": state.recipe,
         "profile": cfg.profile,
         "packages": rundir.package_versions(),
-        "seeds": {"distillation": cfg.seed, "evaluation": cfg.evaluation.seed_list()},
+        "seeds": {"distillation": [cfg.seed], "evaluation": cfg.evaluation.seed_list()},
         "steps_completed": step,
         "synthetic": {"kind": syn.kind, "metadata": syn.metadata(), "learned_lr": syn.learned_lr(),
                       **({"learned_lrs": syn.learned_lrs()} if syn.learned_lrs() is not None else {})},
@@ -537,8 +538,11 @@ def baseline_sets(ws: Workspace, names: Sequence[str], syn: SyntheticSet | None 
             sets[name] = own
         elif name == "full":
             sets["full"] = EvalSet(train, None, cfg.evaluation.full_epochs)
+        elif name == "random":  # a new draw per evaluation seed
+            sets["random"] = random_baseline(train, ws.data.num_classes, cfg.budget.ipc, cfg.seed,
+                                             cfg.evaluation.seed_list())
         else:
-            if name != "random" and features is None:
+            if features is None:
                 features = coreset_features(ws, cfg.coreset.embedding, cfg.coreset.embedding_epochs, progress)
             index = select(name, train.labels, ws.data.num_classes, cfg.budget.ipc, make_generator(cfg.seed),
                            features)
@@ -558,7 +562,8 @@ def evaluate_sets(ws: Workspace, sets: dict[str, EvalSet], progress: bool = True
     results = {}
     for name, chosen in sets.items():
         protocol = describe_protocol(cfg, ws.domain.describe_network(ws.eval_network_cfg), aug_text, lr=chosen.lr,
-                                     epochs=chosen.epochs, has_val=has_val, loss=ws.task.loss_text)
+                                     epochs=chosen.epochs, has_val=has_val, loss=ws.task.loss_text,
+                                     redrawn=chosen.draw is not None)
         results[name] = evaluate_set(chosen, ws.task, make_network=lambda gen: ws.network(ws.eval_network_cfg, gen),
                                      cfg=cfg, test=ws.data.test, protocol=protocol, device=ws.device,
                                      augment=augment, val=val, label=name if progress else "")

@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from common import fill_compression, kept_rows  # noqa: E402
@@ -35,3 +37,27 @@ def test_fill_compression_only_where_missing():
     assert rows[0]["compression"] == 10.0
     assert rows[1]["compression"] == 7.0
     assert "compression" not in rows[2]
+
+
+def test_repeated_distillation_pools_every_distillation_and_the_random_row_counts_its_draws(tiny_recipe, tmp_path):
+    from common import baseline_rows, distill_repeated, row_from
+
+    tiny_recipe["method"]["iterations"] = 2
+    runs = distill_repeated(tiny_recipe, [], tmp_path / "run", distill_seeds=2)
+    assert [r.manifest["seeds"]["distillation"] for r in runs] == [[0], [1]]
+    assert set(runs[1].manifest["evaluation"]) == {"distilled"}  # baselines once, in the first run
+    assert not torch.equal(runs[0].synthetic.inputs, runs[1].synthetic.inputs)  # two different distilled sets
+
+    distilled = row_from(runs, "distilled", "dm", 2)
+    per_run = [r.manifest["evaluation"]["distilled"]["values"] for r in runs]
+    assert distilled["values"] == per_run[0] + per_run[1] and distilled["seeds"] == 2
+    assert distilled["distill_runs"] == 2 and [d["seed"] for d in distilled["per_distillation"]] == [0, 1]
+    mean = sum(distilled["values"]) / 4
+    assert abs(distilled["mean"] - mean) < 1e-12
+
+    random = row_from(runs, "random", "random", 2)
+    assert random["distill_runs"] == 2 and random["values"] == runs[0].manifest["evaluation"]["random"]["values"]
+    assert "a new random draw per seed" in random["protocol"]
+
+    again = baseline_rows(tiny_recipe, [], ["random"], 2)  # the same draws without distilling
+    assert again[0]["values"] == random["values"] and again[0]["distill_runs"] == 2

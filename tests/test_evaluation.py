@@ -220,3 +220,18 @@ def test_eval_config_check_and_seed_list():
     assert any(".lr " in p or ".lr must" in p for p in problems)
     assert any("lr_decay_at" in p for p in problems)
     assert any("bogus" in p for p in problems)
+
+
+def test_the_random_baseline_draws_a_subset_per_evaluation_seed_reproducibly():
+    from mmdd.core.data import Split
+    from mmdd.core.evaluation import random_baseline
+
+    train = Split(torch.arange(60.0).view(60, 1), torch.arange(60) % 3)
+    chosen = random_baseline(train, 3, 2, run_seed=0, eval_seeds=[0, 1, 2])
+    draws = [chosen.for_seed(s).inputs.flatten().tolist() for s in (0, 1, 2)]
+    assert len({tuple(d) for d in draws}) == 3  # three different subsets
+    assert chosen.data.inputs.flatten().tolist() == draws[0]
+    assert random_baseline(train, 3, 2, run_seed=0, eval_seeds=[0, 1, 2]).for_seed(1).inputs.flatten().tolist() == draws[1]
+    assert random_baseline(train, 3, 2, run_seed=1, eval_seeds=[0]).for_seed(0).inputs.flatten().tolist() != draws[0]
+    for d in (chosen.for_seed(s) for s in (0, 1, 2)):
+        assert torch.bincount(d.targets, minlength=3).tolist() == [2, 2, 2]  # still 2 per class

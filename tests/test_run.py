@@ -27,7 +27,7 @@ def test_run_directory_holds_the_artifact(finished):
     assert not [n for n in names if n.endswith(".tmp")]
     m = json.loads((finished.dir / "manifest.json").read_text())
     assert m["status"] == "complete" and m["steps_completed"] == 6
-    assert m["recipe"]["method"]["iterations"] == 6 and m["seeds"] == {"distillation": 0, "evaluation": [0, 1]}
+    assert m["recipe"]["method"]["iterations"] == 6 and m["seeds"] == {"distillation": [0], "evaluation": [0, 1]}
     assert m["storage_bytes"] == 20 * 64 * 4 + 20 * 8  # 10 classes × 2 ipc of 1×8×8 float32 + int64 labels
     assert m["compression_ratio"] == pytest.approx(m["real_bytes"] / m["storage_bytes"])
     assert m["packages"]["torch"] == torch.__version__.split("+")[0] or m["packages"]["torch"].startswith(

@@ -38,7 +38,7 @@ from mmdd.core.errors import ConfigError
 from mmdd.core.evaluation import EvalSet
 from mmdd.core.media import MediaFiles, render_viewable
 from mmdd.core.registry import dataset_entry, import_submodules
-from mmdd.core.seeding import make_generator
+from mmdd.core.seeding import derived_generator
 from mmdd.core.viewable import Viewable
 
 from . import matching, networks  # noqa: F401  (networks registers network.name: dual_encoder)
@@ -229,8 +229,11 @@ class VisionLanguageDomain(Domain):
     def baseline_set(self, ws, name: str, syn=None) -> EvalSet:
         data, ev = ws.data, ws.cfg.evaluation
         if name == "random":
-            images, text = init_pairs(data.train, ws.cfg.budget.ipc, make_generator(ws.cfg.seed))
-            return EvalSet(PairTensors(images, text, torch.arange(images.shape[0])))
+            def draw(seed: int) -> PairTensors:  # each evaluation seed trains on pairs of its own
+                images, text = init_pairs(data.train, ws.cfg.budget.ipc, derived_generator(ws.cfg.seed, "random", seed))
+                return PairTensors(images, text, torch.arange(images.shape[0]))
+
+            return EvalSet(draw(ev.seed_list()[0]), draw=draw)
         if name == "full":
             return EvalSet(data.train, None, ev.full_epochs)
         raise ConfigError(f"evaluation.baselines: {name!r} needs classes; the vision_language domain offers "
