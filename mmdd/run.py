@@ -89,8 +89,22 @@ def setup(cfg: RecipeConfig) -> Workspace:
         data = domain.hold_out_validation(data, cfg.tracking.val_fraction, cfg.tracking.split_seed)
     domain.check_budget(cfg, data)
     ws = Workspace(cfg, domain, data, device)
+    check_selection_split(ws)
     warn_small_splits(ws)
     return ws
+
+
+def check_selection_split(ws: Workspace) -> None:
+    """``evaluation.select: best_val`` picks the model on validation: refuse it where there is none
+    (it would silently report the last epoch under a protocol that says otherwise)."""
+    if ws.cfg.evaluation.select != "best_val":
+        return
+    val = getattr(ws.data, "val", None)
+    if val is None or ws.task.size(val) == 0:
+        raise ConfigError(f"evaluation.select: best_val picks each model on the validation split, but the "
+                          f"{ws.cfg.dataset.name} data has none; use evaluation.select=last, give the data a validation "
+                          f"split (its own val files or folder), or turn tracking on (tracking.every=N), which holds "
+                          f"out tracking.val_fraction of train as validation")
 
 
 #: Fewer test items than this and a score moves in steps of 2 % or more: a warning says so.
