@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 
 import mmdd
 from mmdd.core import rundir as artifacts
+from mmdd.core.errors import ConfigError
 from mmdd.core.errors import RunError
 from fresh_load import load_in_fresh_process  # noqa: E402
 
@@ -169,3 +170,14 @@ def test_soft_labels_and_learned_lr_travel_with_the_artifact(tiny_recipe, tmp_pa
     assert torch.allclose(data.targets.sum(1), torch.ones(20))
     assert data.learned_lr == pytest.approx(0.02)
     assert "learned lr 0.02" in run.manifest["evaluation"]["distilled"]["protocol"]
+
+
+def test_selection_on_validation_is_refused_without_a_validation_split(tiny_recipe):
+    from mmdd.run import load_config, setup
+
+    tiny_recipe["evaluation"]["select"] = "best_val"
+    with pytest.raises(ConfigError, match="best_val picks each model on the validation split, but the digits data "
+                                          "has none; use evaluation.select=last"):
+        setup(load_config(tiny_recipe))
+    tiny_recipe["tracking"] = {"every": 2}  # tracking holds out validation from train: selection can use it
+    assert len(setup(load_config(tiny_recipe)).data.val) > 0
