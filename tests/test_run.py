@@ -11,8 +11,7 @@ from torch.utils.data import DataLoader
 
 import mmdd
 from mmdd.core import rundir as artifacts
-from mmdd.core.errors import ConfigError
-from mmdd.core.errors import RunError
+from mmdd.core.errors import ConfigError, RunError
 from fresh_load import load_in_fresh_process  # noqa: E402
 
 
