@@ -16,6 +16,7 @@ import copy
 import dataclasses
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -204,6 +205,11 @@ def build(cls, data, path: str = ""):
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of options, got {data!r}")
     check_keys(cls, data, path)
+    ignored = [key for key in getattr(cls, "IGNORED_KEYS", ()) if key in data]
+    if ignored:
+        warnings.warn(f"{', '.join(f'{path}.{k}' if path else k for k in ignored)}: not read by "
+                      f"{data.get('name', cls.__name__)!r}, which has no such setting; remove "
+                      f"{'it' if len(ignored) == 1 else 'them'} from the recipe", stacklevel=2)
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):

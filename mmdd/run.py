@@ -377,6 +377,7 @@ def _stage_parts(state: RunState, index: int, stage: Stage):
         if saved.get(rundir.CK_MATCHER):  # empty at a stage boundary (a fresh matcher)
             matcher.load_state_dict(saved[rundir.CK_MATCHER])
         step = int(saved[rundir.CK_STEP])
+    matcher.bind_optimizer(optimizer)
     return matcher, optimizer, step
 
 

@@ -111,6 +111,21 @@ def test_overlap_mitigation_reinitialises_exactly_the_samples_above_threshold():
             assert torch.equal(after[i], x[i])
 
 
+def test_a_reinitialised_sample_starts_without_the_old_samples_momentum():
+    x, labels = overlap_fixture()
+    syn = PixelSet(x, num_classes=2, ipc=3)
+    optimizer = torch.optim.SGD([syn.inputs], lr=0.1, momentum=0.5)
+    syn.inputs.grad = torch.ones_like(syn.inputs)
+    optimizer.step()  # every row now has momentum 1
+    real = ClassIndex(Split(torch.full((10, 1, 4, 4), 7.0), torch.tensor([0] * 5 + [1] * 5)), 2)
+    chosen = mitigate_overlap(syn, real, make_generator(0), 0.95, float(overlap_scores(x, labels)[1].sort().values[-2]),
+                              optimizer).tolist()
+    momentum = optimizer.state[syn.inputs]["momentum_buffer"]
+    assert chosen == [1, 4]
+    for i in range(6):
+        assert float(momentum[i].abs().max()) == (0.0 if i in chosen else 1.0)
+
+
 def test_auc_matches_scikit_learn_for_binary_multiclass_and_multilabel():
     gen = make_generator(0)
     logits = torch.randn(40, 2, generator=gen)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 
 import pytest
@@ -130,8 +131,9 @@ def test_breastmnist_ipc10_resolves_as_written_out():
     assert raw["dataset"] == {"name": "medmnist", "path": "../shared/data/medical/medmnist/breastmnist.npz"}
     assert raw["budget"] == {"ipc": 10}
     assert raw["network"]["width"] == 128 and raw["augment"]["strategy"] == "crop_cutout_flip_scale_rotate"
-    assert {k: raw["method"][k] for k in ("name", "syn_steps", "max_start_epoch", "final_end_epoch", "lr_lr")} == {
-        "name": "ptm", "syn_steps": 30, "max_start_epoch": 20, "final_end_epoch": 22, "lr_lr": 0.1}
+    assert {k: raw["method"][k] for k in ("name", "syn_steps", "final_end_epoch", "lr_lr")} == {
+        "name": "ptm", "syn_steps": 30, "final_end_epoch": 22, "lr_lr": 0.1}
+    assert not {"max_start_epoch", "expert_epochs"} & set(raw["method"])  # MTT keys PTM does not read
     assert "dir" not in raw["experts"] and "experts.dir" not in raw["profiles"]["cpu"]  # derived from the settings
     assert list(raw["profiles"]) == ["cpu", "cpu_dm", "dm", "mtt", "cpu_mtt"]
 
@@ -140,7 +142,11 @@ def test_breastmnist_ipc10_resolves_as_written_out():
 def test_every_shipped_medical_recipe_loads(info, tmp_path):
     data = tmp_path / "data.npz"  # the data need not exist on this machine
     data.touch()
-    cfg = load_config(info.path, [f"dataset.path={data}"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cfg = load_config(info.path, [f"dataset.path={data}", "profile=cpu"])
+        cfg = load_config(info.path, [f"dataset.path={data}"])
+    assert not [str(w.message) for w in caught if "not read by" in str(w.message)]  # no key PTM ignores
     dataset, ipc = info.name.removeprefix("medical/").split("-ptm-ipc")
     assert (cfg.name, cfg.dataset.name, cfg.budget.ipc, cfg.method.name) == (f"{dataset}-ptm-ipc{ipc}", "medmnist", int(ipc), "ptm")
     assert cfg.network.width == (64 if dataset.endswith("3d") else 128)
@@ -164,3 +170,11 @@ def test_a_mapping_recipe_may_name_a_shipped_base():
 def test_every_shipped_recipe_has_a_cpu_profile():
     missing = [info.name for info in list_recipes() if "cpu" not in (read_yaml(info.path).get("profiles") or {})]
     assert missing == []
+
+
+def test_a_key_the_method_does_not_read_is_warned_about_by_name(tmp_path):
+    data = tmp_path / "data.npz"
+    data.touch()
+    with pytest.warns(UserWarning, match=r"method.max_start_epoch, method.expert_epochs: not read by 'ptm'"):
+        load_config("medical/breastmnist-ptm-ipc1", [f"dataset.path={data}", "method.max_start_epoch=3",
+                                                     "method.expert_epochs=2"])

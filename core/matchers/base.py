@@ -45,6 +45,9 @@ class Matcher:
         """The matcher's own counters, added to each ``metrics.jsonl`` record (PTM's resets)."""
         return {}
 
+    def bind_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Hear of the optimizer that steps the synthetic set (PTM clears a re-initialised row's momentum)."""
+
 
 @dataclass
 class MatcherSpec:

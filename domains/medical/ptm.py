@@ -24,13 +24,23 @@ sample ``i`` of class ``c``:
 
 Exactly the samples with ``w_i > within_threshold`` or ``v_i > across_threshold`` are
 re-initialised, each from a random real sample of its class (drawn from the run's generator; in a
-multi-label task the sample's label row comes along), and training goes on; the count is logged
-by the matcher (``overlap_resets``).
+multi-label task the sample's label row comes along), their rows of the optimizer's momentum are
+cleared (a new sample does not inherit the old one's velocity), and training goes on; the count is
+logged by the matcher (``overlap_resets``).
+
+**What is the paper's and what is mmdd's reading.** The paper (Yu et al., "Progressive trajectory
+matching for medical dataset distillation") gives the progressive extension of the matched
+segment and MMD-based overlap detection with re-initialisation. The schedule formula above (equal
+stages from ``initial_end_epoch`` to ``final_end_epoch``), the kernel bandwidth, the two scores and
+their thresholds, re-initialisation from a random real sample of the class and the cleared momentum
+are mmdd's reading of it. PTM always starts a segment at epoch 0, so MTT's ``max_start_epoch`` and
+``expert_epochs`` do not apply: a recipe that sets them gets a warning naming them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -45,6 +55,10 @@ from mmdd.core.synthetic import SyntheticSet
 @dataclass
 class PTMConfig(TMConfig):
     """Recipe section ``method`` for ``name: ptm`` (every MTT option, plus the schedule and overlap)."""
+
+    #: MTT options PTM does not read (segments start at epoch 0 and end where the schedule says):
+    #: a recipe that sets one gets a warning naming it
+    IGNORED_KEYS: ClassVar[tuple[str, ...]] = ("max_start_epoch", "min_start_epoch", "expert_epochs")
 
     name: str = "ptm"
     initial_end_epoch: int = 1
@@ -97,8 +111,9 @@ def overlap_scores(inputs: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
 
 @torch.no_grad()
 def mitigate_overlap(syn: SyntheticSet, real: ClassIndex, gen: torch.Generator, within_threshold: float,
-                     across_threshold: float) -> Tensor:
-    """Re-initialise from real data exactly the samples above a threshold; return their indices."""
+                     across_threshold: float, optimizer: torch.optim.Optimizer | None = None) -> Tensor:
+    """Re-initialise from real data exactly the samples above a threshold, clearing their rows of the
+    optimizer's state (momentum); return their indices."""
     inputs, _ = syn.decode()
     labels = syn.labels
     within, across = overlap_scores(inputs, labels)
@@ -109,6 +124,10 @@ def mitigate_overlap(syn: SyntheticSet, real: ClassIndex, gen: torch.Generator, 
         syn.inputs[i].copy_(real.split.inputs[row].to(syn.inputs.device, syn.inputs.dtype))
         if multi_hot is not None:
             multi_hot[i].copy_(real.split.labels[row])
+    if optimizer is not None and chosen.numel():
+        for value in optimizer.state.get(syn.inputs, {}).values():  # SGD: momentum_buffer; Adam: both moments
+            if torch.is_tensor(value) and value.shape == syn.inputs.shape:
+                value[chosen.to(value.device)] = 0
     return chosen
 
 
@@ -127,6 +146,10 @@ class ProgressiveTrajectoryMatcher(TrajectoryMatcher):
         self.schedule = self.progressive
         self.overlap_resets = 0
         self.last_segment = (0, cfg.initial_end_epoch)
+        self.optimizer = None
+
+    def bind_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer = optimizer
 
     def progressive(self, iteration: int, gen: torch.Generator) -> tuple[int, int]:
         """The schedule hook: 0 → the progressive end of this iteration."""
@@ -148,7 +171,8 @@ class ProgressiveTrajectoryMatcher(TrajectoryMatcher):
     def __call__(self, syn: SyntheticSet, real: ClassIndex, gen: torch.Generator) -> Tensor:
         every = self.cfg.overlap_every
         if every and self.iteration > 0 and self.iteration % every == 0:
-            chosen = mitigate_overlap(syn, real, gen, self.cfg.within_threshold, self.cfg.across_threshold)
+            chosen = mitigate_overlap(syn, real, gen, self.cfg.within_threshold, self.cfg.across_threshold,
+                                      self.optimizer)
             self.overlap_resets += int(chosen.numel())
         return super().__call__(syn, real, gen)
 
