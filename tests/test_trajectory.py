@@ -151,8 +151,11 @@ def test_schedule_hook_chooses_segments(buffer, monkeypatch):
 
 
 def test_segment_longer_than_the_experts_is_refused(buffer):
-    with pytest.raises(ConfigError, match="have 4 epochs"):
-        TrajectoryMatcher(TMConfig(max_start_epoch=3, expert_epochs=2),
+    # starts are drawn from [0, max_start_epoch), as in MTT: with 4-epoch experts, 3 + 2 fits (latest 2 → 4)
+    TrajectoryMatcher(TMConfig(max_start_epoch=3, expert_epochs=2), MatchingContext(make_net, None, torch.device("cpu"),
+                                                                                    buffer))
+    with pytest.raises(ConfigError, match="latest segment \\(start 3\\) ends at epoch 5, but .* have 4 epochs"):
+        TrajectoryMatcher(TMConfig(max_start_epoch=4, expert_epochs=2),
                           MatchingContext(make_net, None, torch.device("cpu"), buffer))
 
 

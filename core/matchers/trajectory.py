@@ -120,6 +120,17 @@ class Segment:
     draws: list[object]
 
 
+def check_segments_fit(cfg, experts) -> None:
+    """Refuse settings whose latest segment ends past the experts' last epoch. Starts are drawn from
+    [min_start_epoch, max_start_epoch), as in MTT, so the latest ends at max_start_epoch − 1 + expert_epochs."""
+    latest_end = cfg.max_start_epoch - 1 + cfg.expert_epochs
+    if latest_end > experts.num_epochs:
+        raise ConfigError(f"method.max_start_epoch={cfg.max_start_epoch} and expert_epochs={cfg.expert_epochs}: "
+                          f"the latest segment (start {cfg.max_start_epoch - 1}) ends at epoch {latest_end}, but the "
+                          f"experts in {experts.root} have {experts.num_epochs} epochs; lower them or train longer "
+                          f"experts")
+
+
 class TrajectoryMatcher(Matcher):
     #: segments start at a random epoch in [min_start_epoch, max_start_epoch) (MTT); a subclass that
     #: always sets ``schedule`` says False, and those options are then not checked against the experts
@@ -139,11 +150,8 @@ class TrajectoryMatcher(Matcher):
         self.iteration = 0
         #: (iteration, gen) -> (start_epoch, end_epoch); None draws start uniformly (MTT's rule).
         self.schedule: Callable[[int, torch.Generator], tuple[int, int]] | None = None
-        last = self.experts.num_epochs
-        if self.random_start and cfg.max_start_epoch + cfg.expert_epochs > last:
-            raise ConfigError(f"method.max_start_epoch + method.expert_epochs = "
-                              f"{cfg.max_start_epoch + cfg.expert_epochs} but the experts in {self.experts.root} "
-                              f"have {last} epochs; lower them or train longer experts")
+        if self.random_start:
+            check_segments_fit(cfg, self.experts)
 
     # -- state that must survive a resume
     def state_dict(self) -> dict:

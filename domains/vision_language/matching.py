@@ -27,7 +27,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mmdd.core.errors import ConfigError, RunError
 from mmdd.core.matchers.base import MATCHERS, MatcherSpec, MatchingContext
-from mmdd.core.matchers.trajectory import TrajectoryMatcher
+from mmdd.core.matchers.trajectory import TrajectoryMatcher, check_segments_fit
 
 from .configs import BiTMConfig
 from .networks import contrastive_loss
@@ -65,10 +65,7 @@ class BiTrajectoryMatcher(TrajectoryMatcher):
         self.schedule = None
         self.temperature = float(self.net.temperature)
         self._layout: tuple[int, int, bool] | None = None
-        if cfg.max_start_epoch + cfg.expert_epochs > self.experts.num_epochs:
-            raise ConfigError(f"method.max_start_epoch + method.expert_epochs = "
-                              f"{cfg.max_start_epoch + cfg.expert_epochs} but the experts in {self.experts.root} have "
-                              f"{self.experts.num_epochs} epochs; lower them or train longer experts")
+        check_segments_fit(cfg, self.experts)
 
     def initial_label_logits(self, inputs: Tensor) -> None:
         return None  # pair sets have no labels to start
