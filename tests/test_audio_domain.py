@@ -166,3 +166,25 @@ def test_python_api_distils_a_folder_of_wav_files(tmp_path):
     assert manifest["data"]["class_names"] == ["bird", "car", "dog"] and manifest["data"]["input_shape"][0] == 1
     assert run.manifest["evaluation"]["distilled"]["metric"] == "accuracy"
     assert len(list((tmp_path / "run" / "audio").glob("*_dog.wav"))) == 2
+
+
+def test_pre_emphasis_and_the_frame_length_are_ddfad_options_of_the_front_end():
+    from torchaudio import functional as AF
+
+    clips = tones([400, 1500])
+    paper = {**OPTS, "pre_emphasis": 0.97, "win_length": 160}  # 20 ms frames at 8 kHz
+    emphasised = compute_features(clips, paper)
+    by_hand = compute_features(AF.preemphasis(clips, 0.97), {**OPTS, "win_length": 160})
+    torch.testing.assert_close(emphasised, by_hand)  # y[n] = x[n] - 0.97 x[n-1], then the same MFCC
+    assert not torch.allclose(emphasised, compute_features(clips, {**OPTS, "win_length": 160}))
+    assert emphasised.shape == compute_features(clips, OPTS).shape  # the frame is zero-padded to n_fft
+    audio = mfcc_to_waveform(emphasised[:, 0], paper)  # inverted with de-emphasis, at the clip length
+    assert audio.shape == (2, OPTS["clip_samples"]) and torch.isfinite(audio).all()
+
+
+def test_front_end_settings_are_checked(tmp_path):
+    recipe = fsdd_recipe(tmp_path)
+    with pytest.raises(ConfigError, match="pre_emphasis must be in"):
+        load_config(recipe, ["dataset.pre_emphasis=1.2"])
+    with pytest.raises(ConfigError, match=r"win_length \(64\) must be in \(hop_length, n_fft\]"):
+        load_config(recipe, ["dataset.win_length=64", "dataset.hop_length=128", "dataset.n_fft=256"])

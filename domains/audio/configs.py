@@ -22,6 +22,10 @@ class AudioFeatures:
     n_mels: int = 40
     n_fft: int = 512
     hop_length: int = 256
+    #: DDFAD's pre-emphasis y[n] = x[n] − α·x[n−1] before framing (0: off; the paper's recipes: 0.97)
+    pre_emphasis: float = 0.0
+    #: samples per analysis frame, zero-padded to n_fft (None: n_fft; DDFAD frames 20 ms)
+    win_length: int | None = None
     f_max: float | None = None
     on_error: Literal["fail", "skip"] = "fail"
     val_fraction: float = 0.0
@@ -38,6 +42,11 @@ class AudioFeatures:
         if self.hop_length >= self.n_fft:
             problems.append(f"{path}.hop_length ({self.hop_length}) must be < n_fft ({self.n_fft}): windows must "
                             "overlap for the features to be inverted to sound")
+        if not 0.0 <= self.pre_emphasis < 1.0:
+            problems.append(f"{path}.pre_emphasis must be in [0, 1) (0 = off; DDFAD 0.97), got {self.pre_emphasis}")
+        if self.win_length is not None and not self.hop_length < self.win_length <= self.n_fft:
+            problems.append(f"{path}.win_length ({self.win_length}) must be in (hop_length, n_fft] = "
+                            f"({self.hop_length}, {self.n_fft}] or null (= n_fft)")
         if self.n_mfcc > self.n_mels:
             problems.append(f"{path}.n_mfcc ({self.n_mfcc}) must be ≤ n_mels ({self.n_mels}): the MFCC is a DCT "
                             "of the mel bands")

@@ -6,7 +6,10 @@ and the delta of that delta (``torchaudio.functional.compute_deltas``, window 5,
 three channels: ``3 × n_mfcc × T``. ``features: mfcc`` keeps the first channel only.
 
 The dB scale is limited to 80 dB below each clip's own peak (``top_db``), computed per clip, so a
-clip's features never depend on the other clips of its batch.
+clip's features never depend on the other clips of its batch. Before framing, ``pre_emphasis`` α
+applies y[n] = x[n] − α·x[n−1] (DDFAD's first step; 0 = off), and ``win_length`` sets the analysis
+frame (zero-padded to ``n_fft``; DDFAD: 20 ms). The three maps stacked as channels is mmdd's reading
+of the paper's "fusion" (it does not say how the maps are joined).
 
 :func:`mfcc_to_waveform` turns the MFCC channel back into sound: inverse DCT → mel power →
 linear power (least squares, ``InverseMelScale``) → Griffin-Lim phase reconstruction.
@@ -27,12 +30,13 @@ def feature_options(cfg) -> dict:
     """The analysis options of a dataset config, as stored in the artifact (for rendering)."""
     return {"features": cfg.features, "sample_rate": cfg.sample_rate, "clip_samples": cfg.clip_samples,
             "n_mfcc": cfg.n_mfcc, "n_mels": cfg.n_mels, "n_fft": cfg.n_fft, "hop_length": cfg.hop_length,
+            "win_length": cfg.win_length, "pre_emphasis": cfg.pre_emphasis,
             "f_max": cfg.f_max, "top_db": TOP_DB, "delta_window": DELTA_WINDOW}
 
 
 def _melkwargs(opts: dict) -> dict:
     return {"n_fft": opts["n_fft"], "hop_length": opts["hop_length"], "n_mels": opts["n_mels"],
-            "f_max": opts["f_max"], "center": True}
+            "win_length": opts.get("win_length"), "f_max": opts["f_max"], "center": True}
 
 
 def mfcc_transform(opts: dict) -> AT.MFCC:
@@ -55,7 +59,10 @@ def compute_features(waveforms: Tensor, opts: dict, batch_size: int = 256) -> Te
     out = []
     for start in range(0, waveforms.shape[0], batch_size):
         # [n, 1, samples] → [n, 1, n_mfcc, T]: one channel per clip, so top_db is per clip
-        mfcc = transform(waveforms[start:start + batch_size].unsqueeze(1).float())
+        clips = waveforms[start:start + batch_size].unsqueeze(1).float()
+        if opts.get("pre_emphasis"):
+            clips = AF.preemphasis(clips, opts["pre_emphasis"])
+        mfcc = transform(clips)
         out.append(fd_mfcc(mfcc) if opts["features"] == "fd_mfcc" else mfcc)
     return torch.cat(out) if out else torch.zeros(0, 3 if opts["features"] == "fd_mfcc" else 1, opts["n_mfcc"], 0)
 
@@ -71,8 +78,11 @@ def mfcc_to_waveform(mfcc: Tensor, opts: dict, n_iter: int = 32) -> Tensor:
     inverse_mel = AT.InverseMelScale(n_stft=n_stft, n_mels=opts["n_mels"], sample_rate=opts["sample_rate"],
                                      f_max=opts["f_max"])
     linear = inverse_mel(mel_power).clamp_min(0.0)
-    griffin_lim = AT.GriffinLim(n_fft=opts["n_fft"], hop_length=opts["hop_length"], power=2.0, n_iter=n_iter,
-                                length=opts["clip_samples"], rand_init=False)  # no unseeded random phase
+    griffin_lim = AT.GriffinLim(n_fft=opts["n_fft"], hop_length=opts["hop_length"], win_length=opts.get("win_length"),
+                                power=2.0, n_iter=n_iter, length=opts["clip_samples"],
+                                rand_init=False)  # no unseeded random phase
     audio = griffin_lim(linear)
+    if opts.get("pre_emphasis"):  # undo the emphasis the features were computed on
+        audio = AF.deemphasis(audio, opts["pre_emphasis"])
     peak = audio.abs().amax(dim=-1, keepdim=True).clamp_min(1e-8)
     return audio / peak * 0.9
