@@ -22,7 +22,7 @@ def _inputs(n: int, shape, seed: int = 0) -> torch.Tensor:
 
 
 def _expected_feature_dim(shape, depth: int, width: int, pooling: str = "avgpool") -> int:
-    size = list(shape[1:])
+    size = [s + 4 for s in shape[1:]] if tuple(shape) == (1, 28, 28) else list(shape[1:])  # the reference pads 3
     for _ in range(depth):
         if pooling != "none" and min(size) >= 2:
             size = [s // 2 for s in size]
@@ -273,3 +273,16 @@ def test_config_check_and_description():
     assert any("depth" in p for p in problems) and any("width" in p for p in problems)
     text = network_description(ConvNetConfig(depth=3, width=128))
     assert "ConvNet-3" in text and "128" in text
+
+
+def test_the_first_layer_pads_like_the_reference_nets_on_28x28_gray_images():
+    from mmdd.core.networks.convnet import ConvNet
+
+    ref = ConvNet((1, 28, 28), 10, depth=3, width=128)
+    assert ref.features[0].padding == (3, 3) and ref.feature_dim == 2048  # 32×32 → 4×4 × 128, as DC/DSA/DM/MTT
+    assert ref(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    variant = ConvNet((1, 28, 28), 10, depth=3, width=128, first_padding=1)  # mmdd's earlier 28×28 net
+    assert variant.features[0].padding == (1, 1) and variant.feature_dim == 1152
+    for shape in ((3, 32, 32), (1, 8, 8), (3, 28, 28), (1, 28, 28, 28)):  # the rule is for gray 28×28 images only
+        net = ConvNet(shape, 10, depth=2, width=8, spatial_dims=len(shape) - 1)
+        assert net.features[0].padding in ((1, 1), (1, 1, 1))

@@ -46,7 +46,8 @@ def rank_network(cfg, in_shape: Sequence[int], num_classes: int, gen: torch.Gene
 
 def network_description(cfg) -> str:
     if isinstance(cfg, ConvNetConfig):
-        return f"ConvNet-{cfg.depth} w{cfg.width} {cfg.norm}/{cfg.pooling}/{cfg.activation}"
+        pad = "" if cfg.first_padding == "reference" else f" first-pad {cfg.first_padding}"
+        return f"ConvNet-{cfg.depth} w{cfg.width} {cfg.norm}/{cfg.pooling}/{cfg.activation}{pad}"
     options = ", ".join(f"{k}={v}" for k, v in asdict(cfg).items() if k != "name")
     return f"{cfg.name} ({options})" if options else cfg.name
 

@@ -30,9 +30,15 @@ class ConvNetConfig:
     norm: Literal["instancenorm", "batchnorm", "layernorm", "groupnorm", "none"] = "instancenorm"
     pooling: Literal["avgpool", "maxpool", "none"] = "avgpool"
     activation: Literal["relu", "leakyrelu", "sigmoid", "gelu"] = "relu"
+    #: padding of the first convolution. "reference": 3 for single-channel 28×28 images (the DC / DSA /
+    #: DM / MTT ConvNet: a 32×32 feature map, 2048-d features at width 128), else 1; or a number
+    #: (1: mmdd's variant before the reference rule, 1152-d features at 28×28)
+    first_padding: int | Literal["reference"] = "reference"
 
     def check(self, path: str) -> list[str]:
         problems = []
+        if self.first_padding != "reference" and not (isinstance(self.first_padding, int) and self.first_padding >= 0):
+            problems.append(f"{path}.first_padding must be 'reference' or a padding ≥ 0, got {self.first_padding!r}")
         if self.depth < 1:
             problems.append(f"{path}.depth must be ≥ 1, got {self.depth}")
         if self.width < 1:
@@ -63,6 +69,12 @@ def _activation(kind: str) -> nn.Module:
     }[kind]()
 
 
+def reference_first_padding(in_shape: Sequence[int]) -> int:
+    """The reference nets' first padding: 3 for a single-channel 28×28 image (MNIST, Fashion-MNIST,
+    MedMNIST gray), which makes the feature map 32×32 as for CIFAR; 1 otherwise."""
+    return 3 if tuple(int(s) for s in in_shape) == (1, 28, 28) else 1
+
+
 class ConvNet(nn.Module):
     """ConvNet-D-W for inputs of shape C×H×W (``spatial_dims=2``) or C×D×H×W (3)."""
 
@@ -76,6 +88,7 @@ class ConvNet(nn.Module):
         pooling: str = "avgpool",
         activation: str = "relu",
         spatial_dims: int = 2,
+        first_padding: int | str = "reference",
     ):
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -93,9 +106,13 @@ class ConvNet(nn.Module):
             "maxpool": nn.MaxPool2d if spatial_dims == 2 else nn.MaxPool3d,
         }
         channels, *size = in_shape
+        pad = reference_first_padding(in_shape) if first_padding == "reference" else int(first_padding)
         layers: list[nn.Module] = []
-        for _ in range(depth):
-            layers += [conv(channels, width, 3, padding=1), _norm(norm, width, spatial_dims), _activation(activation)]
+        for d in range(depth):
+            padding = pad if d == 0 else 1
+            layers += [conv(channels, width, 3, padding=padding), _norm(norm, width, spatial_dims),
+                       _activation(activation)]
+            size = [s + 2 * padding - 2 for s in size]
             channels = width
             # Pool only while every spatial side is at least 2, so small inputs (8×8 digits,
             # shallow volumes) keep a valid feature map at any depth.
