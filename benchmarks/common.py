@@ -105,6 +105,7 @@ def baseline_rows(recipe, overrides: list[str], names: list[str], ipc: int, prog
             row["val_values"] = res.val_values
         if storage:
             row["storage_bytes"] = storage
+            row["compression"] = round(ws.domain.real_bytes(ws.data) / storage, 1)
         if res.others:
             row["others"] = {k: {"mean": v["mean"], "std": v["std"], "values": v["values"]} for k, v in res.others.items()}
         rows.append(row)

@@ -11,7 +11,8 @@ For each dataset and IPC, from the shipped recipe ``medical/<dataset>-ptm-ipc<N>
   MTT's way (random start ≤ max_start_epoch, expert_epochs long), no overlap mitigation;
 * ``dm`` — profile ``cpu+cpu_dm``.
 
-Each row: accuracy and ROC AUC (MedMNIST's definitions), mean ± std over every
+Rows of configurations, datasets or budgets this invocation does not measure are kept from the
+existing results file. Each row: accuracy and ROC AUC (MedMNIST's definitions), mean ± std over every
 distillation (--distill-seeds) × evaluation seed, test metrics of the model selected on the validation split; wall-clock of distillation +
 evaluation (expert generation in the note). Rows carry a ``dataset`` field. Writes
 benchmarks/results/medical.{md,json}.
@@ -83,6 +84,8 @@ def main(argv=None) -> int:
     parser.add_argument("--distill-seeds", type=int, default=1,
                         help="distillations per row (the recipe's seed, +1, ...); its mean ± std is over all of them "
                              "× the evaluation seeds")
+    parser.add_argument("--keep-whole", action="store_true",
+                        help="keep the whole-data rows of the results file instead of evaluating them again")
     parser.add_argument("--baselines-only", action="store_true",
                         help="re-measure only the random rows (no distillation); the other rows are kept from the "
                              "results file")
@@ -93,10 +96,14 @@ def main(argv=None) -> int:
         parser.error("give at least one of --breastmnist, --adrenalmnist3d")
     runs = Path(args.from_runs or args.runs or tempfile.mkdtemp(prefix="mmdd-medical-"))
     rows, protocols, missing = [], {}, []
+    previous = Path(args.out or RESULTS) / "medical.json"
+    if previous.exists() and not args.from_runs:  # keep the rows this invocation does not measure again
+        measured = {"random"} if args.baselines_only else set(args.configs) | (
+            {"random"} | (set() if args.keep_whole else {"whole data"}) if "ptm" in args.configs else set())
+        rows = [r for r in json.loads(previous.read_text())["rows"]
+                if not (r["dataset"] in datasets and r["method"] in measured
+                        and (r["budget"] in args.ipc or r["budget"] == "all"))]
     if args.baselines_only:
-        previous = Path(args.out or RESULTS) / "medical.json"
-        rows = [r for r in (json.loads(previous.read_text())["rows"] if previous.exists() else [])
-                if not (r["method"] == "random" and r["dataset"] in datasets and r["budget"] in args.ipc)]
         for dataset, path in datasets.items():
             for ipc in sorted(args.ipc):
                 profile = args.profile + CONFIGS["ptm"] if args.profile == "cpu" else args.profile
@@ -117,7 +124,8 @@ def main(argv=None) -> int:
                     rows += run_rows(open_run(run_dir), dataset, config, ipc)
                     continue
                 profile = args.profile + CONFIGS[config] if args.profile == "cpu" else args.profile
-                baselines = (["random", "full"] if ipc == max(args.ipc) else ["random"]) if config == "ptm" else []
+                whole = ipc == max(args.ipc) and not args.keep_whole
+                baselines = (["random", "full"] if whole else ["random"]) if config == "ptm" else []
                 overrides = [f"profile={profile}", f"dataset.path={path}", f"device={args.device}",
                              f"experts.dir={runs / ('experts-' + dataset)}",
                              f"evaluation.baselines=[{', '.join(baselines)}]", *args.set]
