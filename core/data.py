@@ -50,6 +50,8 @@ class DataSplits:
     class_names: list[str]
     val: Split | None = None
     info: dict = field(default_factory=dict)
+    #: fitted transforms the inputs went through (``zca``), kept to undo them for renders; not in the manifest
+    transforms: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.class_names) != self.num_classes:
@@ -137,6 +139,21 @@ def normalize(splits: DataSplits) -> DataSplits:
 
     splits.train, splits.val, splits.test = apply(splits.train), apply(splits.val), apply(splits.test)
     splits.info["normalization"] = {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
+    return splits
+
+
+def zca_whiten(splits: DataSplits, epsilon: float) -> DataSplits:
+    """ZCA-whiten every split with the transform fitted on the training split (``core/zca.py``)."""
+    from .zca import ZCA
+
+    zca = ZCA.fit(splits.train.inputs, epsilon)
+
+    def apply(split: Split | None) -> Split | None:
+        return None if split is None else Split(zca.apply(split.inputs), split.labels)
+
+    splits.train, splits.val, splits.test = apply(splits.train), apply(splits.val), apply(splits.test)
+    splits.transforms["zca"] = zca
+    splits.info["zca"] = {"epsilon": epsilon, "fitted_on": "the training split after per-channel standardisation"}
     return splits
 
 

@@ -17,7 +17,7 @@ from mmdd.core.augment import ImageAugment
 from mmdd.core.coresets import limit_train
 from mmdd.core.domain import Domain, decoded, labelled_view
 from mmdd.core.registry import import_submodules
-from mmdd.core.data import DataSplits, denormalize, normalize
+from mmdd.core.data import DataSplits, denormalize, normalize, zca_whiten
 from mmdd.core.networks import create_network
 from mmdd.core.synthetic import PixelSet
 
@@ -31,7 +31,8 @@ class ImageDomain(Domain):
 
     def load_data(self, cfg) -> DataSplits:
         splits = self.read_dataset(cfg)  # the loader registered for cfg.name (see .datasets)
-        return normalize(limit_train(splits, cfg.train_per_class, cfg.split_seed))
+        splits = normalize(limit_train(splits, cfg.train_per_class, cfg.split_seed))
+        return zca_whiten(splits, cfg.zca_epsilon) if cfg.zca else splits
 
     def make_network(self, net_cfg, in_shape: Sequence[int], num_classes: int, gen: torch.Generator,
                      device: torch.device) -> nn.Module:
@@ -46,7 +47,11 @@ class ImageDomain(Domain):
         return PixelSet.from_real(ws.real, ws.cfg.budget.ipc, ws.cfg.synthetic, gen)
 
     def viewable(self, syn, info: dict, load_real) -> Viewable:
+        """The images in pixels: whitening undone (with the transform the real data went through), then
+        the standardisation."""
         inputs, _ = decoded(syn)
+        if info.get("zca"):
+            inputs = load_real().transforms["zca"].invert(inputs)
         return labelled_view(syn, info, "image", images=denormalize(inputs.float(), info).clamp(0, 1))
 
 

@@ -8,7 +8,18 @@ from mmdd.core.checks import subset_problems as _subset_problems
 
 
 @dataclass
-class DigitsConfig:
+class ImageOptions:
+    """Options every image dataset has: ZCA whitening (MTT's preprocessing at low IPC)."""
+
+    zca: bool = False
+    zca_epsilon: float = 0.1
+
+    def zca_problems(self, path: str) -> list[str]:
+        return [] if self.zca_epsilon > 0 else [f"{path}.zca_epsilon must be > 0 (MTT: 0.1), got {self.zca_epsilon}"]
+
+
+@dataclass
+class DigitsConfig(ImageOptions):
     """scikit-learn's bundled 8×8 digits: offline, no root needed."""
 
     name: str = "digits"
@@ -17,14 +28,14 @@ class DigitsConfig:
     train_per_class: int | None = None
 
     def check(self, path: str) -> list[str]:
-        return _subset_problems(path, self.train_per_class, self.val_fraction)
+        return _subset_problems(path, self.train_per_class, self.val_fraction) + self.zca_problems(path)
 
 
 FASHION_FILES = "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz"
 
 
 @dataclass
-class FashionMNISTConfig:
+class FashionMNISTConfig(ImageOptions):
     """Fashion-MNIST from the original IDX files (Debian's or torchvision's layout)."""
 
     name: str = "fashion_mnist"
@@ -35,11 +46,11 @@ class FashionMNISTConfig:
 
     def check(self, path: str) -> list[str]:
         return (_root_problems(path, self.root, f"the Fashion-MNIST IDX files ({FASHION_FILES})")
-                + _subset_problems(path, self.train_per_class, self.val_fraction))
+                + _subset_problems(path, self.train_per_class, self.val_fraction) + self.zca_problems(path))
 
 
 @dataclass
-class ImageFolderConfig:
+class ImageFolderConfig(ImageOptions):
     """Your own images: ``root/train/<class>/*.png`` and ``root/test/<class>/*.png``."""
 
     name: str = "image_folder"
@@ -56,5 +67,5 @@ class ImageFolderConfig:
             problems.append(f"{path}.channels must be 1 (gray) or 3 (RGB), got {self.channels}")
         if self.image_size is not None and self.image_size < 1:
             problems.append(f"{path}.image_size must be ≥ 1 or null, got {self.image_size}")
-        return problems + _subset_problems(path, self.train_per_class, self.val_fraction)
+        return problems + _subset_problems(path, self.train_per_class, self.val_fraction) + self.zca_problems(path)
 
