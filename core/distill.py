@@ -28,6 +28,10 @@ class NonFiniteLoss(RunError):
         super().__init__(f"the loss became {value} at step {step}")
 
 
+#: a parameter role → the method option giving it a momentum of its own (else the method's ``momentum``)
+OWN_MOMENTUM = {"labels": "label_momentum"}
+
+
 def make_optimizer(syn: SyntheticSet, method_cfg) -> torch.optim.Optimizer:
     """SGD over the synthetic set's parameter groups, each with the method's lr for that role.
 
@@ -42,7 +46,11 @@ def make_optimizer(syn: SyntheticSet, method_cfg) -> torch.optim.Optimizer:
         for p in params:
             p.requires_grad_(lr > 0)
         if lr > 0:
-            groups.append({"params": params, "lr": lr, "name": role})
+            group = {"params": params, "lr": lr, "name": role}
+            own_momentum = getattr(method_cfg, OWN_MOMENTUM.get(role, ""), None)
+            if own_momentum is not None:  # method.label_momentum: the soft labels' own (DATM)
+                group["momentum"] = float(own_momentum)
+            groups.append(group)
     if not groups:
         raise RunError("no synthetic parameter has a positive learning rate; set method.lr_inputs > 0")
     return torch.optim.SGD(groups, momentum=getattr(method_cfg, "momentum", 0.5))

@@ -365,7 +365,7 @@ def _stage_parts(state: RunState, index: int, stage: Stage):
     resuming = state.checkpoint is not None and index == state.first_stage
     if stage.name == MAIN and not resuming and cfg.synthetic.soft_labels:
         with torch.no_grad():  # e.g. from an expert's logits
-            logits = matcher.initial_label_logits(syn.decode()[0])
+            logits = matcher.initial_label_logits(syn.decode()[0], syn.labels)
             if logits is not None:
                 syn.label_logits.copy_(logits)
     optimizer = make_optimizer(syn, stage.method)

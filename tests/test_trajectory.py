@@ -321,3 +321,48 @@ def test_torchrun_two_processes_train_the_union(tmp_path):
     seeds = {k: v["seed"] for k, v in index["experts"].items()}
     assert len(set(seeds.values())) == 5
     assert "5 experts × 1 epochs" in out.stdout
+
+
+def test_soft_labels_can_start_from_the_experts_that_classify_each_sample_correctly(buffer):
+    m = matcher_for(buffer, "exact", soft_label_init="experts_correct")
+    inputs = syn_set().inputs.detach()
+    labels = torch.arange(inputs.shape[0]) % CLASSES
+    per_expert = [m.expert_logits(k, inputs) for k in buffer.experts]
+    right = [(p.argmax(1) == labels) for p in per_expert]
+    got = m.initial_label_logits(inputs, labels)
+    for i in range(inputs.shape[0]):  # by hand: the mean over the correct experts, else the first expert's
+        chosen = [p[i] for p, r in zip(per_expert, right) if r[i]]
+        expected = torch.stack(chosen).mean(0) if chosen else per_expert[0][i]
+        torch.testing.assert_close(got[i], expected)
+    first = matcher_for(buffer, "exact").initial_label_logits(inputs, labels)
+    torch.testing.assert_close(first, per_expert[0])  # the default: the first expert at max_start_epoch
+
+
+def test_the_expanding_start_window_grows_to_max_start_epoch(tmp_path):
+    root = tmp_path / "experts"
+    root.mkdir()
+    buffer = build_buffer(root, num_experts=1, epochs=8)
+    m = matcher_for(buffer, "exact", start_schedule="expanding", initial_max_start_epoch=1, expansion_iterations=4)
+    m.cfg.max_start_epoch = 5
+    bounds = []
+    for it in range(7):
+        m.iteration = it
+        bounds.append(m.start_upper_bound())
+    assert bounds == [1, 2, 3, 4, 5, 5, 5]
+    m.iteration = 0
+    assert {m.segment_bounds(make_generator(s))[0] for s in range(20)} == {0}  # only epoch 0 at the start
+    with pytest.raises(ConfigError, match="initial_max_start_epoch"):
+        from mmdd.config import build
+
+        build(TMConfig, {"start_schedule": "expanding"}, "method")
+
+
+def test_the_soft_labels_may_have_their_own_momentum():
+    from types import SimpleNamespace
+
+    from mmdd.core.distill import make_optimizer
+
+    syn = syn_set(soft=True)
+    cfg = SimpleNamespace(lr_inputs=1.0, lr_labels=2.0, lr_lr=0.0, momentum=0.5, label_momentum=0.9)
+    groups = {g["name"]: g for g in make_optimizer(syn, cfg).param_groups}
+    assert groups["inputs"]["momentum"] == 0.5 and groups["labels"]["momentum"] == 0.9

@@ -37,8 +37,9 @@ class Matcher:
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict` (an empty mapping from an older checkpoint leaves the start state)."""
 
-    def initial_label_logits(self, inputs: Tensor) -> Tensor | None:
-        """Logits to start learned soft labels from (MTT: an expert's), or None for one-hot starts."""
+    def initial_label_logits(self, inputs: Tensor, labels: Tensor | None = None) -> Tensor | None:
+        """Logits to start learned soft labels from (MTT: an expert's), or None for one-hot starts;
+        ``labels`` are the samples' classes."""
         return None
 
     def log_fields(self) -> dict:

@@ -68,10 +68,31 @@ class TMConfig:
     solver: Literal["exact", "constant_memory"] = "exact"
     augment: bool = True
     groups: dict | None = None
+    #: learned soft labels start from: "expert" — the first expert's logits at max_start_epoch (the
+    #: MTT-family codes' rule); "experts_correct" — the logits averaged over the experts (at
+    #: max_start_epoch) that classify the sample correctly (DATM's initialisation)
+    soft_label_init: Literal["expert", "experts_correct"] = "expert"
+    #: the SGD momentum of the soft labels (None: ``momentum``, as for the images; DATM gives labels their own)
+    label_momentum: float | None = None
+    #: where segments start: "uniform" in [min_start_epoch, max_start_epoch) (MTT); "expanding" —
+    #: DATM's difficulty-aligned window, whose upper bound grows from ``initial_max_start_epoch`` to
+    #: ``max_start_epoch`` over the first ``expansion_iterations`` iterations (default: all of them)
+    start_schedule: Literal["uniform", "expanding"] = "uniform"
+    initial_max_start_epoch: int | None = None
+    expansion_iterations: int | None = None
 
     def check(self, path: str) -> list[str]:
         problems = at_least(self, path, ("iterations", "syn_steps", "expert_epochs", "batch_syn"))
         problems += positive(self, path, ("lr_inputs",))
+        if self.label_momentum is not None and not 0 <= self.label_momentum < 1:
+            problems.append(f"{path}.label_momentum must be in [0, 1) or null, got {self.label_momentum}")
+        if self.start_schedule == "expanding":
+            first = self.initial_max_start_epoch
+            if first is None or not self.min_start_epoch < first <= self.max_start_epoch:
+                problems.append(f"{path}.initial_max_start_epoch: start_schedule expanding needs min_start_epoch < "
+                                f"initial_max_start_epoch ≤ max_start_epoch ({self.max_start_epoch}), got {first}")
+            if self.expansion_iterations is not None and self.expansion_iterations < 1:
+                problems.append(f"{path}.expansion_iterations must be ≥ 1 or null, got {self.expansion_iterations}")
         if not 0 <= self.min_start_epoch < self.max_start_epoch:
             problems.append(f"{path}: expected 0 ≤ min_start_epoch < max_start_epoch, got "
                             f"{self.min_start_epoch} and {self.max_start_epoch}")
@@ -164,19 +185,40 @@ class TrajectoryMatcher(Matcher):
     def group_names(self) -> list[str]:
         return list(self.members)
 
-    def initial_label_logits(self, inputs: Tensor) -> Tensor:
-        """Soft-label initialisation: the logits of the first expert at ``max_start_epoch``."""
-        snapshot = {n: t.to(self.context.device) for n, t in
-                    self.experts.snapshot(self.experts.experts[0], self.cfg.max_start_epoch).items()}
+    def expert_logits(self, expert, inputs: Tensor) -> Tensor:
+        snapshot = {n: t.to(self.context.device) for n, t in self.experts.snapshot(expert, self.cfg.max_start_epoch).items()}
         with torch.no_grad():
             return functional_call(self.net, {**snapshot, **self.buffers}, (inputs.detach(),)).float()
+
+    def initial_label_logits(self, inputs: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Soft-label initialisation at ``max_start_epoch`` (``soft_label_init``): the first expert's logits,
+        or the mean logits of the experts that classify each sample correctly (a sample no expert gets
+        right keeps the first expert's)."""
+        first = self.expert_logits(self.experts.experts[0], inputs)
+        if self.cfg.soft_label_init == "expert" or labels is None or labels.dim() != 1:
+            return first
+        total, count = torch.zeros_like(first), torch.zeros(first.shape[0], 1, device=first.device)
+        for expert in self.experts.experts:
+            logits = self.expert_logits(expert, inputs)
+            right = (logits.argmax(dim=1) == labels.to(logits.device)).float().unsqueeze(1)
+            total, count = total + logits * right, count + right
+        return torch.where(count > 0, total / count.clamp_min(1), first)
+
+    def start_upper_bound(self) -> int:
+        """The exclusive upper bound of this iteration's start epoch (``start_schedule``)."""
+        cfg = self.cfg
+        if cfg.start_schedule == "uniform":
+            return cfg.max_start_epoch
+        span = cfg.expansion_iterations or cfg.iterations
+        grown = (cfg.max_start_epoch - cfg.initial_max_start_epoch) * min(1.0, self.iteration / span)
+        return cfg.initial_max_start_epoch + int(grown)
 
     # -- the pieces
     def segment_bounds(self, gen: torch.Generator) -> tuple[int, int]:
         if self.schedule is not None:
             start, end = self.schedule(self.iteration, gen)
         else:
-            start = int(torch.randint(self.cfg.min_start_epoch, self.cfg.max_start_epoch, (1,), generator=gen))
+            start = int(torch.randint(self.cfg.min_start_epoch, self.start_upper_bound(), (1,), generator=gen))
             end = start + self.cfg.expert_epochs
         if not 0 <= start < end <= self.experts.num_epochs:
             raise RunError(f"schedule asked for epochs {start}→{end}; the experts have 0..{self.experts.num_epochs}")

@@ -67,7 +67,7 @@ class BiTrajectoryMatcher(TrajectoryMatcher):
         self._layout: tuple[int, int, bool] | None = None
         check_segments_fit(cfg, self.experts)
 
-    def initial_label_logits(self, inputs: Tensor) -> None:
+    def initial_label_logits(self, inputs: Tensor, labels: Tensor | None = None) -> None:
         return None  # pair sets have no labels to start
 
     def _step_loss(self, params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
