@@ -157,9 +157,9 @@ def main(argv=None) -> int:
         "data": f"{args.data} (Flickr8k 1k-image subset, captions.txt layout; seeded split by image: "
                 f"{run.manifest['data']['sizes']}), {cfg.dataset.image_size}×{cfg.dataset.image_size} images, "
                 f"text: all-MiniLM-L6-v2 mean pooling (L2-normalised), frozen and cached",
-        "protocol": protocol.split(", lr image")[0] + f"; distilled sets at their learned lrs, baselines at "
+        "protocol": protocol.split(", learned lr")[0] + f"; distilled sets at their learned lrs, baselines at "
                     f"evaluation.lr {cfg.evaluation.lr}, whole data {cfg.evaluation.full_epochs} epochs; "
-                    + protocol.split("; ")[-1],
+                    + protocol.split(" ×0.1 ", 1)[-1].split(", ", 1)[-1] + "; random pairs drawn anew per seed",
         "distillation": f"bitm {m.iterations} iterations, {m.syn_steps} student steps of {m.batch_syn} pairs, "
                         f"expert_epochs {m.expert_epochs}, start ≤ {m.max_start_epoch}, lr pixels {m.lr_inputs:g} / "
                         f"text {m.lr_text:g} / lr {m.lr_lr:g} / S {m.lr_sim:g}, solver {m.solver}; similarity "
