@@ -105,8 +105,7 @@ class TensorBoardLog(ExperimentLog):
     """Scalars and images to ``<run_dir>/tensorboard`` with ``torch.utils.tensorboard.SummaryWriter``."""
 
     def __init__(self, run_dir: Path, purge_step: int | None = 0):
-        from torch.utils.tensorboard import SummaryWriter
-
+        SummaryWriter = sink_module("tensorboard").SummaryWriter
         self.run_dir = Path(run_dir)
         self.writer = SummaryWriter(log_dir=str(self.run_dir / TENSORBOARD_DIR), purge_step=purge_step)
 
@@ -134,11 +133,9 @@ class WandbLog(ExperimentLog):
     """Scalars and images to a Weights & Biases run, offline unless ``WANDB_MODE`` is set."""
 
     def __init__(self, run_dir: Path, project: str, name: str | None = None, config: dict | None = None):
-        import wandb
-
-        self.wandb, self.run_dir = wandb, Path(run_dir)
+        self.wandb, self.run_dir = sink_module("wandb"), Path(run_dir)
         mode = None if os.environ.get("WANDB_MODE") else "offline"  # None: wandb reads WANDB_MODE itself
-        self.run = wandb.init(project=project, name=name, config=config, dir=str(self.run_dir), mode=mode)
+        self.run = self.wandb.init(project=project, name=name, config=config, dir=str(self.run_dir), mode=mode)
 
     def log(self, record: dict) -> None:
         values = {k: v for k, v in scalars(record).items() if math.isfinite(v)}
@@ -175,21 +172,27 @@ class Sinks(ExperimentLog):
             sink.close()
 
 
+#: sink → (the module it needs, how to install it)
+SINK_MODULES = {"tensorboard": ("torch.utils.tensorboard", "pip install tensorboard (or pip install 'mmdd[logging]')"),
+                "wandb": ("wandb", "pip install wandb (or pip install 'mmdd[wandb]')")}
+
+
+def sink_module(sink: str):
+    """The optional package a sink writes with, imported on demand; a ConfigError naming the install
+    command when it is missing (neither package is a dependency of mmdd)."""
+    module, install = SINK_MODULES[sink]
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(f"logging.{sink} is true but the {module.split('.')[-1]} package is not installed: "
+                          f"{install}, or set logging.{sink}=false") from None
+
+
 def check_available(cfg: LoggingConfig) -> None:
     """Refuse (ConfigError) a sink switched on whose package is not installed — before any work starts."""
-    if cfg.tensorboard:
-        try:
-            importlib.import_module("torch.utils.tensorboard")  # needs the tensorboard package
-        except ImportError:
-            raise ConfigError("logging.tensorboard is true but the tensorboard package is not installed: "
-                              "pip install tensorboard (or pip install 'mmdd[logging]'), or set "
-                              "logging.tensorboard=false") from None
-    if cfg.wandb:
-        try:
-            importlib.import_module("wandb")
-        except ImportError:
-            raise ConfigError("logging.wandb is true but the wandb package is not installed: pip install wandb, "
-                              "or set logging.wandb=false") from None
+    for sink in SINK_MODULES:
+        if getattr(cfg, sink):
+            sink_module(sink)
 
 
 def open_sinks(cfg: LoggingConfig, run_dir: str | Path, *, first_step: int = 0, name: str | None = None,
