@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import html
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,10 +47,14 @@ class MediaFiles:
         return paths + ([self.gallery] if self.gallery else [])
 
 
+def as_uint8(values: Tensor) -> np.ndarray:
+    """Any tensor in [0, 1] → uint8 of the same shape, rounded (|error| ≤ 0.5/255)."""
+    return (values.detach().cpu().float().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
 def to_uint8(image: Tensor) -> np.ndarray:
     """C×H×W in [0, 1] → H×W (grey) or H×W×3 uint8."""
-    array = (image.detach().cpu().float().clamp(0, 1) * 255).round().to(torch.uint8)
-    array = array.permute(1, 2, 0).numpy()
+    array = as_uint8(image).transpose(1, 2, 0)
     return array[..., 0] if array.shape[2] == 1 else array[..., :3]
 
 
@@ -78,10 +83,38 @@ def write_gif(clip: Tensor, path: Path, fps: int = 8, min_side: int = 64) -> Pat
                                                               loop=0))
 
 
+def wav_bytes(audio: Tensor, sample_rate: int) -> bytes:
+    """A mono waveform in [-1, 1] as the bytes of a 16-bit PCM WAV file."""
+    buffer = io.BytesIO()
+    sf.write(buffer, audio.detach().cpu().float().clamp(-1, 1).numpy(), int(sample_rate), subtype="PCM_16",
+             format="WAV")
+    return buffer.getvalue()
+
+
 def write_wav(audio: Tensor, sample_rate: int, path: Path) -> Path:
     """A mono waveform in [-1, 1] as 16-bit PCM WAV, atomically."""
-    data = audio.detach().cpu().float().clamp(-1, 1).numpy()
-    return atomic_write(Path(path), lambda tmp: sf.write(tmp, data, sample_rate, subtype="PCM_16", format="WAV"))
+    data = wav_bytes(audio, sample_rate)
+    return atomic_write(Path(path), lambda tmp: tmp.write_bytes(data))
+
+
+def encode_video(path: Path, frames: np.ndarray, fps: int, codec: str, *, container: str | None = None,
+                 pix_fmt: str = "yuv420p", options: dict | None = None, bit_rate: int | None = None) -> Path:
+    """Encode RGB frames (T×H×W×3 uint8, even sides for yuv420p) with PyAV into ``path``."""
+    import av  # imported on use: a process that reads videos with decord imports av first (tests/video_fixtures.py)
+
+    with av.open(str(path), mode="w", format=container) as out:
+        stream = out.add_stream(codec, rate=int(fps))
+        stream.width, stream.height, stream.pix_fmt = int(frames.shape[2]), int(frames.shape[1]), pix_fmt
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        if options:
+            stream.options = options
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return Path(path)
 
 
 def slice_strip(volume: Tensor, slices: int = 8) -> Tensor:

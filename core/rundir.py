@@ -129,21 +129,29 @@ def append_jsonl(path: Path, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def truncate_jsonl(path: Path, last_step: int) -> None:
-    """Keep only records up to ``last_step`` (after resuming from that checkpoint); a torn line (a kill
-    mid-append) is dropped."""
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of a ``metrics.jsonl``-style file (none when it is missing); a torn line (a kill
+    mid-append) is skipped."""
     path = Path(path)
     if not path.exists():
-        return
-    kept = []
+        return []
+    records = []
     for line in path.read_text().splitlines():
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(record, dict) and record.get("step", 0) <= last_step:
-            kept.append(line)
-    write_text(path, "".join(line + "\n" for line in kept))
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def truncate_jsonl(path: Path, last_step: int) -> None:
+    """Keep only records up to ``last_step`` (after resuming from that checkpoint); a torn line is dropped."""
+    if not Path(path).exists():
+        return
+    kept = [r for r in read_jsonl(path) if r.get("step", 0) <= last_step]
+    write_text(Path(path), "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def package_versions() -> dict[str, str]:

@@ -104,21 +104,9 @@ def run_metadata(run: Run) -> dict:
 
 def _uint8(x):
     """A float tensor in [0, 1] → uint8 numpy, rounded (the PNG quantisation: |error| ≤ 0.5/255)."""
-    import torch
+    from mmdd.core.media import as_uint8
 
-    return (x.detach().cpu().float().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-
-
-def _wav_bytes(waveform, sample_rate: int) -> bytes:
-    """A mono waveform in [-1, 1] as the bytes of a 16-bit PCM WAV file."""
-    import io
-
-    import soundfile as sf
-
-    buffer = io.BytesIO()
-    sf.write(buffer, waveform.detach().cpu().float().clamp(-1, 1).numpy(), int(sample_rate), subtype="PCM_16",
-             format="WAV")
-    return buffer.getvalue()
+    return as_uint8(x)
 
 
 def _width(count: int, least: int) -> int:
@@ -145,7 +133,7 @@ def hf_columns(v: Viewable) -> tuple[dict, dict, dict]:
     import datasets as hf
     import numpy as np
 
-    from mmdd.core.media import to_uint8
+    from mmdd.core.media import to_uint8, wav_bytes
 
     data: dict = {}
     built: dict = {}
@@ -155,7 +143,7 @@ def hf_columns(v: Viewable) -> tuple[dict, dict, dict]:
         data["image"] = [to_uint8(v.images[i]) for i in range(n)]
         built["image"] = final["image"] = hf.Image()
     elif v.kind == "audio":
-        data["audio"] = [{"bytes": _wav_bytes(v.waveforms[i], v.sample_rate), "path": None} for i in range(n)]
+        data["audio"] = [{"bytes": wav_bytes(v.waveforms[i], v.sample_rate), "path": None} for i in range(n)]
         built["audio"] = {"bytes": hf.Value("binary"), "path": hf.Value("string")}
         final["audio"] = hf.Audio(sampling_rate=int(v.sample_rate), decode=False)
         features = v.features.detach().cpu().float().numpy()
@@ -234,8 +222,9 @@ def video_codec() -> str:
 def write_mp4(clip, path: Path, fps: int) -> Path:
     """One clip C×T×H×W in [0, 1] → an MP4 (H.264, else MPEG-4 part 2; yuv420p), grey clips as RGB. The
     frame is padded at the bottom and right by repeating the last row / column to :func:`padded_size`."""
-    import av
     import numpy as np
+
+    from mmdd.core.media import encode_video
 
     frames = _uint8(clip).transpose(1, 2, 3, 0)  # T×H×W×C
     if frames.shape[-1] != 3:
@@ -244,19 +233,9 @@ def write_mp4(clip, path: Path, fps: int) -> Path:
     frames = np.pad(frames, ((0, 0), (0, height - frames.shape[1]), (0, width - frames.shape[2]), (0, 0)),
                     mode="edge")
     codec = video_codec()
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=int(fps))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        if codec == "libx264":
-            stream.options = {"crf": "12"}  # near lossless, still the common High profile
-        else:
-            stream.bit_rate, stream.options = 4_000_000, {"qscale": "1"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return Path(path)
+    if codec == "libx264":  # near lossless, still the common High profile
+        return encode_video(path, frames, fps, codec, options={"crf": "12"})
+    return encode_video(path, frames, fps, codec, options={"qscale": "1"}, bit_rate=4_000_000)
 
 
 def write_nifti(volume, path: Path) -> Path:

@@ -11,7 +11,6 @@ SVG; samples are the media files the domain wrote into the run directory, linked
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 from mmdd.charts import curves_chart, evaluation_chart
@@ -50,16 +49,8 @@ def rel(path: Path, run_dir: Path) -> str:
 
 
 def read_records(run_dir: Path) -> list[dict]:
-    """The records of ``metrics.jsonl`` (an unreadable line — a run killed mid-write — is skipped)."""
-    path = Path(run_dir) / rundir.METRICS
-    records = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return [r for r in records if isinstance(r, dict) and "step" in r]
+    """The step records of ``metrics.jsonl`` (training steps and validation points)."""
+    return [r for r in rundir.read_jsonl(Path(run_dir) / rundir.METRICS) if "step" in r]
 
 
 def facts_table(rows: list[tuple[str, str]]) -> str:

@@ -78,6 +78,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmdd.core.errors import ConfigError, DataError, MMDDError
+from mmdd.core.media import encode_video
 from mmdd.core.seeding import child_seed, make_generator
 
 __all__ = [
@@ -290,18 +291,10 @@ def _write_video(path: Path, frames: np.ndarray, codec: str) -> None:
 
     if codec == "ffv1" and "ffv1" not in av.codecs_available:  # pragma: no cover - FFmpeg builds have it
         raise ConfigError("action set: this PyAV/FFmpeg build has no ffv1 encoder; use codec='mpeg4'")
-    with av.open(str(path), mode="w", format="avi") as container:
-        stream = container.add_stream(codec, rate=FPS)
-        stream.width = stream.height = int(frames.shape[1])
-        if codec == "ffv1":
-            stream.pix_fmt = "gray"
-        else:
-            stream.pix_fmt, stream.bit_rate, stream.options = "yuv420p", 4_000_000, {"qscale": "1"}
-        for img in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    if codec == "ffv1":
+        encode_video(path, frames, FPS, codec, container="avi", pix_fmt="gray")
+    else:
+        encode_video(path, frames, FPS, codec, container="avi", options={"qscale": "1"}, bit_rate=4_000_000)
 
 
 def _video_name(cls: str, k: int, group_offset: int) -> str:
