@@ -185,19 +185,12 @@ def _name_variants(rows: list[Row], raw: list[dict]) -> None:
             rows[i].variant = ", ".join(parts)
 
 
-def data_label(dataset: dict) -> str:
-    """The dataset's name, and the stem of its file or folder when it reads one (``medmnist-breastmnist``;
-    as ``mmdd.run.data_label``, on the recipe's plain mapping)."""
-    name = str(dataset.get("name") or "")
-    where = dataset.get("path") or dataset.get("root")
-    stem = Path(str(where)).expanduser().stem if where else ""
-    return f"{name}-{stem}" if stem and stem != name else name
-
-
 def rows_from_manifest(manifest: dict, label: str) -> list[Row]:
     """One row per evaluated set of a run directory's manifest: the distilled set as its method, then its baselines."""
     recipe = manifest.get("recipe") or {}
     method = str((recipe.get("method") or {}).get("name") or "distilled")
+    from mmdd.raw_recipe import data_label  # the label run.py gives the same recipe
+
     dataset = data_label(recipe.get("dataset") or {})
     pairs = (manifest.get("budget") or {}).get("pairs") if isinstance(manifest.get("budget"), dict) else None
     budget = pairs if pairs is not None else (recipe.get("budget") or {}).get("ipc")

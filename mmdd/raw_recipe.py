@@ -27,6 +27,15 @@ SCHEMA_FILE = Path(__file__).with_name("recipe_schema.json")
 # --------------------------------------------------------------------------- overrides and profiles
 
 
+def data_label(dataset: dict) -> str:
+    """The dataset's name, and the stem of its file or folder when it reads one (``medmnist-breastmnist``),
+    from a recipe's ``dataset`` mapping (what experts folders and comparisons are labelled with)."""
+    name = str(dataset.get("name") or "")
+    where = dataset.get("path") or dataset.get("root")
+    stem = Path(str(where)).expanduser().stem if where else ""
+    return f"{name}-{stem}" if stem and stem != name else name
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"method.iterations=100"`` → (["method", "iterations"], 100); values are parsed as YAML."""
     if "=" not in text:

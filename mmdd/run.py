@@ -46,6 +46,7 @@ from mmdd.core.trajectories import ExpertBuffer
 from mmdd.core.workspace import Workspace
 from mmdd.html_report import write_html_report
 from mmdd.plugins import get_domain
+from mmdd.raw_recipe import data_label as dataset_label
 
 MAIN = "main"  # the last stage: the recipe's own method and network
 
@@ -173,9 +174,8 @@ def experts_key(cfg: RecipeConfig) -> str:
 
 def data_label(cfg: RecipeConfig) -> str:
     """The dataset's name, and the stem of its file or folder when it reads one (``medmnist-breastmnist``)."""
-    where = getattr(cfg.dataset, "path", None) or getattr(cfg.dataset, "root", None)
-    stem = Path(str(where)).expanduser().stem if where else ""
-    return f"{cfg.dataset.name}-{stem}" if stem and stem != cfg.dataset.name else cfg.dataset.name
+    return dataset_label({"name": cfg.dataset.name, "path": getattr(cfg.dataset, "path", None),
+                          "root": getattr(cfg.dataset, "root", None)})
 
 
 def experts_dir(cfg: RecipeConfig) -> Path:
