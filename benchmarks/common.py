@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from mmdd.core.evaluation import mean_std
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -27,46 +29,54 @@ def machine() -> str:
     return f"{where}, torch {torch.__version__}, threads {torch.get_num_threads()}"
 
 
-def row_from(runs, name: str, method: str, ipc: int, extra_wall: float = 0.0, note: str = "") -> dict:
-    """One result row from evaluation ``name`` (distilled, random, full, ...) of finished runs.
-
-    ``runs``: one run, or the runs of one recipe under several distillation seeds
-    (:func:`distill_repeated`). The distilled row pools them: its ``values`` are every distillation's
-    evaluation seeds (N × M), its mean ± std is over all of them, ``distill_runs`` is N, ``seeds`` M,
-    and ``per_distillation`` gives each distillation's seed and mean. A baseline row comes from the
-    first run only (it does not depend on the distillation seed); its ``distill_runs`` is the number of
-    distinct sets behind it: one per evaluation seed for a redrawn random subset, 1 for a coreset or
-    the whole split."""
-    runs = runs if isinstance(runs, (list, tuple)) else [runs]
-    pooled = runs if name == "distilled" else runs[:1]
-    m = pooled[0].manifest
-    results = [r.manifest["evaluation"][name] for r in pooled]
+def pooled_row(results: list[dict], method: str, budget, *, storage: int | None, real_bytes: int | None,
+               distill_runs: int, wall_s: float, note: str = "") -> dict:
+    """One result row from evaluation results (``SetResult.as_dict()`` / a manifest's ``evaluation``
+    entries) of the same set under one or more distillations: ``values`` are all of them (N × M), the
+    mean ± std is over all of them (population std, as the evaluation reports), ``seeds`` is M."""
     res = results[0]
     values = [v for r in results for v in r["values"]]
-    mean = sum(values) / len(values)
-    std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
-    wall = sum(r["wall_s"] for r in results) + (
-        sum(run.manifest["wall_clock_s"]["distillation"] for run in pooled) + extra_wall if name == "distilled" else 0.0)
-    storage = m["storage_bytes"] if name != "full" else m["real_bytes"]
-    row = {"method": method, "budget": ipc, "budget_unit": "ipc", "metric": res["metric"], "mean": mean, "std": std,
-           "seeds": len(res["values"]),
-           "distill_runs": len(pooled) if name == "distilled" else res.get("draws", 1),
-           "values": values, "storage_bytes": storage,
-           "compression": round(m["real_bytes"] / storage, 1), "wall_s": round(wall, 1), "protocol": res["protocol"]}
-    if name == "distilled" and len(pooled) > 1:
-        row["per_distillation"] = [{"seed": run.manifest["seeds"]["distillation"][0], "mean": r["mean"], "std": r["std"]}
-                                   for run, r in zip(pooled, results)]
+    mean, std = mean_std(values)
+    row = {"method": method, "budget": budget, "budget_unit": "ipc", "metric": res["metric"], "mean": mean, "std": std,
+           "seeds": len(res["values"]), "distill_runs": distill_runs, "values": values, "wall_s": round(wall_s, 1),
+           "protocol": res["protocol"]}
+    if storage:
+        row["storage_bytes"] = storage
+        if real_bytes:
+            row["compression"] = round(real_bytes / storage, 1)
     if res.get("val_values"):
         row["val_values"] = [v for r in results for v in r.get("val_values") or []]
     if res.get("others"):
         row["others"] = {}
         for k in res["others"]:
             vals = [v for r in results for v in r["others"][k]["values"]]
-            mu = sum(vals) / len(vals)
-            row["others"][k] = {"mean": mu, "std": (sum((v - mu) ** 2 for v in vals) / len(vals)) ** 0.5,
-                                "values": vals}
+            mu, sd = mean_std(vals)
+            row["others"][k] = {"mean": mu, "std": sd, "values": vals}
     if note:
         row["note"] = note
+    return row
+
+
+def row_from(runs, name: str, method: str, ipc: int, extra_wall: float = 0.0, note: str = "") -> dict:
+    """One result row from evaluation ``name`` (distilled, random, full, ...) of finished runs.
+
+    ``runs``: one run, or the runs of one recipe under several distillation seeds
+    (:func:`distill_repeated`). The distilled row pools them (``distill_runs`` N, and
+    ``per_distillation``: each distillation's seed and mean). A baseline row comes from the first run
+    only (it does not depend on the distillation seed); its ``distill_runs`` is the number of distinct
+    sets behind it: one per evaluation seed for a redrawn random subset, 1 for a coreset or the whole split."""
+    runs = runs if isinstance(runs, (list, tuple)) else [runs]
+    pooled = runs if name == "distilled" else runs[:1]
+    m = pooled[0].manifest
+    results = [r.manifest["evaluation"][name] for r in pooled]
+    wall = sum(r["wall_s"] for r in results) + (
+        sum(run.manifest["wall_clock_s"]["distillation"] for run in pooled) + extra_wall if name == "distilled" else 0.0)
+    row = pooled_row(results, method, ipc, storage=m["storage_bytes"] if name != "full" else m["real_bytes"],
+                     real_bytes=m["real_bytes"], wall_s=wall, note=note,
+                     distill_runs=len(pooled) if name == "distilled" else results[0].get("draws", 1))
+    if name == "distilled" and len(pooled) > 1:
+        row["per_distillation"] = [{"seed": run.manifest["seeds"]["distillation"][0], "mean": r["mean"], "std": r["std"]}
+                                   for run, r in zip(pooled, results)]
     return row
 
 
@@ -98,17 +108,8 @@ def baseline_rows(recipe, overrides: list[str], names: list[str], ipc: int, prog
         data = sets[name].data
         storage = sum(t.numel() * t.element_size() for t in (getattr(data, "inputs", None), getattr(data, "targets", None),
                                                              getattr(data, "labels", None)) if t is not None)
-        row = {"method": name, "budget": ipc if name != "full" else "all", "budget_unit": "ipc", "metric": res.metric,
-               "mean": res.mean, "std": res.std, "seeds": len(res.values), "distill_runs": res.draws,
-               "values": res.values, "wall_s": round(res.wall_s, 1), "protocol": res.protocol}
-        if res.val_values:
-            row["val_values"] = res.val_values
-        if storage:
-            row["storage_bytes"] = storage
-            row["compression"] = round(ws.domain.real_bytes(ws.data) / storage, 1)
-        if res.others:
-            row["others"] = {k: {"mean": v["mean"], "std": v["std"], "values": v["values"]} for k, v in res.others.items()}
-        rows.append(row)
+        rows.append(pooled_row([res.as_dict()], name, ipc if name != "full" else "all", storage=storage,
+                               real_bytes=ws.domain.real_bytes(ws.data), distill_runs=res.draws, wall_s=res.wall_s))
     return rows
 
 

@@ -20,6 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, distill_repeated, machine, row_from  # noqa: E402
+from mmdd.core.evaluation import mean_std  # noqa: E402
 from vision_language import RECIPE, default_text_model  # noqa: E402
 
 #: name → overrides on top of profile=cpu+lors
@@ -29,10 +30,6 @@ CANDIDATES = {
     "symmetric S, lr_sim 0.3": ["method.sim_symmetric=true", "method.lr_sim=0.3"],
     "symmetric S, lr_sim 10": ["method.sim_symmetric=true", "method.lr_sim=10.0"],
 }
-
-
-def mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 def main(argv=None) -> int:
@@ -59,7 +56,7 @@ def main(argv=None) -> int:
         slug = "".join(ch if ch.isalnum() else "-" for ch in name)
         done = distill_repeated(RECIPE, [*base, *CANDIDATES[name]], runs / slug, args.distill_seeds)
         row = row_from(done, "distilled", name, 100)
-        row["val_mean"] = mean(row["val_values"])
+        row["val_mean"], row["val_std"] = mean_std(row["val_values"])
         row["overrides"] = CANDIDATES[name]
         rows.append(row)
         print(f"{name}: validation {100 * row['val_mean']:.2f}, test {100 * row['mean']:.2f}", flush=True)
@@ -74,10 +71,8 @@ def main(argv=None) -> int:
              "| candidate | validation mean recall (%) | test mean recall (%) | distill runs | seeds |",
              "|---|---|---|---|---|"]
     for r in rows:
-        val = [100 * v for v in r["val_values"]]
-        spread = (sum((v - mean(val)) ** 2 for v in val) / len(val)) ** 0.5
         mark = " **chosen**" if r is best else ""
-        lines.append(f"| {r['method']}{mark} | {mean(val):.2f} ± {spread:.2f} | {100 * r['mean']:.2f} ± "
+        lines.append(f"| {r['method']}{mark} | {100 * r['val_mean']:.2f} ± {100 * r['val_std']:.2f} | {100 * r['mean']:.2f} ± "
                      f"{100 * r['std']:.2f} | {r['distill_runs']} | {r['seeds']} |")
     out = Path(args.out or RESULTS)
     out.mkdir(parents=True, exist_ok=True)
