@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from .atomic import atomic_write
@@ -70,7 +71,7 @@ class ExpertBuffer:
             raise DataError(f"expert buffer {self.root} holds no finished expert (no expert_*.json sidecar); "
                             f"run `mmdd experts RECIPE` to generate them")
         self.param_shapes: dict[str, list[int]] = self.index["param_shapes"]
-        self._cache: dict[int, dict[str, Tensor]] = {}
+        self._shards: dict[int, object] = {}  # expert → its open shard (memory-mapped, read per snapshot)
 
     @property
     def experts(self) -> list[int]:
@@ -81,37 +82,45 @@ class ExpertBuffer:
         """The last epoch every expert has (snapshots 0..num_epochs)."""
         return min(info["epochs"] for info in self.index["experts"].values())
 
-    def _load(self, k: int) -> dict[str, Tensor]:
-        if k not in self._cache:
+    def _open(self, k: int):
+        """The expert's shard, opened lazily (memory-mapped) and checked once: every snapshot the sidecar
+        promises is present with the index's shapes. Only the tensors a segment asks for are read."""
+        if k not in self._shards:
             path = self.root / f"{expert_name(k)}.safetensors"
             try:
-                tensors = load_file(str(path))
+                shard = safe_open(str(path), framework="pt")
+                shapes = {key: list(shard.get_slice(key).get_shape()) for key in shard.keys()}
             except Exception as exc:  # safetensors raises several error types for damaged files
                 raise DataError(f"cannot read expert shard {path}: {exc}") from None
-            self._validate(k, tensors, path)
-            self._cache = {k: tensors}  # keep one expert in memory at a time
-        return self._cache[k]
+            self._validate(k, shapes, path)
+            self._shards[k] = shard
+        return self._shards[k]
 
-    def _validate(self, k: int, tensors: dict[str, Tensor], path: Path) -> None:
+    def _validate(self, k: int, shapes: dict[str, list[int]], path: Path) -> None:
         epochs = self.index["experts"][str(k)]["epochs"]
         for epoch in range(epochs + 1):
             for name, shape in self.param_shapes.items():
                 key = f"e{epoch}/{name}"
-                if key not in tensors:
+                if key not in shapes:
                     raise DataError(f"expert shard {path} lacks {key!r}; expected snapshots of every parameter "
                                     f"for epochs 0..{epochs}")
-                if list(tensors[key].shape) != list(shape):
-                    raise DataError(f"expert shard {path}: {key!r} has shape {list(tensors[key].shape)}, "
+                if shapes[key] != list(shape):
+                    raise DataError(f"expert shard {path}: {key!r} has shape {shapes[key]}, "
                                     f"expected {shape} (from index.json)")
 
     def snapshot(self, k: int, epoch: int) -> dict[str, Tensor]:
+        """The parameters of expert ``k`` after ``epoch`` epochs (0: its initialisation), read from disk."""
         if str(k) not in self.index["experts"]:
             raise DataError(f"expert {k} is not in buffer {self.root}; present: {self.experts}")
         epochs = self.index["experts"][str(k)]["epochs"]
         if not 0 <= epoch <= epochs:
             raise DataError(f"expert {k} in {self.root} has epochs 0..{epochs}; epoch {epoch} was asked for")
-        tensors = self._load(k)
-        return {name: tensors[f"e{epoch}/{name}"] for name in self.param_shapes}
+        shard = self._open(k)
+        try:
+            return {name: shard.get_tensor(f"e{epoch}/{name}") for name in self.param_shapes}
+        except Exception as exc:
+            raise DataError(f"cannot read epoch {epoch} of expert shard {self.root / expert_name(k)}.safetensors: "
+                            f"{exc}") from None
 
     def check_network(self, net: nn.Module) -> None:
         """Refuse a buffer whose trainable parameters do not fit ``net`` (a different width, depth or data)."""

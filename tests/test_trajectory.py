@@ -206,6 +206,34 @@ def test_buffer_validation_errors(tmp_path, buffer):
         ExpertBuffer(root).check_network(wide)
 
 
+
+def test_snapshot_reads_only_the_asked_epoch(buffer, monkeypatch):
+    """A segment needs two snapshots; the shard is memory-mapped and only those tensors are read."""
+    buf = ExpertBuffer(buffer.root)
+    read: list[str] = []
+    shard = buf._open(0)
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(shard, name)
+
+        def get_tensor(self, key):
+            read.append(key)
+            return shard.get_tensor(key)
+
+    buf._shards[0] = Spy()
+    snap = buf.snapshot(0, 2)
+    assert read and all(key.startswith("e2/") for key in read)
+    assert len(read) == len(buf.param_shapes)
+    full = load_file(str(buffer.root / "expert_0000.safetensors"))
+    assert all(torch.equal(snap[n], full[f"e2/{n}"]) for n in snap)
+
+
+def test_damaged_shard_is_named(buffer):
+    (buffer.root / "expert_0001.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(DataError, match="cannot read expert shard .*expert_0001.safetensors"):
+        ExpertBuffer(buffer.root).snapshot(1, 0)
+
 MTT_RECIPE = {
     "name": "tiny-mtt", "domain": "image", "seed": 0,
     "dataset": {"name": "digits", "train_per_class": 20},

@@ -61,9 +61,11 @@ def _norm(kind: str, channels: int, spatial_dims: int) -> nn.Module:
 
 
 def _activation(kind: str) -> nn.Module:
+    """In place where autograd allows: the activation follows a norm or a convolution, whose backward
+    needs its own input, never its output (an out-of-place ReLU cost about 10% of a training step here)."""
     return {
-        "relu": lambda: nn.ReLU(inplace=False),
-        "leakyrelu": lambda: nn.LeakyReLU(0.01),
+        "relu": lambda: nn.ReLU(inplace=True),
+        "leakyrelu": lambda: nn.LeakyReLU(0.01, inplace=True),
         "sigmoid": nn.Sigmoid,
         "gelu": nn.GELU,
     }[kind]()
