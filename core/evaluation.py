@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Protocol
 
@@ -22,6 +23,7 @@ from .data import Split
 from .losses import classification_loss
 from .progress import progress_bar
 from .seeding import derived_generator, make_generator
+from .stacked import fit_stacked, network_unsupported_reason, unsupported_reason
 
 
 #: Names ``evaluation.baselines`` accepts; a domain may add its own (video: slide_window, static_only).
@@ -48,6 +50,9 @@ class EvalConfig:
     test_batch_size: int = 1024
     select: Literal["last", "best_val"] = "last"
     select_every: int = 10
+    #: train the seeds' networks together as one batched model (core/stacked.py): "auto" on CUDA only,
+    #: "on" wherever supported (else a warning and sequential training), "off" one seed after another
+    batch_seeds: Literal["auto", "on", "off"] = "auto"
 
     def check(self, path: str) -> list[str]:
         problems = at_least(self, path, ("epochs", "batch_size", "seeds", "test_batch_size", "full_epochs",
@@ -79,6 +84,7 @@ class SetResult:
     wall_s: float = 0.0
     others: dict | None = None  # further metrics: name → {mean, std, values, val_values}
     draws: int = 1  # distinct training sets behind the values: 1, or one per seed for a redrawn baseline
+    batched: bool = False  # the seeds' networks were trained together as one batched model (batch_seeds)
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -249,6 +255,11 @@ def evaluate_set(train: EvalSet, task: Task, *, make_network: Callable[[torch.Ge
     The model measured is the last epoch's, or with ``cfg.select == "best_val"`` (and a validation
     split) the one with the best validation ``task.metric`` among epochs ``select_every,
     2·select_every, …, last`` — selection never looks at the test split.
+
+    ``cfg.batch_seeds`` says whether the seeds' networks train together as one batched model
+    (:mod:`.stacked`, the same random stream per seed; ``SetResult.batched`` records it) or one after
+    another: "auto" batches on CUDA only, "on" wherever :mod:`.stacked` supports it (else a warning
+    with the reason, and sequential training), "off" never.
     """
     started = time.perf_counter()
     values: dict[str, list[float]] = {}
@@ -256,24 +267,42 @@ def evaluate_set(train: EvalSet, task: Task, *, make_network: Callable[[torch.Ge
     has_val = val is not None and task.size(val) > 0
     total = train.epochs or cfg.epochs
     batch = cfg.test_batch_size
-    for seed in cfg.seed_list():
-        gen = make_generator(seed)
-        net = make_network(gen)
-        best = {"score": -math.inf, "state": None}
+    seeds = cfg.seed_list()
+    datas = [train.for_seed(seed) for seed in seeds]
+    select = cfg.select == "best_val" and has_val
+    best = [_BestOnVal() for _ in seeds]
 
-        def keep_best(epoch: int) -> None:
-            if epoch % cfg.select_every and epoch != total:
-                return
-            score = task.scores(net, val, device, batch)[task.metric]
-            if score > best["score"]:
-                best["score"] = score
-                best["state"] = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    def due(epoch: int) -> bool:
+        return epoch % cfg.select_every == 0 or epoch == total
 
-        select = cfg.select == "best_val" and has_val
-        fit(net, train.for_seed(seed), task, cfg, gen, augment, device, lr=train.lr, epochs=train.epochs,
-            desc=f"eval {label} seed {seed}" if label else None, after_epoch=keep_best if select else None)
+    def offer(i: int, net: nn.Module) -> None:
+        best[i].offer(net, task.scores(net, val, device, batch)[task.metric])
+
+    batched, gens, nets = _plan_batching(cfg, task, train.lr, datas, seeds, make_network, device)
+    if batched:
+        def keep_best_all(epoch: int, current: Callable[[], list[nn.Module]]) -> None:
+            if due(epoch):
+                for i, net in enumerate(current()):
+                    offer(i, net)
+
+        nets = fit_stacked(nets, datas, cfg, gens, augment, device, lr=train.lr, epochs=train.epochs,
+                           desc=f"eval {label} seeds {seeds[0]}–{seeds[-1]} (batched)" if label else None,
+                           after_epoch=keep_best_all if select else None)
+    for i, seed in enumerate(seeds):
+        if batched:
+            net = nets[i]
+        else:
+            gen = gens[i] if gens is not None else make_generator(seed)
+            net = nets[i] if nets is not None else make_network(gen)
+
+            def keep_best(epoch: int, i: int = i, net: nn.Module = net) -> None:
+                if due(epoch):
+                    offer(i, net)
+
+            fit(net, datas[i], task, cfg, gen, augment, device, lr=train.lr, epochs=train.epochs,
+                desc=f"eval {label} seed {seed}" if label else None, after_epoch=keep_best if select else None)
         if select:
-            net.load_state_dict(best["state"])
+            net.load_state_dict(best[i].state)
         for name, value in task.scores(net, test, device, batch).items():
             values.setdefault(name, []).append(value)
         if has_val:
@@ -288,7 +317,40 @@ def evaluate_set(train: EvalSet, task: Task, *, make_network: Callable[[torch.Ge
     return SetResult(metric=task.metric, mean=mean, std=std, values=values[task.metric], seeds=cfg.seed_list(),
                      protocol=protocol, val_values=val_values.get(task.metric), train_size=task.size(train.data),
                      wall_s=time.perf_counter() - started, others=extra or None,
-                     draws=len(cfg.seed_list()) if train.draw is not None else 1)
+                     draws=len(cfg.seed_list()) if train.draw is not None else 1, batched=batched)
+
+
+class _BestOnVal:
+    """One seed's best validation score so far and its network's state then."""
+
+    def __init__(self) -> None:
+        self.score, self.state = -math.inf, None
+
+    def offer(self, net: nn.Module, score: float) -> None:
+        if score > self.score:
+            self.score = score
+            self.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def _plan_batching(cfg: EvalConfig, task: Task, lr, datas: list, seeds: list[int],
+                   make_network: Callable[[torch.Generator], nn.Module], device: torch.device
+                   ) -> tuple[bool, list[torch.Generator] | None, list[nn.Module] | None]:
+    """Whether the seeds train batched (``cfg.batch_seeds``, what :mod:`.stacked` supports), and the
+    seeds' generators and fresh networks where they had to be built to decide (None: not built yet;
+    sequential training then uses them as they are, so every seed's random stream is the same)."""
+    wanted = cfg.batch_seeds == "on" or (cfg.batch_seeds == "auto" and torch.device(device).type == "cuda")
+    if not wanted:
+        return False, None, None
+    gens = nets = None
+    reason = unsupported_reason(task, lr, datas)
+    if reason is None:
+        gens = [make_generator(seed) for seed in seeds]
+        nets = [make_network(gen) for gen in gens]
+        reason = network_unsupported_reason(nets[0])
+    if reason is not None and cfg.batch_seeds == "on":
+        warnings.warn(f"evaluation.batch_seeds is 'on', but {reason}: the {len(seeds)} seeds are trained one "
+                      "after another", stacklevel=3)
+    return reason is None, gens, nets
 
 
 def describe_protocol(cfg: EvalConfig, network: str, augment: str, lr: float | dict[str, float] | None = None,

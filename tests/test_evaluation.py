@@ -44,6 +44,7 @@ def test_set_result_formatting():
     r = SetResult(metric="accuracy", mean=0.5, std=0.0123, values=[0.5], seeds=[0], protocol="p")
     assert r.formatted() == "50.00 ± 1.23"
     assert r.as_dict()["values"] == [0.5]
+    assert r.as_dict()["batched"] is False  # the manifest says whether the seeds were trained batched
 
 
 # ------------------------------------------------------------------ lr schedule
@@ -139,6 +140,7 @@ def test_evaluate_set_learns_separable_problem():
     assert result.metric == "accuracy" and result.protocol == "toy"
     assert result.val_values is None
     assert result.wall_s > 0
+    assert result.batched is False  # batch_seeds "auto" on the CPU: one seed after another
 
 
 def _logit_sum(logits, labels) -> float:
