@@ -7,6 +7,16 @@
 A non-finite loss stops the loop *before* the update, so the synthetic set and the last
 checkpoint stay good. Everything random comes from ``gen``, whose state is part of the
 checkpoint, so a resumed run continues exactly where an uninterrupted one would be.
+
+With ``draws`` (:class:`mmdd.core.distributed.Draws`) of more than one draw per iteration — K per
+process × W torchrun processes — an iteration is instead::
+
+    matcher.begin_iteration(syn, real, shared_gen(step))
+    for each of this process's K draws j: (matcher.draw(syn, real, gen_j) / K).backward()
+    loss = mean over all K·W draws (all-reduced); stop if it is not finite (every rank together)
+    average the synthetic gradients over the processes; optimizer.step(); matcher.end_iteration()
+
+whose generators derive from (seed, step, j), so no generator state is carried between steps.
 """
 
 from __future__ import annotations
@@ -17,7 +27,9 @@ from typing import Callable
 import torch
 
 from .data import ClassIndex
+from .distributed import Draws, average_gradients, average_scalar
 from .errors import RunError
+from .matchers.base import Matcher
 from .progress import progress_bar
 from .synthetic import SyntheticSet
 
@@ -60,25 +72,33 @@ def run_loop(syn: SyntheticSet, matcher, real: ClassIndex, optimizer: torch.opti
              gen: torch.Generator, steps: int, *, start_step: int = 0, checkpoint_every: int = 100,
              save_checkpoint: Callable[[int], None] | None = None,
              log: Callable[[int, dict], None] | None = None, stop_after: int | None = None,
-             progress: bool = True, after_step: Callable[[int], bool] | None = None) -> int:
+             progress: bool = True, after_step: Callable[[int], bool] | None = None,
+             draws: Draws | None = None) -> int:
     """Run steps ``start_step+1 .. steps``; return the last completed step.
 
     ``stop_after`` ends this call early after that many steps (a checkpoint is written), so long
     runs can be done in pieces and resumed. ``after_step(step)`` runs after each step, before its
     checkpoint (e.g. a validation score); when it returns True the loop checkpoints and ends there.
+    ``draws`` splits each iteration into several draws (module docstring); None or a single draw
+    is the plain iteration ``matcher(syn, real, gen)``.
     """
+    if draws is not None and not draws.single:
+        check_multi_draw(matcher)
     end = steps if stop_after is None else min(steps, start_step + stop_after)
     bar = progress_bar(range(start_step, end), initial=start_step, total=steps, desc="distill", unit="step",
                        enabled=progress)
     step = start_step
     for i in bar:
         optimizer.zero_grad(set_to_none=True)
-        loss = matcher(syn, real, gen)
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise NonFiniteLoss(i + 1, value)
-        loss.backward()
-        optimizer.step()
+        if draws is None or draws.single:
+            loss = matcher(syn, real, gen)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise NonFiniteLoss(i + 1, value)
+            loss.backward()
+            optimizer.step()
+        else:
+            value = _draws_iteration(syn, matcher, real, optimizer, draws, i + 1)
         step = i + 1
         if log is not None:
             record = {"step": step, "loss": value}
@@ -94,3 +114,30 @@ def run_loop(syn: SyntheticSet, matcher, real: ClassIndex, optimizer: torch.opti
         if stop:
             break
     return step
+
+
+def check_multi_draw(matcher) -> None:
+    """Refuse a matcher that cannot average several draws per iteration (it overrides ``__call__``
+    instead of implementing :meth:`Matcher.draw`)."""
+    if not isinstance(matcher, Matcher) or type(matcher).draw is Matcher.draw:
+        raise RunError(f"{type(matcher).__name__} implements a whole iteration (__call__), not draw(syn, real, gen); "
+                       f"it cannot average several draws per iteration (torchrun, distributed.draws_per_rank > 1)")
+
+
+def _draws_iteration(syn: SyntheticSet, matcher: Matcher, real, optimizer: torch.optim.Optimizer, draws: Draws,
+                     step: int) -> float:
+    """One iteration of this process's draws (module docstring); return the loss averaged over all
+    draws of every process. The update is skipped (NonFiniteLoss) on every rank together."""
+    matcher.begin_iteration(syn, real, draws.shared_generator(step))
+    total = 0.0
+    for gen in draws.generators(step):
+        loss = matcher.draw(syn, real, gen)
+        total += float(loss.detach())
+        (loss / draws.per_rank).backward()  # the draws' graphs are freed one at a time
+    value = average_scalar(total / draws.per_rank)
+    if not math.isfinite(value):
+        raise NonFiniteLoss(step, value)
+    average_gradients(p for group in optimizer.param_groups for p in group["params"])
+    optimizer.step()
+    matcher.end_iteration()
+    return value

@@ -25,10 +25,34 @@ class MatchingContext:
 
 class Matcher:
     """Base of every matcher: a loss between real and synthetic data; state between iterations
-    lives inside it. The pipeline calls every method below; the defaults fit a stateless matcher."""
+    lives inside it. The pipeline calls every method below; the defaults fit a stateless matcher.
 
-    def __call__(self, syn: SyntheticSet, real: ClassIndex, gen: torch.Generator) -> Tensor:  # pragma: no cover
-        raise NotImplementedError
+    A matcher implements :meth:`draw`, the loss of one draw (a network, real batches, an expert
+    segment — all from ``gen``). One iteration is :meth:`begin_iteration`, one or more draws (their
+    losses averaged: ``distributed.draws_per_rank`` × torchrun processes), the update, then
+    :meth:`end_iteration`, which advances per-iteration counters exactly once. Calling the matcher
+    is a whole iteration of a single draw. A matcher that overrides ``__call__`` instead of
+    ``draw`` runs only single-draw iterations.
+    """
+
+    def __call__(self, syn: SyntheticSet, real: ClassIndex, gen: torch.Generator) -> Tensor:
+        """One whole iteration of a single draw from ``gen``: begin, draw, end."""
+        self.begin_iteration(syn, real, gen)
+        loss = self.draw(syn, real, gen)
+        self.end_iteration()
+        return loss
+
+    def draw(self, syn: SyntheticSet, real: ClassIndex, gen: torch.Generator) -> Tensor:  # pragma: no cover
+        """The loss of one draw, every random choice from ``gen``."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither draw(syn, real, gen) nor __call__")
+
+    def begin_iteration(self, syn: SyntheticSet, real: ClassIndex, gen: torch.Generator) -> None:
+        """Called once per iteration before its draws, with a generator every process shares (the
+        run's own when the iteration is one draw): changes to the whole set go here (PTM's overlap
+        mitigation), so they happen once and identically on every rank."""
+
+    def end_iteration(self) -> None:
+        """Called once per iteration after its draws: advance per-iteration counters (MTT's iteration)."""
 
     def state_dict(self) -> dict:
         """What the checkpoint keeps so a resumed run continues exactly (DC's network, MTT's iteration)."""
@@ -57,6 +81,12 @@ class MatcherSpec:
     config: type
     build: Callable[[object, MatchingContext], Matcher]
     needs_experts: bool = False
+    #: whether an iteration may average several independent draws (torchrun processes,
+    #: ``distributed.draws_per_rank`` > 1): true for a matcher whose draws share no state beyond
+    #: what :meth:`Matcher.begin_iteration` / :meth:`Matcher.end_iteration` keep
+    multi_draw: bool = False
+    #: why it may not, for the error that refuses such a run
+    single_draw_reason: str = "the matcher does not declare that an iteration may average several draws"
 
 
 def siamese(context: MatchingContext, batches: list[Tensor], gen: torch.Generator) -> list[Tensor]:

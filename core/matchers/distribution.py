@@ -78,7 +78,7 @@ class DistributionMatcher(Matcher):
         bandwidth = self.cfg.bandwidth if self.cfg.bandwidth is not None else median_bandwidth(real_emb)
         return gaussian_mmd(real_emb, syn_emb, bandwidth)
 
-    def __call__(self, syn: SyntheticSet, real: ClassIndex, gen: torch.Generator) -> Tensor:
+    def draw(self, syn: SyntheticSet, real: ClassIndex, gen: torch.Generator) -> Tensor:
         net = self.context.make_network(gen)
         net.train()
         for p in net.parameters():
@@ -95,4 +95,4 @@ class DistributionMatcher(Matcher):
         return loss
 
 
-SPEC = MATCHERS.add("dm", MatcherSpec(config=DMConfig, build=DistributionMatcher))
+SPEC = MATCHERS.add("dm", MatcherSpec(config=DMConfig, build=DistributionMatcher, multi_draw=True))

@@ -123,7 +123,7 @@ class GradientMatcher(Matcher):
             train_epoch(self.net, self.net_opt, inputs.detach(), targets.detach(), self.cfg.batch_train, gen,
                         augment, self.context.device)
 
-    def __call__(self, syn: SyntheticSet, real: ClassIndex, gen: torch.Generator) -> Tensor:
+    def draw(self, syn: SyntheticSet, real: ClassIndex, gen: torch.Generator) -> Tensor:
         if self.loops is None:
             ipc = syn.class_slices()[0].stop - syn.class_slices()[0].start
             default = published_loops(ipc)
@@ -154,7 +154,11 @@ class GradientMatcher(Matcher):
         return loss
 
 
+#: why DC/DSA run one draw per iteration (torchrun and distributed.draws_per_rank > 1 refuse them)
+SINGLE_STREAM = ("it keeps one network and its optimizer between iterations, trained on the synthetic set after "
+                 "each update, and every draw of an iteration would need a network of its own, in every process "
+                 "and in the checkpoint")
 DC_SPEC = MATCHERS.add("dc", MatcherSpec(config=GMConfig, build=lambda cfg, ctx: GradientMatcher(
-    cfg, ctx, siamese_augment=False)))
+    cfg, ctx, siamese_augment=False), single_draw_reason=SINGLE_STREAM))
 DSA_SPEC = MATCHERS.add("dsa", MatcherSpec(config=GMConfig, build=lambda cfg, ctx: GradientMatcher(
-    cfg, ctx, siamese_augment=True)))
+    cfg, ctx, siamese_augment=True), single_draw_reason=SINGLE_STREAM))

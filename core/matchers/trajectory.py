@@ -327,14 +327,18 @@ class TrajectoryMatcher(Matcher):
             out = out + (targets * grad_y).sum() - (targets.detach() * grad_y).sum()
         return out
 
-    def __call__(self, syn: SyntheticSet, real: ClassIndex | None, gen: torch.Generator) -> Tensor:
+    def draw(self, syn: SyntheticSet, real: ClassIndex | None, gen: torch.Generator) -> Tensor:
+        """One draw: an expert segment (from ``gen``) and its matching loss. Every draw of an
+        iteration sees the same ``iteration`` (the start/end schedules)."""
         inputs, targets = syn.decode()
         lrs = self.student_lrs(syn)
         seg = self.draw_segment(inputs.shape[0], gen)
         solve = self.exact if self.cfg.solver == "exact" else self.constant_memory
-        loss = solve(inputs, targets, lrs, seg)
-        self.iteration += 1
-        return loss
+        return solve(inputs, targets, lrs, seg)
+
+    def end_iteration(self) -> None:
+        self.iteration += 1  # once per iteration, whatever the number of draws
 
 
-SPEC = MATCHERS.add("mtt", MatcherSpec(config=TMConfig, build=TrajectoryMatcher, needs_experts=True))
+SPEC = MATCHERS.add("mtt", MatcherSpec(config=TMConfig, build=TrajectoryMatcher, needs_experts=True,
+                                      multi_draw=True))

@@ -26,7 +26,10 @@ Exactly the samples with ``w_i > within_threshold`` or ``v_i > across_threshold`
 re-initialised, each from a random real sample of its class (drawn from the run's generator; in a
 multi-label task the sample's label row comes along), their rows of the optimizer's momentum are
 cleared (a new sample does not inherit the old one's velocity), and training goes on; the count is
-logged by the matcher (``overlap_resets``).
+logged by the matcher (``overlap_resets``). The check runs once per iteration, before its draws
+(``begin_iteration``); when an iteration is several draws (torchrun, ``distributed.draws_per_rank``)
+its real samples come from the generator every process shares (``core/distributed.Draws``), so
+every rank re-initialises the same rows identically.
 
 **What is the paper's and what is mmdd's reading.** The paper (Yu et al., "Progressive trajectory
 matching for medical dataset distillation") gives the progressive extension of the matched
@@ -168,13 +171,16 @@ class ProgressiveTrajectoryMatcher(TrajectoryMatcher):
         super().load_state_dict(state)
         self.overlap_resets = int(state.get("overlap_resets", 0))
 
-    def __call__(self, syn: SyntheticSet, real: ClassIndex, gen: torch.Generator) -> Tensor:
+    def begin_iteration(self, syn: SyntheticSet, real: ClassIndex, gen: torch.Generator) -> None:
+        """Overlap mitigation, once per iteration before its draws: ``gen`` is the generator every
+        process shares, and the set is identical on every rank, so all re-initialise the same rows
+        from the same real samples (and clear the same momentum rows)."""
         every = self.cfg.overlap_every
         if every and self.iteration > 0 and self.iteration % every == 0:
             chosen = mitigate_overlap(syn, real, gen, self.cfg.within_threshold, self.cfg.across_threshold,
                                       self.optimizer)
             self.overlap_resets += int(chosen.numel())
-        return super().__call__(syn, real, gen)
 
 
-SPEC = MATCHERS.add("ptm", MatcherSpec(config=PTMConfig, build=ProgressiveTrajectoryMatcher, needs_experts=True))
+SPEC = MATCHERS.add("ptm", MatcherSpec(config=PTMConfig, build=ProgressiveTrajectoryMatcher, needs_experts=True,
+                                      multi_draw=True))

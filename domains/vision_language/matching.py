@@ -78,9 +78,10 @@ class BiTrajectoryMatcher(TrajectoryMatcher):
             img, txt = functional_call(self.net, {**params, **self.buffers}, (x, text))
         return contrastive_loss(img, txt, self.temperature, sim)
 
-    def __call__(self, syn, real, gen: torch.Generator) -> Tensor:
+    def draw(self, syn, real, gen: torch.Generator) -> Tensor:
         self._layout = (syn.text_dim, syn.num_pairs, syn.similarity)
-        return super().__call__(syn, real, gen)
+        return super().draw(syn, real, gen)
 
 
-SPEC = MATCHERS.add("bitm", MatcherSpec(config=BiTMConfig, build=BiTrajectoryMatcher, needs_experts=True))
+SPEC = MATCHERS.add("bitm", MatcherSpec(config=BiTMConfig, build=BiTrajectoryMatcher, needs_experts=True,
+                                       multi_draw=True))
