@@ -28,6 +28,8 @@ def _cmd_run(args) -> int:
 
     run = distill(args.recipe, args.overrides, resume=args.resume, overwrite=args.overwrite,
                   evaluate=not args.no_eval, stop_after=args.stop_after, progress=not args.quiet)
+    if not run.writer:  # a torchrun rank other than 0: rank 0 wrote the run and prints it
+        return 0
     m = run.manifest
     if m["status"] != "complete":
         print(f"stopped after step {m['steps_completed']} of {run.config.method.iterations}; "
@@ -156,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmdd", description="Multi-modal dataset distillation.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_IntermixedParser)
 
-    run = sub.add_parser("run", help="distil a dataset as a recipe says, evaluate, write the run directory")
+    run = sub.add_parser("run", help="distil a dataset as a recipe says, evaluate, write the run directory "
+                                     "(under torchrun: the iterations' draws spread over the processes)")
     run.add_argument("recipe", help="recipe file or shipped recipe name (see `mmdd recipes`)")
     run.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE",
                      help="override recipe values, e.g. budget.ipc=1 (before or after the flags)")

@@ -30,6 +30,7 @@ from mmdd.core.errors import ConfigError
 from mmdd.core.evaluation import EvalConfig
 from mmdd.core.experiment_log import LoggingConfig
 from mmdd.core.augment import AugmentConfig
+from mmdd.core.distributed import DistributedConfig
 from mmdd.core.matchers import MATCHERS
 from mmdd.core.networks import NETWORKS, ConvNetConfig
 from mmdd.core.registry import closest
@@ -110,6 +111,7 @@ class RecipeConfig:
     coreset: CoresetConfig = field(default_factory=CoresetConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     experts: ExpertsConfig = field(default_factory=ExpertsConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)  # draws per torchrun process
     profiles: dict = field(default_factory=dict)
 
     def check(self, path: str) -> list[str]:

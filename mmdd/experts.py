@@ -9,34 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import torch
-import torch.distributed as dist
-
 from mmdd.config import to_dict
 from mmdd.core import rundir
+from mmdd.core.distributed import DistributedInfo, barrier, distributed_info, start_processes  # noqa: F401
 from mmdd.core.errors import ConfigError
 from mmdd.core.progress import progress_bar
 from mmdd.core.trajectories import (ExpertBuffer, expert_name, pending_experts, rebuild_index, recorded_description,
                                     train_expert)
-
-
-@dataclass
-class DistributedInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-
-def distributed_info() -> DistributedInfo:
-    return DistributedInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                           int(os.environ.get("LOCAL_RANK", 0)))
 
 
 def expert_description(ws, data=None) -> dict:
@@ -109,38 +93,37 @@ def generate_experts(recipe, overrides: Sequence[str] = (), progress: bool = Tru
     from mmdd.run import experts_dir, load_config, setup
 
     cfg = load_config(recipe, overrides)
-    info = distributed_info()
-    device = torch.device(cfg.device)
-    if info.world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo" if device.type == "cpu" else "nccl")
-    if device.type != "cpu" and device.index is None and info.world_size > 1:
-        cfg.device = f"{device.type}:{info.local_rank}"  # one accelerator per rank
-    ws = setup(cfg)
-    root = experts_dir(cfg)
-    root.mkdir(parents=True, exist_ok=True)
-    data = ws.domain.expert_data(ws)
-    augment = ws.eval_augment() if cfg.experts.augment else None
-    description = expert_description(ws, data)
-    refuse_other_settings(root, description)
+    processes = start_processes(cfg.device)  # torchrun: gloo on the CPU, NCCL with one GPU per rank
+    info = processes.info
+    cfg.device = processes.device
+    try:
+        ws = setup(cfg)
+        root = experts_dir(cfg)
+        root.mkdir(parents=True, exist_ok=True)
+        data = ws.domain.expert_data(ws)
+        augment = ws.eval_augment() if cfg.experts.augment else None
+        description = expert_description(ws, data)
+        refuse_other_settings(root, description)
 
-    def one_epoch(net, opt, gen):
-        ws.task.epoch(net, opt, data, cfg.experts.batch_size, gen, augment, ws.device)
+        def one_epoch(net, opt, gen):
+            ws.task.epoch(net, opt, data, cfg.experts.batch_size, gen, augment, ws.device)
 
-    todo = pending_experts(root, cfg.experts.num_experts, info.rank, info.world_size, cfg.experts.epochs)
-    desc = f"experts (rank {info.rank})" if info.world_size > 1 else "experts"
-    share = [k for k in range(cfg.experts.num_experts) if k % info.world_size == info.rank]
-    skipped = skipped_line(desc, share, todo, root)
-    if progress and skipped:
-        print(skipped, file=sys.stderr, flush=True)
-    # one generating process per buffer; the ranks of one torchrun launch share it (each writes only its own experts)
-    lock = rundir.RunLock(root, "mmdd experts") if info.world_size == 1 else contextlib.nullcontext()
-    with lock:
-        bar = progress_bar(todo, desc=desc, unit="expert", enabled=progress)
-        for k in bar:
-            train_expert(k, cfg.experts, root, lambda gen: ws.network(cfg.network, gen), one_epoch, description)
-    if info.world_size > 1:
-        dist.barrier()
-    if info.rank != 0:
-        return None
-    rebuild_index(root)
-    return ExpertBuffer(root)
+        todo = pending_experts(root, cfg.experts.num_experts, info.rank, info.world_size, cfg.experts.epochs)
+        desc = f"experts (rank {info.rank})" if info.world_size > 1 else "experts"
+        share = [k for k in range(cfg.experts.num_experts) if k % info.world_size == info.rank]
+        skipped = skipped_line(desc, share, todo, root)
+        if progress and skipped:
+            print(skipped, file=sys.stderr, flush=True)
+        # one generating process per buffer; the ranks of one torchrun launch share it (each writes only its own experts)
+        lock = rundir.RunLock(root, "mmdd experts") if info.world_size == 1 else contextlib.nullcontext()
+        with lock:
+            bar = progress_bar(todo, desc=desc, unit="expert", enabled=progress)
+            for k in bar:
+                train_expert(k, cfg.experts, root, lambda gen: ws.network(cfg.network, gen), one_epoch, description)
+        barrier()  # every rank's experts are written before rank 0 indexes them
+        if info.rank != 0:
+            return None
+        rebuild_index(root)
+        return ExpertBuffer(root)
+    finally:
+        processes.close(wait=False)  # leave the group this call joined (an error: without waiting)

@@ -13,10 +13,17 @@ Top to bottom, each step a small function::
 
 Everything that differs between domains comes through the hooks declared in
 :class:`mmdd.core.domain.Domain`; nothing here knows a domain by name.
+
+Under ``torchrun`` (``mmdd.core.distributed``) every process loads the data, builds the same
+synthetic set from the seed (checked equal on every rank) and computes its share of each
+iteration's draws; rank 0 alone takes the run directory's lock, writes metrics, checkpoints, the
+manifest and the report, and evaluates; the other ranks leave after the last iteration. A resumed
+run reads its checkpoint on rank 0, which hands it to the others.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -31,6 +38,8 @@ from mmdd.config import RecipeConfig, apply_overrides, apply_profile, config_fro
 from mmdd.core import rundir
 from mmdd.core.coresets import select
 from mmdd.core.distill import NonFiniteLoss, make_optimizer, run_loop
+from mmdd.core import distributed
+from mmdd.core.distributed import DistributedConfig, Draws, check_identical, dataclass_tensors, on_writer
 from mmdd.core.domain import Domain
 from mmdd.core.errors import ConfigError, RunError
 from mmdd.core.evaluation import (EvalSet, Samples, SetResult, describe_protocol, evaluate_set, random_baseline,
@@ -162,9 +171,9 @@ def make_tracker(ws: Workspace, metrics_path: Path, on_validation=None, mirror=N
 
 def experts_key(cfg: RecipeConfig) -> str:
     """A short digest of what expert trajectories depend on: the dataset section, the network, the
-    augmentation, the expert settings (not where they live, nor how many: a buffer may grow) and the
-    validation split tracking may carve out of train (experts never train on it)."""
-    experts = {k: v for k, v in to_dict(cfg.experts).items() if k not in ("dir", "num_experts")}
+    augmentation, the expert settings (not where they live, nor how many: a buffer may grow, nor whether
+    their steps are compiled) and the validation split tracking may carve out of train (experts never train on it)."""
+    experts = {k: v for k, v in to_dict(cfg.experts).items() if k not in ("dir", "num_experts", "compile")}
     parts = {"dataset": to_dict(cfg.dataset), "network": to_dict(cfg.network), "augment": to_dict(cfg.augment),
              "experts": experts, "domain": cfg.domain}
     if cfg.tracking.enabled:
@@ -241,6 +250,23 @@ def build_matcher(ws: Workspace, stage: Stage) -> Matcher:
     return spec.build(stage.method, context)
 
 
+def check_draws(cfg: RecipeConfig, world_size: int) -> None:
+    """Refuse a method that cannot average several draws per iteration when a run asks for more than
+    one (``world_size`` torchrun processes × ``distributed.draws_per_rank``), naming it and why."""
+    per_rank = cfg.distributed.draws_per_rank
+    total = per_rank * world_size
+    if total == 1:
+        return
+    methods = [("method", cfg.method)] + [(f"stages.{name}.method", stage.method) for name, stage in cfg.stages.items()]
+    for key, method in methods:
+        spec = MATCHERS.get(method.name, f"{key}.name")
+        if not spec.multi_draw:
+            raise ConfigError(f"{key}.name: {method.name!r} is not supported with {total} draws per iteration "
+                              f"({world_size} torchrun process(es) × distributed.draws_per_rank={per_rank}): "
+                              f"{spec.single_draw_reason}. Run it in one process (plain `mmdd run`, not torchrun) "
+                              f"with distributed.draws_per_rank=1")
+
+
 # --------------------------------------------------------------------------- the run object
 
 
@@ -252,6 +278,8 @@ class Run:
     config: RecipeConfig
     manifest: dict
     synthetic: SyntheticSet | None = None
+    #: False on a torchrun rank other than 0: it wrote nothing and its manifest is empty
+    writer: bool = True
 
     @property
     def evaluation(self) -> dict:
@@ -295,6 +323,9 @@ class RunState:
     stage_step: int = 0
     tracker: ValidationTracker | None = None  # scores the last stage on validation (tracking.every > 0)
     sink: ExperimentLog = ExperimentLog()  # mirrors metrics.jsonl (recipe section logging; a no-op when off)
+    world_size: int = 1  # torchrun processes computing this run's draws
+    writer: bool = True  # this process writes the run directory (rank 0)
+    stop_heard: bool = False  # another rank: rank 0's validation tracking ended the run early
 
     def offset(self, index: int) -> int:
         """Global steps before stage ``index``."""
@@ -310,7 +341,13 @@ class RunState:
 
     @property
     def stopped_early(self) -> bool:
-        return self.tracker is not None and self.tracker.stopped_at is not None
+        return self.stop_heard or (self.tracker is not None and self.tracker.stopped_at is not None)
+
+    def processes(self) -> dict:
+        """The ``distributed`` facts of the run: processes, draws each computes, draws per iteration."""
+        per_rank = self.ws.cfg.distributed.draws_per_rank
+        return {"world_size": self.world_size, "draws_per_rank": per_rank,
+                "draws_per_iteration": per_rank * self.world_size}
 
     @property
     def complete(self) -> bool:
@@ -320,40 +357,79 @@ class RunState:
         return self.wall_before + time.perf_counter() - self.started
 
     def save_checkpoint(self, stage_index: int, step: int, optimizer=None, matcher: Matcher | None = None) -> None:
+        """Write the checkpoint (rank 0 only; the other ranks hold the same state and write nothing)."""
+        if not self.writer:
+            return
         rundir.save_checkpoint(self.dir / rundir.CHECKPOINT, {
             rundir.CK_STAGE: stage_index, rundir.CK_STEP: step, rundir.CK_SYNTHETIC: self.syn.state_dict(),
             rundir.CK_OPTIMIZER: optimizer.state_dict() if optimizer is not None else {},
             rundir.CK_MATCHER: matcher.state_dict() if matcher is not None else {},
             rundir.CK_GENERATOR: self.gen.get_state(), rundir.CK_RECIPE: self.recipe, rundir.CK_WALL: self.wall_s(),
-            rundir.CK_TRACKING: self.tracker.state_dict() if self.tracker is not None else {}})
+            rundir.CK_TRACKING: self.tracker.state_dict() if self.tracker is not None else {},
+            CK_DISTRIBUTED: self.processes()})
+
+
+#: checkpoint key: the processes the run started with (``RunState.processes``; absent: one process)
+CK_DISTRIBUTED = "distributed"
+
+
+def comparable(recipe: dict) -> dict:
+    """:func:`rundir.comparable_recipe`, reading a recipe from before the ``distributed`` section as its default."""
+    return rundir.comparable_recipe({"distributed": to_dict(DistributedConfig()), **recipe})
 
 
 def start(ws: Workspace, run_dir: Path, resume: bool, overwrite: bool, on_validation=None) -> RunState:
-    """A new run (synthetic set from the domain, generator from the seed) or the checkpoint's."""
+    """A new run (synthetic set from the domain, generator from the seed) or the checkpoint's.
+
+    Under torchrun rank 0 prepares the directory and reads and checks the checkpoint, then hands it
+    to the other ranks; every rank builds the set from the seed, checked equal across ranks.
+    """
     started = time.perf_counter()
-    rundir.prepare_dir(run_dir, resume, overwrite)
-    gen = make_generator(ws.cfg.seed)
-    syn = ws.domain.make_synthetic(ws, gen).to(ws.device)
-    state = RunState(ws, run_dir, syn, gen, stage_plan(ws.cfg, syn), to_dict(ws.cfg), started,
-                     tracker=make_tracker(ws, run_dir / rundir.METRICS, on_validation,
-                                          mirror=lambda record: state.sink.log(record)))  # state.sink: below
-    if resume:
+    writer, world_size = distributed.is_writer(), distributed.world_size()
+    recipe = to_dict(ws.cfg)
+
+    def prepare() -> dict | None:
+        """Rank 0: the directory made ready; when resuming, the checkpoint, checked against this launch."""
+        rundir.prepare_dir(run_dir, resume, overwrite)
+        if not resume:
+            return None
         saved = rundir.load_checkpoint(run_dir / rundir.CHECKPOINT)
-        if rundir.comparable_recipe(saved[rundir.CK_RECIPE]) != rundir.comparable_recipe(state.recipe):
+        if comparable(saved[rundir.CK_RECIPE]) != comparable(recipe):
             raise RunError(f"cannot resume {run_dir}: the recipe differs from the one the run started with "
                            f"(only method.iterations and evaluation may change)")
+        before = saved.get(CK_DISTRIBUTED) or {"world_size": 1, "draws_per_rank": 1}
+        if before["world_size"] != world_size:
+            raise RunError(f"cannot resume {run_dir}: the run started with {before['world_size']} process(es) × "
+                           f"{before['draws_per_rank']} draw(s) per iteration, this launch has {world_size} "
+                           f"process(es); resume it with the same number (torchrun --nproc-per-node "
+                           f"{before['world_size']} on one node) so its iterations keep their draws")
+        return saved
+
+    saved = on_writer(prepare)  # the other ranks wait here for rank 0's checkpoint (or its error)
+    gen = make_generator(ws.cfg.seed)
+    syn = ws.domain.make_synthetic(ws, gen).to(ws.device)
+    check_identical({**{f"synthetic.{k}": v for k, v in syn.state_dict().items() if torch.is_tensor(v)},
+                     **dataclass_tensors(ws.data.train, "data.train")}, "training data and initial synthetic set")
+    state = RunState(ws, run_dir, syn, gen, stage_plan(ws.cfg, syn), recipe, started, world_size=world_size,
+                     writer=writer)
+    if writer:
+        state.tracker = make_tracker(ws, run_dir / rundir.METRICS, on_validation,
+                                     mirror=lambda record: state.sink.log(record))
+    if resume:
         syn.load_state_dict(saved[rundir.CK_SYNTHETIC])
         gen.set_state(saved[rundir.CK_GENERATOR])
         state.checkpoint = saved
         state.first_stage = state.stage_index = int(saved.get(rundir.CK_STAGE, 0))
         state.stage_step = int(saved[rundir.CK_STEP])
         state.wall_before = float(saved.get(rundir.CK_WALL, 0.0))
-        rundir.truncate_jsonl(run_dir / rundir.METRICS, state.step)
+        if writer:
+            rundir.truncate_jsonl(run_dir / rundir.METRICS, state.step)
         if state.tracker is not None and saved.get(rundir.CK_TRACKING):
             state.tracker.load_state_dict(saved[rundir.CK_TRACKING])
             state.tracker.truncate(state.step)
-    state.sink = open_sinks(ws.cfg.logging, run_dir, first_step=state.step + 1 if resume else 0, name=ws.cfg.name,
-                            config=state.recipe)
+    if writer:
+        state.sink = open_sinks(ws.cfg.logging, run_dir, first_step=state.step + 1 if resume else 0,
+                                name=ws.cfg.name, config=state.recipe)
     return state
 
 
@@ -384,29 +460,38 @@ def _stage_parts(state: RunState, index: int, stage: Stage):
 def train(state: RunState, stop_after: int | None = None, progress: bool = True) -> int:
     """Run the stages from where ``state`` stands; return the global step reached.
 
-    ``stop_after`` ends the run early after that many steps, leaving a checkpoint to resume.
+    ``stop_after`` ends the run early after that many steps, leaving a checkpoint to resume. Each
+    iteration averages ``distributed.draws_per_rank`` × (torchrun processes) draws; rank 0 alone
+    logs, checkpoints and scores validation (its decision to stop reaches every rank).
     """
+    cfg = state.ws.cfg
+    check_draws(cfg, state.world_size)
     left = stop_after
     multi = len(state.plan) > 1
     metrics_path = state.dir / rundir.METRICS
-    tracker = state.tracker
+    tracker = state.tracker  # rank 0's (None on the other ranks)
     for index in range(state.first_stage, len(state.plan)):
         if state.stopped_early:
             break
         stage = state.plan[index]
         matcher, optimizer, step = _stage_parts(state, index, stage)
         offset = state.offset(index)
+        draws = Draws(cfg.seed, cfg.distributed.draws_per_rank, distributed.rank(), state.world_size, offset)
         state.stage_index, state.stage_step = index, step
-        tracked = tracker is not None and stage.name == MAIN  # the last stage: its step 0 is the initialisation
-        if tracked and step == 0 and tracker.due(0, stage.iterations, offset):
+        tracked = cfg.tracking.enabled and stage.name == MAIN  # the last stage: its step 0 is the initialisation
+        if tracked and tracker is not None and step == 0 and tracker.due(0, stage.iterations, offset):
             tracker.observe(offset, state.syn)
 
         def after_step(s: int, stage=stage, offset=offset) -> bool:
-            """Score on validation when due; True ends the run early (STM's test said stop)."""
-            if not tracker.due(s, stage.iterations, offset + s):
-                return False
-            tracker.observe(offset + s, state.syn)
-            return tracker.should_stop(offset + s)
+            """Score on validation when due (rank 0); True ends the run early (STM's test said stop)."""
+            stop = False
+            if tracker is not None and tracker.due(s, stage.iterations, offset + s):
+                tracker.observe(offset + s, state.syn)
+                stop = tracker.should_stop(offset + s)
+            if state.world_size > 1:
+                stop = distributed.share_flag(stop)
+                state.stop_heard = stop and tracker is None
+            return stop
 
         def log(s: int, record: dict, offset=offset, stage=stage) -> None:
             if multi:
@@ -417,9 +502,10 @@ def train(state: RunState, stop_after: int | None = None, progress: bool = True)
         before = step
         try:
             step = run_loop(state.syn, matcher, stage.real(state.ws), optimizer, state.gen, stage.iterations,
-                            start_step=step, checkpoint_every=state.ws.cfg.checkpoint.every,
+                            start_step=step, checkpoint_every=cfg.checkpoint.every,
                             save_checkpoint=lambda at: state.save_checkpoint(index, at, optimizer, matcher),
-                            log=log, stop_after=left, progress=progress, after_step=after_step if tracked else None)
+                            log=log if state.writer else None, stop_after=left, progress=progress and state.writer,
+                            after_step=after_step if tracked else None, draws=draws)
         except NonFiniteLoss as exc:
             raise RunError(f"{exc}{' of stage ' + repr(stage.name) if multi else ''}; the run stopped before "
                            f"applying that update. The last good checkpoint is kept in "
@@ -473,6 +559,7 @@ def run_manifest(state: RunState, step: int) -> dict:
         "compression_note": "train split as tensors in the distillation space ÷ every stored synthetic tensor",
         **ws.domain.manifest_extras(ws, syn),
         **tracking,
+        "distributed": state.processes(),
         "wall_clock_s": {"distillation": round(state.wall_s(), 3)},
         "evaluation": {},
     }
@@ -511,17 +598,31 @@ def distill(recipe: str | Path | dict | RecipeConfig, overrides: Sequence[str] =
     if output_dir is not None:
         cfg.output_dir = str(run_dir)
     check_available(cfg.logging)  # logging.wandb without wandb installed: refused before the data loads
-    ws = setup(cfg)  # loads the data and checks the budget before anything is written
-    ws.progress = progress
-    with rundir.RunLock(run_dir, "mmdd run"):  # one writer per run directory
-        state = start(ws, run_dir, resume, overwrite, on_validation)
-        try:
-            run = finish(state, train(state, stop_after, progress))
-        finally:
-            state.sink.close()
-        if evaluate and run.manifest["status"] == "complete":
-            evaluate_run(run, ws=ws, progress=progress)
-    return run
+    processes = distributed.start_processes(cfg.device)  # joins torchrun's group (one GPU per process)
+    cfg.device = processes.device
+    try:
+        check_draws(cfg, processes.world_size)
+        ws = setup(cfg)  # loads the data and checks the budget before anything is written
+        ws.progress = progress and processes.writer
+        with contextlib.ExitStack() as held:
+            def lock() -> None:  # one writer per run directory: rank 0
+                held.enter_context(rundir.RunLock(run_dir, "mmdd run"))
+
+            on_writer(lock)
+            state = start(ws, run_dir, resume, overwrite, on_validation)
+            try:
+                step = train(state, stop_after, progress)
+                processes.close()  # every rank is done with its collectives; rank 0 goes on alone
+                if not processes.writer:
+                    return Run(state.dir, cfg, {}, state.syn, writer=False)
+                run = finish(state, step)
+            finally:
+                state.sink.close()
+            if evaluate and run.manifest["status"] == "complete":
+                evaluate_run(run, ws=ws, progress=progress)
+        return run
+    finally:
+        processes.close(wait=False)  # on an error: leave the group without waiting for the others
 
 
 # --------------------------------------------------------------------------- evaluation
