@@ -122,6 +122,8 @@ def dm_two_ranks(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dm2")
     recipe = write_recipe(tmp, DM)
     ranks = run_ranks(tmp, ["run", str(recipe), f"output_dir={tmp / 'run'}", "--no-eval", "--quiet"])
+    ranks[0]["beside"] = sorted(p.name for p in tmp.iterdir())  # before later tests add theirs
+    ranks[0]["cwd"] = sorted(p.name for p in (tmp / "cwd").iterdir())
     return tmp, recipe, ranks
 
 
@@ -149,8 +151,8 @@ def test_only_rank_zero_writes_and_prints(dm_two_ranks, tmp_path):
     written = sorted(p.relative_to(tmp / "run").as_posix() for p in (tmp / "run").rglob("*"))
     assert written == sorted(p.relative_to(single.dir).as_posix() for p in single.dir.rglob("*"))
     assert ".mmdd.lock" not in written and not [n for n in written if n.endswith(".tmp")]
-    assert sorted(p.name for p in tmp.iterdir()) == ["cwd", "rank0.json", "rank1.json", "recipe.yaml", "run"]
-    assert list((tmp / "cwd").iterdir()) == []  # nothing beside the run directory
+    assert ranks[0]["beside"] == ["cwd", "rank0.json", "rank1.json", "recipe.yaml", "run"]
+    assert ranks[0]["cwd"] == []  # nothing beside the run directory, nothing in the ranks' working directory
     assert "run directory:" in ranks[0]["stdout"] and ranks[1]["stdout"] == ""
     steps = [json.loads(line)["step"] for line in (tmp / "run" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6]  # one record per step: rank 0's
@@ -170,6 +172,17 @@ def test_resume_on_two_ranks_equals_the_uninterrupted_run(dm_two_ranks):
     # a checkpoint of 2 processes is not resumed by 1
     with pytest.raises(RunError, match=r"started with 2 process\(es\).*nproc-per-node 2"):
         mmdd.distill(DM, output_dir=part, resume=True, evaluate=False, progress=False)
+
+
+def test_rank_zeros_refusal_reaches_every_rank(dm_two_ranks):
+    """Rank 0 prepares the directory; its error (a run is there already) stops every rank with its message."""
+    tmp, recipe, _ = dm_two_ranks
+    before = (tmp / "run" / "manifest.json").read_text()
+    ranks = run_ranks(tmp, ["run", str(recipe), f"output_dir={tmp / 'run'}", "--no-eval", "--quiet"], timeout=60)
+    assert [r["code"] for r in ranks] == [2, 2]
+    assert "already holds a run" in ranks[0]["stderr"]
+    assert "rank 0 stopped (RunError)" in ranks[1]["stderr"] and "already holds a run" in ranks[1]["stderr"]
+    assert (tmp / "run" / "manifest.json").read_text() == before
 
 
 def test_trajectory_matching_on_two_ranks_equals_one_process_with_two_draws(tmp_path):

@@ -1,8 +1,8 @@
 """Distribution matching (DM, Zhao & Bilen 2023) and its Gaussian-kernel MMD variant.
 
-Every iteration draws a freshly initialised network (weights from the run's generator) and, for
-each class, compares the embeddings of a real batch and of that class's synthetic samples after
-one shared (siamese) augmentation draw:
+Every draw takes a freshly initialised network (weights from the draw's generator: the run's, or
+each draw's own when an iteration averages several) and, for each class, compares the embeddings
+of a real batch and of that class's synthetic samples after one shared (siamese) augmentation draw:
 
 * ``kernel: linear`` — ‖mean φ(real) − mean φ(syn)‖², the original DM loss (linear-kernel MMD);
 * ``kernel: gaussian`` — biased MMD² with k(a, b) = exp(−‖a − b‖² / (2σ²)); σ is
