@@ -23,6 +23,7 @@ from .data import Split
 from .losses import classification_loss
 from .progress import progress_bar
 from .seeding import derived_generator, make_generator
+from .speed import check_compile_mode, compiled
 from .stacked import fit_stacked, network_unsupported_reason, unsupported_reason
 
 
@@ -53,10 +54,13 @@ class EvalConfig:
     #: train the seeds' networks together as one batched model (core/stacked.py): "auto" on CUDA only,
     #: "on" wherever supported (else a warning and sequential training), "off" one seed after another
     batch_seeds: Literal["auto", "on", "off"] = "auto"
+    #: torch.compile the training step of each seed (core/speed.py): "auto" on CUDA only, "on", "off"
+    compile: Literal["auto", "on", "off"] = "auto"
 
     def check(self, path: str) -> list[str]:
         problems = at_least(self, path, ("epochs", "batch_size", "seeds", "test_batch_size", "full_epochs",
                                          "select_every"))
+        problems += check_compile_mode(self.compile, f"{path}.compile")
         problems += positive(self, path, ("lr",))
         if not 0 < self.lr_decay_at <= 1:
             problems.append(f"{path}.lr_decay_at must be in (0, 1] (fraction of epochs), got {self.lr_decay_at}")
@@ -203,9 +207,10 @@ def fit(net: nn.Module, data, task: Task, cfg: EvalConfig, gen: torch.Generator,
     decay_epoch = max(1, int(round(epochs * cfg.lr_decay_at)))
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[decay_epoch], gamma=0.1)
     batch = min(cfg.batch_size, task.size(data))
+    runner = compiled(net, cfg.compile, device, "evaluation training")  # shares net's parameters
     bar = progress_bar(range(epochs), desc=desc, leave=False, enabled=bool(desc), unit="epoch")
     for _ in bar:
-        task.epoch(net, opt, data, batch, gen, augment if cfg.augment else None, device)
+        task.epoch(runner, opt, data, batch, gen, augment if cfg.augment else None, device)
         sched.step()
         if after_epoch is not None:
             after_epoch(sched.last_epoch)

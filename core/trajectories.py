@@ -19,7 +19,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 import torch
 from safetensors import safe_open
@@ -30,6 +30,7 @@ from .atomic import atomic_write
 from .checks import at_least, positive
 from .errors import ConfigError, DataError
 from .seeding import make_generator
+from .speed import check_compile_mode, compiled
 
 FORMAT = 1
 
@@ -48,10 +49,12 @@ class ExpertsConfig:
     augment: bool = True
     seed: int = 0
     train_per_class: int | None = None
+    #: torch.compile each expert's training step (core/speed.py): "auto" on CUDA only, "on", "off"
+    compile: Literal["auto", "on", "off"] = "auto"
 
     def check(self, path: str) -> list[str]:
         return (at_least(self, path, ("num_experts", "epochs", "batch_size", "train_per_class"))
-                + positive(self, path, ("lr",)))
+                + positive(self, path, ("lr",)) + check_compile_mode(self.compile, f"{path}.compile"))
 
 
 def expert_name(k: int) -> str:
@@ -190,8 +193,10 @@ def train_expert(k: int, cfg: ExpertsConfig, root: Path, make_network: Callable[
     net = make_network(gen)
     opt = torch.optim.SGD(list(trainable_parameters(net).values()), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     tensors = {f"e0/{n}": t for n, t in snapshot_params(net).items()}
+    device = next(iter(trainable_parameters(net).values())).device
+    runner = compiled(net, cfg.compile, device, "expert training")  # shares net's parameters
     for epoch in range(1, cfg.epochs + 1):
-        train_epoch(net, opt, gen)
+        train_epoch(runner, opt, gen)
         tensors.update({f"e{epoch}/{n}": t for n, t in snapshot_params(net).items()})
     name = expert_name(k)
     atomic_write(root / f"{name}.safetensors", lambda tmp: save_file(tensors, str(tmp)))

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .evaluation import Task
+from .speed import tune_host_allocator
 
 
 @dataclass
@@ -30,6 +31,9 @@ class Workspace:
     cache: dict = field(default_factory=dict)
     progress: bool = True  # whether long steps a hook runs (video's slide-window teacher) report progress
     _stage_real: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        tune_host_allocator()  # once per process: large activations reuse freed heap blocks (core/speed.py)
 
     @cached_property
     def real(self) -> Any:
