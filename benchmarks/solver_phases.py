@@ -52,17 +52,11 @@ def main(argv=None) -> None:
         started = time.perf_counter()
         matcher(syn, None, make_generator(1)).backward()
         times.setdefault(solver, []).append(time.perf_counter() - started)
-    inputs, targets = (t.detach() for t in syn.decode())
+    inputs, targets = syn.decode()
     seg = matcher.draw_segment(inputs.shape[0], make_generator(1))
-    lr = float(syn.student_lrs()[0])
+    lrs = {group: float(lr) for group, lr in zip(matcher.members, matcher.student_lrs(syn))}
     started = time.perf_counter()
-    params = {n: seg.start[n].detach() for n in matcher.group_of}
-    for idx, draw in zip(seg.batches, seg.draws):
-        p = {n: v.detach().requires_grad_(True) for n, v in params.items()}
-        with torch.no_grad():
-            batch = matcher._inputs(inputs, idx, draw)
-        grads = torch.autograd.grad(matcher._step_loss(p, batch, targets[idx]), list(p.values()))
-        params = {n: (params[n] - lr * g).detach() for n, g in zip(p, grads)}
+    matcher.forward_sweep(inputs, targets, lrs, seg)  # the constant-memory solver's own first pass
     first_pass = time.perf_counter() - started
     exact, constant = min(times["exact"]), min(times["constant_memory"])
     print(f"width {args.width}, {args.steps} steps: exact {exact:.2f} s, constant_memory {constant:.2f} s "

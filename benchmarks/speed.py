@@ -158,7 +158,7 @@ def worker(args) -> dict:
     device = ws.device
     unit = config["unit"].format(epochs=args.eval_epochs)
     if config["kind"] == "draws":
-        fn = draws_iteration(ws, args)
+        fn = draws_iteration(ws, args, config)
     elif config["kind"] == "expert":
         fn = expert_steps(ws, args)
     elif config["kind"] == "eval":
@@ -234,29 +234,14 @@ def last_stage(ws):
     return gen, syn, build_matcher(ws, stage), make_optimizer(syn, stage.method), stage.real(ws)
 
 
-def distill_iteration(ws, args, config):
+def distill_iteration(ws, args, config, draws=None):
+    """One iteration of the stage's matcher through the library's own loop (``core/distill.run_loop``);
+    ``draws``: several draws per iteration (see :func:`draws_iteration`)."""
+    from mmdd.core.distill import run_loop
+
     if config.get("experts"):
         prepare_experts(ws, Path(ws.cfg.experts.dir))
     gen, syn, matcher, optimizer, real = last_stage(ws)
-
-    def fn():
-        optimizer.zero_grad(set_to_none=True)
-        loss = matcher(syn, real, gen)
-        loss.backward()
-        optimizer.step()
-
-    return fn
-
-
-def draws_iteration(ws, args):
-    """One iteration of two draws through the distillation loop: one process computing both
-    (``distributed.draws_per_rank=2``) or, under torchrun with 2 processes, one draw each."""
-    from mmdd.core import distributed
-    from mmdd.core.distill import run_loop
-
-    world = distributed.world_size()
-    gen, syn, matcher, optimizer, real = last_stage(ws)
-    draws = distributed.Draws(seed=0, per_rank=2 // world, rank=distributed.rank(), world_size=world)
     done = [0]
 
     def fn():
@@ -264,6 +249,16 @@ def draws_iteration(ws, args):
                            draws=draws)
 
     return fn
+
+
+def draws_iteration(ws, args, config):
+    """An iteration of two draws: one process computing both (``distributed.draws_per_rank=2``) or,
+    under torchrun with 2 processes, one draw each."""
+    from mmdd.core import distributed
+
+    world = distributed.world_size()
+    draws = distributed.Draws(seed=0, per_rank=2 // world, rank=distributed.rank(), world_size=world)
+    return distill_iteration(ws, args, config, draws)
 
 
 # ----------------------------------------------------------------------------------------------- driver

@@ -23,7 +23,7 @@ from .data import Split
 from .losses import classification_loss
 from .progress import progress_bar
 from .seeding import derived_generator, make_generator
-from .speed import check_compile_mode, compiled
+from .speed import check_compile_mode, compiled, option_on
 from .stacked import fit_stacked, network_unsupported_reason, unsupported_reason
 
 
@@ -343,7 +343,7 @@ def _plan_batching(cfg: EvalConfig, task: Task, lr, datas: list, seeds: list[int
     """Whether the seeds train batched (``cfg.batch_seeds``, what :mod:`.stacked` supports), and the
     seeds' generators and fresh networks where they had to be built to decide (None: not built yet;
     sequential training then uses them as they are, so every seed's random stream is the same)."""
-    wanted = cfg.batch_seeds == "on" or (cfg.batch_seeds == "auto" and torch.device(device).type == "cuda")
+    wanted = option_on(cfg.batch_seeds, device, "evaluation.batch_seeds")
     if not wanted:
         return False, None, None
     gens = nets = None

@@ -77,11 +77,22 @@ def check_compile_mode(value: str, path: str) -> list[str]:
     return [] if value in COMPILE_MODES else [f"{path} must be one of {COMPILE_MODES}, got {value!r}"]
 
 
-def compile_wanted(mode: CompileMode, device: torch.device | str) -> bool:
-    """``on``: always; ``off``: never; ``auto``: on CUDA devices (where training steps are launch-bound)."""
+#: device types on which an ``auto`` speed option (compile, batched evaluation seeds) is on: where training
+#: steps are launch-bound; on the CPUs measured here both were a loss or a wash (benchmarks/results/speed.md)
+AUTO_ON_DEVICE_TYPES = frozenset({"cuda"})
+
+
+def option_on(mode: str, device: torch.device | str, name: str = "compile") -> bool:
+    """An ``auto`` | ``on`` | ``off`` speed option for the recipe's ``device``: ``auto`` is on for the
+    device types in :data:`AUTO_ON_DEVICE_TYPES`."""
     if mode not in COMPILE_MODES:
-        raise ValueError(f"compile must be one of {COMPILE_MODES}, got {mode!r}")
-    return mode == "on" or (mode == "auto" and torch.device(device).type == "cuda")
+        raise ValueError(f"{name} must be one of {COMPILE_MODES}, got {mode!r}")
+    return mode == "on" or (mode == "auto" and torch.device(device).type in AUTO_ON_DEVICE_TYPES)
+
+
+def compile_wanted(mode: CompileMode, device: torch.device | str) -> bool:
+    """Whether to compile training steps (``on``, ``off``, or ``auto``: :func:`option_on`)."""
+    return option_on(mode, device, "compile")
 
 
 def compiled(net: nn.Module, mode: CompileMode, device: torch.device | str, what: str = "training") -> nn.Module:

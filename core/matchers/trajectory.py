@@ -273,6 +273,24 @@ class TrajectoryMatcher(Matcher):
             params = {n: p - lr_of[self.group_of[n]] * g for (n, p), g in zip(params.items(), grads)}
         return group_loss(params, seg.start, seg.target, self.members)
 
+    def forward_sweep(self, inputs: Tensor, targets: Tensor, lr_values: dict[str, float], seg: Segment
+                      ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
+        """The constant-memory solver's first pass: the student's steps without graphs. Returns the
+        snapshots θ_0..θ_{N-1} (what the adjoint pass recomputes each step from) and θ_N."""
+        frozen = {n: t for n, t in seg.start.items() if n not in self.group_of}
+        names = list(self.group_of)
+        inputs, targets = inputs.detach(), targets.detach()
+        thetas, params = [], {n: seg.start[n].detach() for n in names}
+        for idx, draw in zip(seg.batches, seg.draws):
+            thetas.append(params)
+            p = {n: t.detach().requires_grad_(True) for n, t in params.items()}
+            with torch.no_grad():
+                x = self._inputs(inputs, idx, draw)
+            loss = self._step_loss({**frozen, **p}, x, targets[idx.to(targets.device)])
+            grads = torch.autograd.grad(loss, list(p.values()))
+            params = {n: (params[n] - lr_values[self.group_of[n]] * g).detach() for n, g in zip(names, grads)}
+        return thetas, params
+
     def constant_memory(self, inputs: Tensor, targets: Tensor, lrs: Tensor, seg: Segment) -> Tensor:
         lr_values = {g: float(lrs.detach()[i]) for i, g in enumerate(self.members)}
         frozen = {n: t for n, t in seg.start.items() if n not in self.group_of}
@@ -280,16 +298,7 @@ class TrajectoryMatcher(Matcher):
         x_leaf = inputs.detach().requires_grad_(True)
         soft = targets.dtype.is_floating_point and targets.requires_grad
         y_leaf = targets.detach().requires_grad_(soft)
-        # Forward without graphs, keeping only the parameter snapshots θ_0..θ_{N-1}.
-        thetas, params = [], {n: seg.start[n].detach() for n in names}
-        for idx, draw in zip(seg.batches, seg.draws):
-            thetas.append(params)
-            p = {n: t.detach().requires_grad_(True) for n, t in params.items()}
-            with torch.no_grad():
-                x = self._inputs(x_leaf, idx, draw)
-            loss = self._step_loss({**frozen, **p}, x, y_leaf.detach()[idx.to(targets.device)])
-            grads = torch.autograd.grad(loss, list(p.values()))
-            params = {n: (params[n] - lr_values[self.group_of[n]] * g).detach() for n, g in zip(names, grads)}
+        thetas, params = self.forward_sweep(inputs, targets, lr_values, seg)
         with torch.no_grad():
             value = group_loss(params, seg.start, seg.target, self.members)
         # a = ∂L/∂θ_N, analytic for the normalised squared distance.
