@@ -149,6 +149,10 @@ class Domain:
         """The network as protocol strings name it."""
         return network_description(net_cfg)
 
+    def describe_augment(self, aug_cfg) -> str:
+        """The ``augment`` section as protocol strings name it (default: one DSA-style strategy)."""
+        return f"DSA {aug_cfg.strategy} ({aug_cfg.mode})"
+
     # ------------------------------------------------------------------ evaluation
     def task(self, data) -> Task:
         """How networks learn from a set and are scored (default: classification with the metrics)."""

@@ -40,7 +40,10 @@ class EvalConfig:
     batch_size: int = 256
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    lr_decay_at: float = 0.5
+    #: where the lr drops ×0.1: a fraction of the epochs, or a list of fractions (AVDD: [1/3, 2/3])
+    lr_decay_at: float | list[float] = 0.5
+    #: "sgd" (SGD with ``momentum``, the DC/DSA/DM/MTT protocol) or "adam" (Adam, L2 ``weight_decay``)
+    optimizer: Literal["sgd", "adam"] = "sgd"
     augment: bool = True
     seeds: int = 3
     seed: int = 0
@@ -62,8 +65,10 @@ class EvalConfig:
                                          "select_every"))
         problems += check_compile_mode(self.compile, f"{path}.compile")
         problems += positive(self, path, ("lr",))
-        if not 0 < self.lr_decay_at <= 1:
-            problems.append(f"{path}.lr_decay_at must be in (0, 1] (fraction of epochs), got {self.lr_decay_at}")
+        at = self.lr_decay_at if isinstance(self.lr_decay_at, list) else [self.lr_decay_at]
+        if not at or not all(0 < a <= 1 for a in at):
+            problems.append(f"{path}.lr_decay_at must be a fraction of the epochs in (0, 1], or a non-empty list of "
+                            f"them, got {self.lr_decay_at}")
         for b in self.baselines:
             if b not in BASELINES:
                 problems.append(f"{path}.baselines: unknown baseline {b!r}; expected some of {sorted(BASELINES)}")
@@ -71,6 +76,19 @@ class EvalConfig:
 
     def seed_list(self) -> list[int]:
         return [self.seed + i for i in range(self.seeds)]
+
+    def decay_epochs(self, epochs: int) -> list[int]:
+        """The epochs after which the lr drops ×0.1 (``lr_decay_at`` × ``epochs``, at least 1)."""
+        at = self.lr_decay_at if isinstance(self.lr_decay_at, list) else [self.lr_decay_at]
+        return sorted({max(1, int(round(epochs * a))) for a in at})
+
+
+def build_optimizer(kind: str, groups, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    """The protocol's optimiser over ``groups`` (parameters or parameter-group dicts): SGD with
+    ``momentum`` or Adam (``momentum`` unused), both with L2 ``weight_decay``."""
+    if kind == "adam":
+        return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
 @dataclass
@@ -160,7 +178,7 @@ class Task(Protocol):
     def size(self, data) -> int: ...
 
     def optimizer(self, net: nn.Module, lr: float | dict[str, float], momentum: float,
-                  weight_decay: float) -> torch.optim.Optimizer: ...
+                  weight_decay: float, kind: str = "sgd") -> torch.optim.Optimizer: ...
 
     def epoch(self, net: nn.Module, opt: torch.optim.Optimizer, data, batch_size: int, gen: torch.Generator,
               augment, device: torch.device) -> None: ...
@@ -179,9 +197,9 @@ class ClassificationTask:
     def size(self, data) -> int:
         return len(data)
 
-    def optimizer(self, net, lr, momentum, weight_decay):
-        return torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=float(lr), momentum=momentum,
-                               weight_decay=weight_decay)
+    def optimizer(self, net, lr, momentum, weight_decay, kind="sgd"):
+        return build_optimizer(kind, [p for p in net.parameters() if p.requires_grad], float(lr), momentum,
+                               weight_decay)
 
     def epoch(self, net, opt, data, batch_size, gen, augment, device) -> None:
         train_epoch(net, opt, data.inputs, _targets(data), batch_size, gen, augment, device)
@@ -198,14 +216,14 @@ def _targets(data) -> Tensor:
 def fit(net: nn.Module, data, task: Task, cfg: EvalConfig, gen: torch.Generator, augment, device: torch.device,
         lr: float | dict[str, float] | None = None, epochs: int | None = None, desc: str | None = None,
         after_epoch: Callable[[int], None] | None = None) -> nn.Module:
-    """Train ``net`` on ``data`` with the protocol's optimiser and schedule (SGD, lr ×0.1 at ``lr_decay_at``).
+    """Train ``net`` on ``data`` with the protocol's optimiser and schedule (``cfg.optimizer``, lr ×0.1 at
+    each of ``lr_decay_at``).
 
     ``after_epoch(e)`` is called after epoch ``e`` (1-based), e.g. to select a model on validation.
     """
     epochs = epochs or cfg.epochs
-    opt = task.optimizer(net, lr or cfg.lr, cfg.momentum, cfg.weight_decay)
-    decay_epoch = max(1, int(round(epochs * cfg.lr_decay_at)))
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[decay_epoch], gamma=0.1)
+    opt = task.optimizer(net, lr or cfg.lr, cfg.momentum, cfg.weight_decay, kind=cfg.optimizer)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=cfg.decay_epochs(epochs), gamma=0.1)
     batch = min(cfg.batch_size, task.size(data))
     runner = compiled(net, cfg.compile, device, "evaluation training")  # shares net's parameters
     bar = progress_bar(range(epochs), desc=desc, leave=False, enabled=bool(desc), unit="epoch")
@@ -347,7 +365,8 @@ def _plan_batching(cfg: EvalConfig, task: Task, lr, datas: list, seeds: list[int
     if not wanted:
         return False, None, None
     gens = nets = None
-    reason = unsupported_reason(task, lr, datas)
+    reason = "evaluation.optimizer is adam (batched seeds train with SGD)" if cfg.optimizer != "sgd" else None
+    reason = reason or unsupported_reason(task, lr, datas)
     if reason is None:
         gens = [make_generator(seed) for seed in seeds]
         nets = [make_network(gen) for gen in gens]
@@ -372,12 +391,15 @@ def describe_protocol(cfg: EvalConfig, network: str, augment: str, lr: float | d
     else:
         lr_text = f"learned lr {lr:.4g}" if lr is not None else f"lr {cfg.lr:g}"
     aug = augment if cfg.augment else "no aug"
+    at = cfg.lr_decay_at if isinstance(cfg.lr_decay_at, list) else [cfg.lr_decay_at]
+    decay = ", ".join(f"{a:.3g}" for a in at)
+    opt = f"Adam / {cfg.weight_decay:g}" if cfg.optimizer == "adam" else f"SGD {cfg.momentum:g} / {cfg.weight_decay:g}"
     if cfg.select == "best_val" and has_val:
         chosen = f"model selected on validation (best of every {cfg.select_every} epochs)"
     elif cfg.select == "best_val":
         chosen = "last epoch on test (select: best_val asked, but the data has no validation split)"
     else:
         chosen = "last epoch on test"
-    return (f"{network}, {loss + ', ' if loss else ''}SGD {cfg.momentum:g} / {cfg.weight_decay:g}, {lr_text} ×0.1 "
-            f"at {cfg.lr_decay_at:g}, batch {cfg.batch_size}, {epochs} epochs, {aug}, {cfg.seeds} seeds"
+    return (f"{network}, {loss + ', ' if loss else ''}{opt}, {lr_text} ×0.1 "
+            f"at {decay}, batch {cfg.batch_size}, {epochs} epochs, {aug}, {cfg.seeds} seeds"
             f"{' (a new random draw per seed)' if redrawn else ''}, {chosen}")

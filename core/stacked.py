@@ -131,8 +131,7 @@ def fit_stacked(nets: Sequence[nn.Module], datas: Sequence[Any], cfg, gens: Sequ
     stack.base.train()
     opt = torch.optim.SGD(stack.trainable, lr=float(lr or cfg.lr), momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
-    decay_epoch = max(1, int(round(epochs * cfg.lr_decay_at)))
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[decay_epoch], gamma=0.1)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=cfg.decay_epochs(epochs), gamma=0.1)
     batch = min(cfg.batch_size, n)
     augment = augment if cfg.augment else None
     inputs = [d.inputs for d in datas]

@@ -11,7 +11,8 @@ from mmdd.core.registry import closest
 
 BUILTIN_DOMAINS = {"image": "mmdd.domains.image:ImageDomain", "audio": "mmdd.domains.audio:AudioDomain",
                    "medical": "mmdd.domains.medical:MedicalDomain", "video": "mmdd.domains.video:VideoDomain",
-                   "vision_language": "mmdd.domains.vision_language:VisionLanguageDomain"}
+                   "vision_language": "mmdd.domains.vision_language:VisionLanguageDomain",
+                   "audio_visual": "mmdd.domains.audio_visual:AudioVisualDomain"}
 
 
 def _available() -> dict[str, str]:

@@ -672,7 +672,7 @@ def evaluate_sets(ws: Workspace, sets: dict[str, EvalSet], progress: bool = True
     ``on_result(name, result)`` is called as each set finishes."""
     cfg = ws.cfg.evaluation
     augment = ws.eval_augment()
-    aug_text = f"DSA {ws.cfg.augment.strategy} ({ws.cfg.augment.mode})" if augment is not None else "no aug"
+    aug_text = ws.domain.describe_augment(ws.cfg.augment) if augment is not None else "no aug"
     val = ws.data.val
     has_val = val is not None and ws.task.size(val) > 0
     results = {}

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from mmdd.core.evaluation import build_optimizer
+
 from .networks import contrastive_loss
 
 RECALL_KS = (1, 5, 10)
@@ -115,13 +117,14 @@ def recall_of(net: nn.Module, data: PairTensors, device: torch.device) -> dict[s
     return retrieval(img, txt, data.caption_image)
 
 
-def make_sgd(net: nn.Module, lr_image: float, lr_text: float, momentum: float, weight_decay: float):
+def make_sgd(net: nn.Module, lr_image: float, lr_text: float, momentum: float, weight_decay: float,
+             kind: str = "sgd"):
     groups = []
     for prefix, lr in (("image.", lr_image), ("text.", lr_text)):
         params = [p for n, p in net.named_parameters() if p.requires_grad and n.startswith(prefix)]
         if params:
             groups.append({"params": params, "lr": lr})
-    return torch.optim.SGD(groups, momentum=momentum, weight_decay=weight_decay)
+    return build_optimizer(kind, groups, lr_image, momentum, weight_decay)
 
 
 # --------------------------------------------------------------------------- the task
@@ -142,9 +145,10 @@ class ContrastiveTask:
     def size(self, data: PairTensors) -> int:
         return data.num_images
 
-    def optimizer(self, net: nn.Module, lr, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    def optimizer(self, net: nn.Module, lr, momentum: float, weight_decay: float,
+                  kind: str = "sgd") -> torch.optim.Optimizer:
         lrs = lr if isinstance(lr, dict) else {"image": lr, "text": lr}
-        return make_sgd(net, lrs["image"], lrs["text"], momentum, weight_decay)
+        return make_sgd(net, lrs["image"], lrs["text"], momentum, weight_decay, kind)
 
     def epoch(self, net, opt, data: PairTensors, batch_size: int, gen: torch.Generator, augment,
               device: torch.device) -> None:
