@@ -100,7 +100,7 @@ def clips(tmp_path_factory):
 def test_av_folder_reads_one_second_and_the_frame_in_it(clips):
     data = finish_av_load(av_folder_plan(clips, second=1), AVRead(size=16))
     assert data.class_names == ["class0", "class1"]
-    assert data.train.waveforms.shape == (8, 11025) and data.train.frames.shape == (8, 3, 16, 16)
+    assert data.train.waveforms.shape == (8, 11000) and data.train.frames.shape == (8, 3, 16, 16)
     assert data.test.labels.tolist() == [0, 0, 1, 1]
     assert all(s.endswith("@1s") for s in data.train.sources)
     # class 1's frames are green, class 0's red (the fixture's colours)
@@ -205,3 +205,21 @@ def test_config_errors_say_what_was_expected(clips, tmp_path):
         mmdd.distill(recipe(clips, tmp_path, evaluation={"lr_decay_at": [0.5, 1.5]}), output_dir=tmp_path / "d")
     with pytest.raises(ConfigError, match="lr_audio or lr_frames"):
         mmdd.distill(recipe(clips, tmp_path, method={"lr_audio": 0, "lr_frames": 0}), output_dir=tmp_path / "e")
+
+
+def test_every_audio_visual_recipe_and_profile_validates(tmp_path):
+    from mmdd.catalog import list_recipes
+    from mmdd.config import read_yaml
+    from mmdd.run import load_config
+
+    root = tmp_path / "data"
+    (root / "AVE").mkdir(parents=True)
+    names = [info for info in list_recipes() if info.name.startswith("audio_visual/")]
+    assert len(names) == 10
+    for info in names:
+        for profile in ["default", *(read_yaml(info.path).get("profiles") or {})]:
+            cfg = load_config(info.path, [f"dataset.root={root}", f"profile={profile}"])
+            assert cfg.domain == "audio_visual" and cfg.network.name == "av_convnet"
+            assert cfg.method.name == ("av_dm" if profile == "av_dm" else "avdd")
+            if profile == "cpu":
+                assert cfg.device == "cpu" and cfg.dataset.size == 32

@@ -20,7 +20,6 @@ expert-free matching loop, checkpoints, evaluation and artifact are the one pipe
 
 from __future__ import annotations
 
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -49,8 +48,9 @@ from .training import MODALITY_METRICS, LateFusionTask
 MAX_SKIPPED_LISTED = 50
 
 
-def read_pairs(cfg) -> AVData:
-    """The decoded pairs of the dataset a config names (the registered loader of ``cfg.name``)."""
+def read_pairs(cfg) -> AVData | DataSplits:
+    """The decoded pairs of the dataset a config names (the registered loader of ``cfg.name``), or —
+    for a loader of data already in the distillation space (``avdd_tensors``) — its DataSplits."""
     return dataset_entry("audio_visual", cfg.name).load(cfg)
 
 
@@ -120,7 +120,9 @@ class AudioVisualDomain(Domain):
 
     # -- data
     def load_data(self, cfg) -> DataSplits:
-        return limit_train(to_distillation_space(read_pairs(cfg), cfg), cfg.train_per_class, cfg.split_seed)
+        pairs = read_pairs(cfg)
+        data = pairs if isinstance(pairs, DataSplits) else to_distillation_space(pairs, cfg)
+        return limit_train(data, cfg.train_per_class, cfg.split_seed)
 
     def network_io(self, data: DataSplits):
         inputs = data.train.inputs

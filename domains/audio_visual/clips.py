@@ -27,7 +27,8 @@ hashed from the loader, root, options and every file's size and mtime — the vi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -38,7 +39,7 @@ from torch import Tensor
 
 from mmdd.core.data import check_data_file
 from mmdd.core.errors import DataError
-from mmdd.core.loading import BadFiles, LoadedSplits, Rows, first_line, require_rows
+from mmdd.core.loading import BadFiles, LoadedSplits, Rows, first_line, hold_out_val, name_some, require_rows
 from mmdd.domains.video.cache import cache_key, cache_path, file_fingerprint, read_cache, write_cache
 
 EXPECTED_VIDEO = "a video file with an audio track that decord (FFmpeg) can decode"
@@ -90,7 +91,7 @@ class AVEntry:
 class AVRead:
     """The reading options every loader shares."""
 
-    sample_rate: int = 11025
+    sample_rate: int = 11000
     size: int = 224
     on_error: str = "fail"
     cache_dir: str | None = None
@@ -280,3 +281,37 @@ def finish_av_load(plan: AVLoadPlan, read: AVRead) -> AVData:
         write_cache(path, key, {"splits": {s: _payload(v) for s, v in splits.items()}, "skipped": bad.skipped})
         info["cache"] = {"path": str(path), "key": key, "hit": False}
     return AVData(splits["train"], splits["test"], splits.get("val"), list(plan.class_names), bad.skipped, info)
+
+
+def finish_listed(plan: AVLoadPlan, cfg, listed_in: str, hint: str = "") -> AVData:
+    """Read a plan whose entries an annotation names: the missing files first (``fail``: one DataError
+    listing some of them; ``skip``: each left out and listed in ``skipped``), then
+    :func:`~.clips.finish_av_load`, then ``cfg.val_fraction`` held out of train."""
+    present: dict[str, bool] = {}
+    for items in plan.entries.values():
+        for e in items:
+            key = str(e.media)
+            if key not in present:
+                present[key] = os.path.isfile(e.media)
+    absent = [p for p, ok in present.items() if not ok]
+    bad = BadFiles(cfg.on_error)
+    bad.missing(absent,
+                error=lambda: (f"{plan.loader}: {len(absent)} video(s) named in {listed_in} are missing:\n"
+                               f"{name_some(absent)}\n{hint + chr(10) if hint else ''}re-copy them (or use "
+                               "on_error: skip)"),
+                reason=lambda p: f"{p}: listed in {listed_in} but missing")
+    if absent:
+        entries = {s: [e for e in items if present[str(e.media)]] for s, items in plan.entries.items()}
+        for split in ("train", "test"):
+            if not entries.get(split):
+                raise DataError(f"{plan.loader} {plan.root}: the {split} split is empty ({len(absent)} missing "
+                                f"video(s) skipped); expected at least one of the videos {listed_in} names")
+        if "val" in entries and not entries["val"]:
+            del entries["val"]
+        plan = replace(plan, entries=entries)
+    from .configs import read_options
+
+    data = finish_av_load(plan, read_options(cfg))
+    data.skipped = bad.skipped + data.skipped
+    data.info["missing_files"] = len(absent)
+    return hold_out_val(data, cfg.val_fraction, cfg.split_seed)

@@ -28,7 +28,7 @@ class AVOptions:
     """
 
     second: int = 4
-    sample_rate: int = 11025
+    sample_rate: int = 11000
     n_fft: int = 400
     hop_length: int = 200
     n_mels: int = 128
@@ -105,7 +105,8 @@ class AVAugmentConfig:
 class AVNetConfig:
     """``network.name: av_convnet`` — an audio ConvNet and a visual ConvNet, each with its own linear
     head, whose embeddings have the same size (each feature map is average-pooled to ``embed_grid``²
-    cells of ``width`` channels), so the cross-modal terms can add them. ``visual_lr_scale``
+    cells of ``width`` channels), so the cross-modal terms can add them. ``depth`` blocks for frames,
+    ``audio_depth`` for log-mel maps (null: ``depth``; the authors: 5 at 224² and 3). ``visual_lr_scale``
     multiplies the evaluation lr of the visual encoder (the authors: 1e-4 vs 1e-3)."""
 
     name: str = "av_convnet"
@@ -114,8 +115,10 @@ class AVNetConfig:
     norm: Literal["instancenorm", "batchnorm", "layernorm", "groupnorm", "none"] = "instancenorm"
     pooling: Literal["avgpool", "maxpool", "none"] = "avgpool"
     activation: Literal["relu", "leakyrelu", "sigmoid", "gelu"] = "relu"
+    audio_depth: int | None = None
     embed_grid: int = 2
     visual_lr_scale: float = 1.0
 
     def check(self, path: str) -> list[str]:
-        return at_least(self, path, ("depth", "width", "embed_grid")) + positive(self, path, ("visual_lr_scale",))
+        return (at_least(self, path, ("depth", "audio_depth", "width", "embed_grid"))
+                + positive(self, path, ("visual_lr_scale",)))

@@ -25,9 +25,9 @@ from .configs import AVNetConfig
 class _Tower(nn.Module):
     """A ConvNet's feature stack pooled to ``grid``×``grid`` and flattened, then a linear head."""
 
-    def __init__(self, in_shape: Sequence[int], num_classes: int, cfg: AVNetConfig):
+    def __init__(self, in_shape: Sequence[int], num_classes: int, cfg: AVNetConfig, depth: int):
         super().__init__()
-        net = ConvNet(in_shape, num_classes, depth=cfg.depth, width=cfg.width, norm=cfg.norm, pooling=cfg.pooling,
+        net = ConvNet(in_shape, num_classes, depth=depth, width=cfg.width, norm=cfg.norm, pooling=cfg.pooling,
                       activation=cfg.activation, spatial_dims=2)
         self.features = net.features
         self.pool = nn.AdaptiveAvgPool2d(cfg.embed_grid)
@@ -46,8 +46,8 @@ class AVNet(nn.Module):
 
     def __init__(self, audio_shape: Sequence[int], frame_shape: Sequence[int], num_classes: int, cfg: AVNetConfig):
         super().__init__()
-        self.audio = _Tower(audio_shape, num_classes, cfg)
-        self.visual = _Tower(frame_shape, num_classes, cfg)
+        self.audio = _Tower(audio_shape, num_classes, cfg, cfg.audio_depth or cfg.depth)
+        self.visual = _Tower(frame_shape, num_classes, cfg, cfg.depth)
         self.feature_dim = self.audio.feature_dim
         self.visual_lr_scale = cfg.visual_lr_scale
 
@@ -90,5 +90,6 @@ NETWORKS.add("av_convnet", (AVNetConfig, _build))
 
 def describe(cfg: AVNetConfig) -> str:
     scale = f", visual lr ×{cfg.visual_lr_scale:g}" if cfg.visual_lr_scale != 1 else ""
-    return (f"AV ConvNet-{cfg.depth} w{cfg.width} {cfg.norm}/{cfg.pooling} (audio + visual towers pooled to "
+    depth = f"{cfg.depth}" if not cfg.audio_depth or cfg.audio_depth == cfg.depth else f"{cfg.depth}/audio {cfg.audio_depth}"
+    return (f"AV ConvNet-{depth} w{cfg.width} {cfg.norm}/{cfg.pooling} (audio + visual towers pooled to "
             f"{cfg.embed_grid}×{cfg.embed_grid}, late fusion{scale})")

@@ -10,7 +10,7 @@ encoder at ``network.visual_lr_scale`` × the lr.
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmdd.core.evaluation import Samples, build_optimizer
 from mmdd.core.losses import classification_loss
