@@ -223,3 +223,20 @@ def test_every_audio_visual_recipe_and_profile_validates(tmp_path):
             assert cfg.method.name == ("av_dm" if profile == "av_dm" else "avdd")
             if profile == "cpu":
                 assert cfg.device == "cpu" and cfg.dataset.size == 32
+
+
+def test_several_seconds_of_one_video_decode_it_once(clips, monkeypatch):
+    from pathlib import Path
+
+    from mmdd.core.loading import BadFiles
+    from mmdd.domains.audio_visual import clips as av_clips
+
+    opened = []
+    real_open = av_clips._open_video
+    monkeypatch.setattr(av_clips, "_open_video", lambda path, rate: opened.append(path) or real_open(path, rate))
+    monkeypatch.setattr(av_clips._OpenVideo, "key", None)
+    video = Path(clips) / "train" / "class0" / "clip0.mp4"
+    entries = [av_clips.AVEntry(video, 0, 0), av_clips.AVEntry(video, 0, 1)]
+    split = av_clips.decode_split(entries, AVRead(size=16), BadFiles("fail"))
+    assert len(split) == 2 and opened == [video]
+    assert not torch.equal(split.waveforms[0], split.waveforms[1])  # two different seconds

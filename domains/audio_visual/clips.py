@@ -135,10 +135,27 @@ def resize_frame(frame_hwc: np.ndarray | Tensor, size: int) -> Tensor:
     return x[0].round().clamp(0, 255).to(torch.uint8)
 
 
-def read_video_second(path: Path, second: int, sample_rate: int, size: int) -> tuple[Tensor, Tensor]:
-    """One second of a video file with an audio track: ``(waveform sample_rate, frame 3×size×size uint8)``."""
+class _OpenVideo:
+    """The decoded audio track and the video reader of the file read last: a loader that takes several
+    seconds of one video (AVE: every annotated second) decodes its audio and opens it once."""
+
+    key: tuple | None = None
+    value: tuple | None = None
+
+    @classmethod
+    def get(cls, path: Path, sample_rate: int) -> tuple[np.ndarray, object, int, float]:
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns, sample_rate)
+        if cls.key != key:
+            cls.key, cls.value = None, None  # a file that fails is not kept
+            cls.value = _open_video(path, sample_rate)
+            cls.key = key
+        return cls.value
+
+
+def _open_video(path: Path, sample_rate: int) -> tuple[np.ndarray, object, int, float]:
+    """``(mono audio at sample_rate, VideoReader, frame count, fps)`` of a video file with an audio track."""
     decord = _decord()
-    check_data_file(path, EXPECTED_VIDEO)
     errors = (RuntimeError, OSError, ValueError, IndexError, decord.DECORDError)
     try:
         audio = decord.AudioReader(str(path), sample_rate=sample_rate, mono=True)
@@ -149,7 +166,6 @@ def read_video_second(path: Path, second: int, sample_rate: int, size: int) -> t
             raise DataError(f"{path}: has no audio track ({reason}); expected {EXPECTED_VIDEO}") from exc
         raise DataError(f"{path}: decord cannot read its audio ({reason}); expected {EXPECTED_VIDEO} - the file "
                         "is truncated, corrupt or has no audio track; re-copy or remove it") from exc
-    piece = _check_second(wave, path, second, sample_rate, "audio track")
     try:
         video = decord.VideoReader(str(path))
         count, fps = len(video), float(video.get_avg_fps())
@@ -158,6 +174,16 @@ def read_video_second(path: Path, second: int, sample_rate: int, size: int) -> t
                         f"{EXPECTED_VIDEO}") from exc
     if count < 1 or not math.isfinite(fps) or fps <= 0:
         raise DataError(f"{path}: its video track holds no frames (or no frame rate); expected {EXPECTED_VIDEO}")
+    return wave, video, count, fps
+
+
+def read_video_second(path: Path, second: int, sample_rate: int, size: int) -> tuple[Tensor, Tensor]:
+    """One second of a video file with an audio track: ``(waveform sample_rate, frame 3×size×size uint8)``."""
+    decord = _decord()
+    check_data_file(path, EXPECTED_VIDEO)
+    errors = (RuntimeError, OSError, ValueError, IndexError, decord.DECORDError)
+    wave, video, count, fps = _OpenVideo.get(path, sample_rate)
+    piece = _check_second(wave, path, second, sample_rate, "audio track")
     index = int(math.floor((second + 0.5) * fps))
     if index >= count:
         raise DataError(f"{path}: its video track ends at {count / fps:.2f} s, before second {second} "
