@@ -3,6 +3,8 @@ audio-visual digits (FSDD spoken digits paired with scikit-learn handwritten dig
 
     python -m mmdd.domains.audio_visual.av_digits --fsdd ../shared/data/audio/fsdd/recordings --out /tmp/av_digits
     python benchmarks/audio_visual.py --data /tmp/av_digits [--ipc 1 10] [--distill-seeds 1] [--runs DIR]
+    # on 2 cores: one process per IPC (--ipc 1 --out A, --ipc 10 --whole-at none --out B), then
+    python benchmarks/audio_visual.py --combine A/audio_visual.json B/audio_visual.json
 
 For each IPC, from the shipped recipe ``audio_visual/av_digits-avdd-ipc<N>``:
 
@@ -91,23 +93,50 @@ def findings(rows: list[dict]) -> list[str]:
     return lines
 
 
+def combine(paths: list[Path], out: Path) -> int:
+    """Merge the rows of several results files of this benchmark (one per IPC, run in parallel)."""
+    import json
+
+    results = [json.loads(p.read_text()) for p in paths]
+    result = dict(results[0])
+    rows = [row for r in results for row in r["rows"]]
+    if sum(r["method"] == "whole" for r in rows) > 1:
+        raise SystemExit("more than one file holds the whole-data row; run it in one of them only (--whole-at)")
+    result["rows"] = sorted(rows, key=lambda r: (r["budget"] if isinstance(r["budget"], int) else 10**9,
+                                                 ORDER.index(r["method"])))
+    result["findings"] = findings(result["rows"])
+    notes = [r["note"] for r in results if r.get("note")]
+    if notes:
+        result["note"] = "; ".join(dict.fromkeys(notes))
+    print(write(result, out))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="the generated audio-visual digits (holds train/ and test/)")
+    parser.add_argument("--data", help="the generated audio-visual digits (holds train/ and test/)")
     parser.add_argument("--ipc", type=int, nargs="+", default=[1, 10])
+    parser.add_argument("--whole-at", default="first", choices=["first", "none"],
+                        help="evaluate whole data with the first IPC (default) or not at all")
+    parser.add_argument("--combine", nargs="+", metavar="JSON", help="instead of running: merge results files")
     parser.add_argument("--distill-seeds", type=int, default=1)
     parser.add_argument("--runs", default=None, help="where to keep run directories (default: a temp dir)")
     parser.add_argument("--out", default=None, help="results folder (default: benchmarks/results)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra recipe overrides")
     parser.add_argument("--note", default="", help="a line about how this run was made (e.g. parallel processes)")
     args = parser.parse_args(argv)
+    if args.combine:
+        return combine([Path(p) for p in args.combine], Path(args.out) if args.out else RESULTS)
+    if not args.data:
+        parser.error("--data is required (the generated audio-visual digits)")
     data = Path(args.data).resolve()
     runs = Path(args.runs or tempfile.mkdtemp(prefix="mmdd-av-"))
     rows = []
     for i, ipc in enumerate(args.ipc):
-        rows += rows_for(data, ipc, runs, args.distill_seeds, whole=i == 0, extra=args.set)
+        rows += rows_for(data, ipc, runs, args.distill_seeds, whole=i == 0 and args.whole_at == "first",
+                         extra=args.set)
     rows.sort(key=lambda r: (r["budget"] if isinstance(r["budget"], int) else 10**9, ORDER.index(r["method"])))
-    protocol = next(r["protocol"] for r in rows if r["method"] == "avdd")
+    protocol = next(r["protocol"] for r in rows if r["method"] == "avdd").replace(" (a new random draw per seed)", "")
     result = {
         "benchmark": "audio_visual", "profile": "default", "machine": machine(),
         "data": f"generated audio-visual digits at {data} (av_digits.json: FSDD recordings, one speaker held out "

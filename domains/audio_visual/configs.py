@@ -49,6 +49,9 @@ class AVOptions:
             problems.append(f"{path}.frame_mean and frame_std: expected 3 numbers each (R, G, B)")
         elif min(self.frame_std) <= 0:
             problems.append(f"{path}.frame_std must be > 0 per channel, got {self.frame_std}")
+        if self.hop_length >= self.n_fft:
+            problems.append(f"{path}.hop_length={self.hop_length} must be < n_fft={self.n_fft}: windows that do not "
+                            "overlap cannot be inverted to sound (Griffin-Lim) for the renders")
         if self.n_fft > self.sample_rate:
             problems.append(f"{path}.n_fft={self.n_fft} is longer than one second at sample_rate={self.sample_rate}")
         return problems + subset_problems(path, self.train_per_class, self.val_fraction)
