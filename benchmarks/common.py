@@ -95,6 +95,11 @@ def distill_repeated(recipe, overrides: list[str], output_dir: Path, distill_see
     return runs
 
 
+def stored_bytes(x) -> int:
+    """Bytes of a tensor, or of paired inputs that count their own (``nbytes()``: audio-visual)."""
+    return x.nbytes() if callable(getattr(x, "nbytes", None)) else x.numel() * x.element_size()
+
+
 def baseline_rows(recipe, overrides: list[str], names: list[str], ipc: int, progress: bool = False) -> list[dict]:
     """Rows of the recipe's baselines ``names`` alone, without distilling (to re-measure a baseline)."""
     from mmdd.run import baseline_sets, load_config, setup, evaluate_sets
@@ -106,8 +111,8 @@ def baseline_rows(recipe, overrides: list[str], names: list[str], ipc: int, prog
     rows = []
     for name, res in results.items():
         data = sets[name].data
-        storage = sum(t.numel() * t.element_size() for t in (getattr(data, "inputs", None), getattr(data, "targets", None),
-                                                             getattr(data, "labels", None)) if t is not None)
+        storage = sum(stored_bytes(t) for t in (getattr(data, "inputs", None), getattr(data, "targets", None),
+                                                getattr(data, "labels", None)) if t is not None)
         rows.append(pooled_row([res.as_dict()], name, ipc if name != "full" else "all", storage=storage,
                                real_bytes=ws.domain.real_bytes(ws.data), distill_runs=res.draws, wall_s=res.wall_s))
     return rows
