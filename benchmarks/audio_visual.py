@@ -12,6 +12,10 @@ For each IPC, from the shipped recipe ``audio_visual/av_digits-avdd-ipc<N>``:
   ``herding``, and at the first IPC ``whole``); ``avdd_audio_only`` / ``avdd_visual_only`` are the
   audio and visual networks of the same evaluation, each alone (no fusion);
 * ``av_dm`` — profile ``av_dm`` (the loss without the cross-modal terms, same lr);
+* ``herding_mf`` — the set every distillation starts from, not distilled: the herding pairs packed
+  by multi-formation (4 half-resolution pairs per stored pair), evaluated as they are
+  (``--start-only`` measures just these rows) — what the matching itself adds is the distance
+  from this row, not from ``herding``;
 * ``av_dm_lr21`` — AV-DM with both synthetic lrs ×21: with equal cross-modal weights λ the AVDD loss
   is exactly (1 + 2λ) = 21 times the AV-DM loss, so this row should equal ``avdd`` up to float
   rounding (a check of that identity, and of what AVDD's gain over ``av_dm`` is made of).
@@ -34,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import av  # noqa: E402,F401  (PyAV before decord: clashing libvpx builds)
 from common import RESULTS, distill_repeated, machine, row_from, write  # noqa: E402
 
-ORDER = ["random", "herding", "av_dm", "av_dm_lr21", "avdd", "avdd_audio_only", "avdd_visual_only", "whole"]
+ORDER = ["random", "herding", "herding_mf", "av_dm", "av_dm_lr21", "avdd", "avdd_audio_only", "avdd_visual_only", "whole"]
 MODALITIES = {"avdd_audio_only": "audio_accuracy", "avdd_visual_only": "visual_accuracy"}
 
 
@@ -77,12 +81,31 @@ def rows_for(data: Path, ipc: int, runs: Path, distill_seeds: int, whole: bool, 
     return rows
 
 
+def start_row(data: Path, ipc: int, extra: list[str]) -> dict:
+    """The ``herding_mf`` row: the synthetic set at its start (herding + multi-formation), evaluated."""
+    import time
+
+    from common import pooled_row
+
+    from mmdd.core.seeding import make_generator
+    from mmdd.run import evaluate_sets, load_config, setup
+
+    cfg = load_config(f"audio_visual/av_digits-avdd-ipc{ipc}", [f"dataset.root={data}", *extra])
+    ws = setup(cfg)
+    started = time.perf_counter()
+    syn = ws.domain.make_synthetic(ws, make_generator(cfg.seed))  # as mmdd.run starts a run
+    result = evaluate_sets(ws, {"start": ws.domain.distilled_set(ws, syn)}, progress=False)["start"]
+    return pooled_row([result.as_dict()], "herding_mf", ipc, storage=syn.storage_bytes(), real_bytes=ws.real_bytes(),
+                      distill_runs=1, wall_s=time.perf_counter() - started,
+                      note="the herding start packed by multi-formation, not distilled")
+
+
 def findings(rows: list[dict]) -> list[str]:
     lines = []
     for ipc in sorted({r["budget"] for r in rows if isinstance(r["budget"], int)}):
         got = {r["method"]: r for r in rows if r["budget"] == ipc}
         for a, b in (("avdd", "av_dm"), ("av_dm", "random"), ("avdd", "random"), ("avdd", "herding"),
-                     ("avdd", "av_dm_lr21")):
+                     ("avdd", "herding_mf"), ("av_dm", "herding_mf"), ("avdd", "av_dm_lr21")):
             if a in got and b in got:
                 diff = 100 * (got[a]["mean"] - got[b]["mean"])
                 lines.append(f"IPC {ipc}: {a} − {b} = {diff:+.2f} points")
@@ -91,6 +114,18 @@ def findings(rows: list[dict]) -> list[str]:
         parts = ", ".join(f"{k.split('_')[0]} alone {100 * v['mean']:.2f}" for k, v in whole["others"].items())
         lines.append(f"whole data: late fusion {100 * whole['mean']:.2f} vs {parts}")
     return lines
+
+
+def data_text(data: Path, ipc: int) -> str:
+    """What the rows were measured on: the generated set and the recipe's analysis sizes."""
+    from mmdd.run import load_config
+
+    d = load_config(f"audio_visual/av_digits-avdd-ipc{ipc}", [f"dataset.root={data}"]).dataset
+    frames = d.sample_rate // d.hop_length + 1
+    return (f"generated audio-visual digits at {data} (av_digits.json: FSDD recordings, one speaker held out for "
+            f"test, paired with disjoint scikit-learn digit images; 2500 train / 500 test 1-s clips), read as "
+            f"{d.size}×{d.size} frames and log-mel maps 1×{d.n_mels}×{frames} ({d.n_mels} mels, n_fft {d.n_fft}, "
+            f"hop {d.hop_length} at {d.sample_rate} Hz)")
 
 
 def combine(paths: list[Path], out: Path) -> int:
@@ -105,6 +140,8 @@ def combine(paths: list[Path], out: Path) -> int:
     result["rows"] = sorted(rows, key=lambda r: (r["budget"] if isinstance(r["budget"], int) else 10**9,
                                                  ORDER.index(r["method"])))
     result["findings"] = findings(result["rows"])
+    if result.get("data_root"):
+        result["data"] = data_text(Path(result["data_root"]), 1)
     notes = [r["note"] for r in results if r.get("note")]
     if notes:
         result["note"] = "; ".join(dict.fromkeys(notes))
@@ -119,6 +156,8 @@ def main(argv=None) -> int:
     parser.add_argument("--whole-at", default="first", choices=["first", "none"],
                         help="evaluate whole data with the first IPC (default) or not at all")
     parser.add_argument("--combine", nargs="+", metavar="JSON", help="instead of running: merge results files")
+    parser.add_argument("--start-only", action="store_true",
+                        help="measure only the herding_mf rows (the start of every distillation, not distilled)")
     parser.add_argument("--distill-seeds", type=int, default=1)
     parser.add_argument("--runs", default=None, help="where to keep run directories (default: a temp dir)")
     parser.add_argument("--out", default=None, help="results folder (default: benchmarks/results)")
@@ -133,18 +172,20 @@ def main(argv=None) -> int:
     runs = Path(args.runs or tempfile.mkdtemp(prefix="mmdd-av-"))
     rows = []
     for i, ipc in enumerate(args.ipc):
+        if args.start_only:
+            rows.append(start_row(data, ipc, args.set))
+            continue
         rows += rows_for(data, ipc, runs, args.distill_seeds, whole=i == 0 and args.whole_at == "first",
                          extra=args.set)
     rows.sort(key=lambda r: (r["budget"] if isinstance(r["budget"], int) else 10**9, ORDER.index(r["method"])))
-    protocol = next(r["protocol"] for r in rows if r["method"] == "avdd").replace(" (a new random draw per seed)", "")
+    protocol = next(r["protocol"] for r in rows if r["method"] in ("avdd", "herding_mf"))
     result = {
         "benchmark": "audio_visual", "profile": "default", "machine": machine(),
-        "data": f"generated audio-visual digits at {data} (av_digits.json: FSDD recordings, one speaker held out "
-                "for test, paired with disjoint scikit-learn digit images; 2500 train / 500 test 1-s clips, "
-                "32×32 frames, log-mel 1×128×56 at 11 kHz)",
+        "data": data_text(data, args.ipc[0]),
         "protocol": (f"evaluation: {protocol}. Settings: recipes audio_visual/av_digits-avdd-ipc<N> (av_dm: profile=av_dm); "
                      f"each run's manifest holds the resolved recipe. wall_s = distillation + evaluation" +
                      (f". Overrides: {' '.join(args.set)}" if args.set else "")),
+        "data_root": str(data),
         "rows": rows,
         "findings": findings(rows),
     }
