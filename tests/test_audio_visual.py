@@ -223,6 +223,8 @@ def test_every_audio_visual_recipe_and_profile_validates(tmp_path):
             assert cfg.method.name == ("av_dm" if profile == "av_dm" else "avdd")
             if profile == "cpu":
                 assert cfg.device == "cpu" and cfg.dataset.size == 32
+            if info.name.startswith("audio_visual/vggs10k"):
+                assert len(cfg.dataset.classes) == 10  # the authors' VGGS-10K subset
 
 
 def test_several_seconds_of_one_video_decode_it_once(clips, monkeypatch):
