@@ -17,6 +17,7 @@ fields hold one entry per row; :class:`Rows` gives them ``len()`` and ``subset()
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Generic, Sequence, TypeVar
@@ -387,3 +388,50 @@ def hold_out_val(data, val_fraction: float, seed: int, *, given: str | None = No
         data.train, data.val = data.train.subset(plan.train), data.train.subset(plan.val)
     data.info["split_rule"] = plan.rule
     return data
+
+
+# --------------------------------------------------------------------------------------------
+# annotation files and class subsets
+# --------------------------------------------------------------------------------------------
+
+
+def read_lines(path: Path, what: str) -> list[tuple[int, str]]:
+    """(line number, stripped line) for each non-blank line of a text file."""
+    if not path.is_file():
+        raise DataError(f"{what}: {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read ({exc}); expected a UTF-8 text file") from exc
+    return [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def restrict_classes(class_names: list[str], classes, what: str) -> tuple[list[str], dict[int, int]]:
+    """Keep only ``classes`` (in the dataset's class order): (new names, old label -> new label)."""
+    if classes is None:
+        return class_names, {i: i for i in range(len(class_names))}
+    if isinstance(classes, str) or not isinstance(classes, Sequence) or not classes:
+        raise ConfigError(f"{what}: classes must be a non-empty list of class names, got {classes!r}")
+    wanted = [str(c) for c in classes]
+    dupes = sorted({c for c in wanted if wanted.count(c) > 1})
+    if dupes:
+        raise ConfigError(f"{what}: classes lists {dupes} more than once")
+    unknown = [c for c in wanted if c not in class_names]
+    if unknown:
+        hints = []
+        for c in unknown:
+            close = difflib.get_close_matches(c, class_names, n=1)
+            hints.append(f"{c!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError(
+            f"{what}: unknown class(es) {', '.join(hints)}; the dataset has {len(class_names)} "
+            f"classes, e.g. {class_names[:5]}"
+        )
+    keep = set(wanted)
+    kept = [c for c in class_names if c in keep]
+    remap = {class_names.index(c): i for i, c in enumerate(kept)}
+    return kept, remap
+
+
+def chosen_classes(class_names: list[str], classes) -> list[str] | None:
+    """The kept class names for ``info`` and the cache key (``None`` when no subset was asked for)."""
+    return list(class_names) if classes is not None else None

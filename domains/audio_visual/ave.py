@@ -29,9 +29,8 @@ from pathlib import Path
 
 from mmdd.core.checks import root_problems
 from mmdd.core.errors import DataError
-from mmdd.core.loading import check_root
+from mmdd.core.loading import check_root, read_lines
 from mmdd.core.registry import register_dataset
-from mmdd.domains.video.clips import read_lines
 
 from .clips import AVData, AVEntry, AVLoadPlan, finish_listed
 from .configs import AVOptions

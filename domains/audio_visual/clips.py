@@ -20,8 +20,8 @@ silent second (peak below 1e-4), a missing or unreadable frame — ``fail`` rais
 the file and what was expected, ``skip`` leaves the sample out and lists the reason.
 
 **Cache**: with ``cache_dir`` the decoded splits are saved once (``torch.save``, atomic) under a key
-hashed from the loader, root, options and every file's size and mtime — the video domain's cache
-(:mod:`mmdd.domains.video.cache`), so a changed file or option is never read stale.
+hashed from the loader, root, options and every file's size and mtime (:mod:`mmdd.core.decode_cache`,
+shared with the video domain), so a changed file or option is never read stale.
 """
 
 from __future__ import annotations
@@ -37,10 +37,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmdd.core.audio_file import read_audio
 from mmdd.core.data import check_data_file
 from mmdd.core.errors import DataError
 from mmdd.core.loading import BadFiles, LoadedSplits, Rows, first_line, hold_out_val, name_some, require_rows
-from mmdd.domains.video.cache import cache_key, cache_path, file_fingerprint, read_cache, write_cache
+from mmdd.core.decode_cache import cache_key, cache_path, file_fingerprint, read_cache, write_cache
 
 EXPECTED_VIDEO = "a video file with an audio track that decord (FFmpeg) can decode"
 EXPECTED_IMAGE = "an image file (.jpg/.jpeg/.png) that Pillow can decode"
@@ -212,8 +213,6 @@ def read_image(path: Path, size: int) -> Tensor:
 def read_paired_files(audio_path: Path, image_path: Path, second: int, sample_rate: int,
                       size: int) -> tuple[Tensor, Tensor]:
     """A sound file's second ``second`` and an image file: ``(waveform, frame)``."""
-    from mmdd.domains.audio.clips import read_audio
-
     wave = read_audio(audio_path, sample_rate).numpy()  # DataError naming the file when unreadable
     piece = _check_second(wave, audio_path, second, sample_rate, "audio")
     if not image_path.exists():

@@ -42,9 +42,8 @@ from pathlib import Path
 
 from mmdd.core.checks import root_problems
 from mmdd.core.errors import DataError
-from mmdd.core.loading import check_root
+from mmdd.core.loading import check_root, chosen_classes, restrict_classes
 from mmdd.core.registry import register_dataset
-from mmdd.domains.video.clips import chosen_classes, restrict_classes
 
 from .clips import AVData, AVEntry, AVLoadPlan, finish_listed
 from .configs import AVOptions

@@ -7,7 +7,6 @@ each split in a :class:`LoadPlan`, and :func:`finish_load` reads them — or the
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +18,13 @@ from torch import Tensor
 
 from mmdd.core.data import check_data_file
 from mmdd.core.errors import ConfigError, DataError
-from mmdd.core.loading import (SPLIT_NAMES, BadFiles, LoadedSplits, Rows, check_on_error, check_positive_int,
-                               hold_out_val, is_visible, name_some, require_rows)
+from mmdd.core.loading import (SPLIT_NAMES, BadFiles, LoadedSplits, Rows, check_on_error, check_positive_int,  # noqa: F401
+                               chosen_classes, hold_out_val, is_visible, name_some, read_lines, require_rows,
+                               restrict_classes)  # read_lines, chosen/restrict_classes: the video loaders import them here
 from mmdd.core.seeding import child_seed, make_generator
 
-from .cache import cache_key, cache_path, file_fingerprint, folder_fingerprint, read_cache, write_cache
+from mmdd.core.decode_cache import (cache_key, cache_path, file_fingerprint, folder_fingerprint, read_cache,
+                                    write_cache)
 from .sampling import clip_indices, resize_and_flip
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -153,48 +154,6 @@ def natural_key(text: str) -> tuple:
     """Sort key that orders digit runs by value: ``img_2.jpg`` < ``img_10.jpg``."""
     parts = re.split(r"(\d+)", str(text))
     return tuple((int(p), p) if i % 2 else (p.lower(), p) for i, p in enumerate(parts)), str(text)
-
-
-def read_lines(path: Path, what: str) -> list[tuple[int, str]]:
-    """(line number, stripped line) for each non-blank line of a text file."""
-    if not path.is_file():
-        raise DataError(f"{what}: {path} does not exist")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read ({exc}); expected a UTF-8 text file") from exc
-    return [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
-
-
-def restrict_classes(class_names: list[str], classes, what: str) -> tuple[list[str], dict[int, int]]:
-    """Keep only ``classes`` (in the dataset's class order): (new names, old label -> new label)."""
-    if classes is None:
-        return class_names, {i: i for i in range(len(class_names))}
-    if isinstance(classes, str) or not isinstance(classes, Sequence) or not classes:
-        raise ConfigError(f"{what}: classes must be a non-empty list of class names, got {classes!r}")
-    wanted = [str(c) for c in classes]
-    dupes = sorted({c for c in wanted if wanted.count(c) > 1})
-    if dupes:
-        raise ConfigError(f"{what}: classes lists {dupes} more than once")
-    unknown = [c for c in wanted if c not in class_names]
-    if unknown:
-        hints = []
-        for c in unknown:
-            close = difflib.get_close_matches(c, class_names, n=1)
-            hints.append(f"{c!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise ConfigError(
-            f"{what}: unknown class(es) {', '.join(hints)}; the dataset has {len(class_names)} "
-            f"classes, e.g. {class_names[:5]}"
-        )
-    keep = set(wanted)
-    kept = [c for c in class_names if c in keep]
-    remap = {class_names.index(c): i for i, c in enumerate(kept)}
-    return kept, remap
-
-
-def chosen_classes(class_names: list[str], classes) -> list[str] | None:
-    """The kept class names for ``info`` and the cache key (``None`` when no subset was asked for)."""
-    return list(class_names) if classes is not None else None
 
 
 def apply_restriction(entries: dict[str, list[Entry]], remap: dict[int, int]) -> dict[str, list[Entry]]:

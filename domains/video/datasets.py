@@ -43,7 +43,7 @@ or malformed split/annotation file is always an error.
 
 **Cache.** With ``cache_dir``, the decoded splits are saved once (``torch.save``, written
 atomically) under a key hashed from the loader, root, options and every file's size and mtime
-(see :mod:`mmdd.domains.video.cache`); the next identical load reads that file instead of
+(see :mod:`mmdd.core.decode_cache`); the next identical load reads that file instead of
 decoding. ``info["cache"]`` is ``{"path", "key", "hit"}`` (``None`` without ``cache_dir``).
 """
 

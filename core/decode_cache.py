@@ -1,4 +1,5 @@
-"""Decode cache: the sampled, resized clips of one load, saved once and read back on the next.
+"""Decode cache: the decoded tensors of one load (video clips, audio-visual pairs), saved once and
+read back on the next. Shared by every domain whose loaders decode media files.
 
 A cache entry is one ``torch.save`` file ``<cache_dir>/<loader>-<key[:24]>.pt`` where ``key``
 is the SHA-256 of a canonical JSON document holding
