@@ -29,6 +29,17 @@ def test_core_and_domains_import_nothing_from_the_public_package():
     assert offenders == []
 
 
+def test_no_domain_imports_another_domain():
+    """What two domains share lives in core (decode cache, sound files, annotation lines)."""
+    offenders = []
+    for p in sorted((ROOT / "domains").rglob("*.py")):
+        own = p.relative_to(ROOT / "domains").parts[0]
+        for m in re.finditer(r"^\s*(?:from|import) mmdd\.domains\.(\w+)", p.read_text(), re.M):
+            if m.group(1) != own:
+                offenders.append(f"{p.relative_to(ROOT)}: mmdd.domains.{m.group(1)}")
+    assert offenders == []
+
+
 def test_no_domain_defines_its_own_pipeline():
     own = [f"{p.relative_to(ROOT)}: {m.group(1)}" for p in sorted((ROOT / "domains").rglob("*.py"))
            for m in re.finditer(r"^\s*def (distill|evaluate_run|write_report|generate_experts|render_run)\(",
