@@ -395,14 +395,20 @@ def hold_out_val(data, val_fraction: float, seed: int, *, given: str | None = No
 # --------------------------------------------------------------------------------------------
 
 
+def read_text(path: Path, missing: str, kind: str = "text file") -> str:
+    """A UTF-8 annotation file's text (a leading BOM dropped); ``missing`` is the DataError's message
+    when it does not exist, ``kind`` what it should be when it cannot be read."""
+    if not path.is_file():
+        raise DataError(missing)
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read ({exc}); expected a UTF-8 {kind}") from exc
+
+
 def read_lines(path: Path, what: str) -> list[tuple[int, str]]:
     """(line number, stripped line) for each non-blank line of a text file."""
-    if not path.is_file():
-        raise DataError(f"{what}: {path} does not exist")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read ({exc}); expected a UTF-8 text file") from exc
+    text = read_text(path, f"{what}: {path} does not exist")
     return [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 

@@ -236,7 +236,7 @@ def test_several_seconds_of_one_video_decode_it_once(clips, monkeypatch):
     opened = []
     real_open = av_clips._open_video
     monkeypatch.setattr(av_clips, "_open_video", lambda path, rate: opened.append(path) or real_open(path, rate))
-    monkeypatch.setattr(av_clips._OpenVideo, "key", None)
+    av_clips._opened.cache_clear()
     video = Path(clips) / "train" / "class0" / "clip0.mp4"
     entries = [av_clips.AVEntry(video, 0, 0), av_clips.AVEntry(video, 0, 1)]
     split = av_clips.decode_split(entries, AVRead(size=16), BadFiles("fail"))

@@ -89,10 +89,15 @@ class DistributionMatcher(Matcher):
         for cls, rows in enumerate(syn.class_slices()):
             real_batch = real.sample(cls, self.cfg.batch_real, gen).to(device)
             real_batch, syn_batch = siamese(self.context, [real_batch, inputs[rows]], gen)
-            with torch.no_grad():
-                real_emb = net.embed(real_batch)
-            loss = loss + self.distance(real_emb, net.embed(syn_batch))
+            loss = loss + self.class_loss(net, real_batch, syn_batch)
         return loss
+
+    def class_loss(self, net, real_batch, syn_batch) -> Tensor:
+        """One class's loss on the frozen ``net`` from its (augmented) real and synthetic batches: the
+        distance of their embeddings; a matcher over other embeddings (audio-visual) overrides this."""
+        with torch.no_grad():
+            real_emb = net.embed(real_batch)
+        return self.distance(real_emb, net.embed(syn_batch))
 
 
 SPEC = MATCHERS.add("dm", MatcherSpec(config=DMConfig, build=DistributionMatcher, multi_draw=True))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+from functools import lru_cache
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -136,22 +137,12 @@ def resize_frame(frame_hwc: np.ndarray | Tensor, size: int) -> Tensor:
     return x[0].round().clamp(0, 255).to(torch.uint8)
 
 
-class _OpenVideo:
-    """The decoded audio track and the video reader of the file read last: a loader that takes several
-    seconds of one video (AVE: every annotated second) decodes its audio and opens it once."""
-
-    key: tuple | None = None
-    value: tuple | None = None
-
-    @classmethod
-    def get(cls, path: Path, sample_rate: int) -> tuple[np.ndarray, object, int, float]:
-        stat = path.stat()
-        key = (str(path), stat.st_size, stat.st_mtime_ns, sample_rate)
-        if cls.key != key:
-            cls.key, cls.value = None, None  # a file that fails is not kept
-            cls.value = _open_video(path, sample_rate)
-            cls.key = key
-        return cls.value
+@lru_cache(maxsize=1)
+def _opened(path: str, size: int, mtime_ns: int, sample_rate: int) -> tuple[np.ndarray, object, int, float]:
+    """:func:`_open_video` of the file read last, keyed by its size and mtime: a loader that takes several
+    seconds of one video (AVE: every annotated second) decodes its audio and opens it once (a file
+    that fails is not kept: ``lru_cache`` does not store exceptions)."""
+    return _open_video(Path(path), sample_rate)
 
 
 def _open_video(path: Path, sample_rate: int) -> tuple[np.ndarray, object, int, float]:
@@ -183,7 +174,8 @@ def read_video_second(path: Path, second: int, sample_rate: int, size: int) -> t
     decord = _decord()
     check_data_file(path, EXPECTED_VIDEO)
     errors = (RuntimeError, OSError, ValueError, IndexError, decord.DECORDError)
-    wave, video, count, fps = _OpenVideo.get(path, sample_rate)
+    stat = path.stat()
+    wave, video, count, fps = _opened(str(path), stat.st_size, stat.st_mtime_ns, sample_rate)
     piece = _check_second(wave, path, second, sample_rate, "audio track")
     index = int(math.floor((second + 0.5) * fps))
     if index >= count:

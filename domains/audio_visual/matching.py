@@ -1,7 +1,8 @@
 """Audio-visual distribution matching: ``method.name: av_dm`` and ``method.name: avdd``.
 
-Every draw takes a freshly initialised paired network (:class:`~.networks.AVNet`, weights from the
-draw's generator) and, per class, a real batch of ``batch_real`` pairs. Each modality is augmented
+The draw is the core :class:`~mmdd.core.matchers.distribution.DistributionMatcher`'s — a freshly
+initialised paired network (:class:`~.networks.AVNet`, weights from the draw's generator) and, per
+class, a real batch of ``batch_real`` pairs — with the loss of one class (``class_loss``) replaced. Each modality is augmented
 with one siamese draw shared by its real and synthetic batch (the modalities draw independently).
 With μ the mean embedding over a batch and Δa = μa_real − μa_syn, Δv = μv_real − μv_syn:
 
@@ -28,9 +29,8 @@ import torch
 from torch import Tensor
 
 from mmdd.core.checks import at_least
-from mmdd.core.data import ClassIndex
-from mmdd.core.matchers.base import MATCHERS, Matcher, MatcherSpec, MatchingContext
-from mmdd.core.synthetic import SyntheticSet
+from mmdd.core.matchers.base import MATCHERS, MatcherSpec
+from mmdd.core.matchers.distribution import DistributionMatcher
 
 
 @dataclass
@@ -108,29 +108,15 @@ def weighted_loss(terms: dict[str, Tensor], cfg: AVDMConfig) -> Tensor:
     return loss
 
 
-class AVMatcher(Matcher):
-    def __init__(self, cfg: AVDMConfig, context: MatchingContext):
-        self.cfg, self.context = cfg, context
+class AVMatcher(DistributionMatcher):
+    """Core distribution matching (a fresh frozen network per draw, per class a real batch and one
+    siamese augmentation draw) with the audio-visual loss of one class."""
 
-    def draw(self, syn: SyntheticSet, real: ClassIndex, gen: torch.Generator) -> Tensor:
-        net = self.context.make_network(gen)
-        net.train()
-        for p in net.parameters():
-            p.requires_grad_(False)
-        inputs, _ = syn.decode()
-        device = self.context.device
-        augment = self.context.augment
-        loss = torch.zeros((), device=device)
-        for cls, rows in enumerate(syn.class_slices()):
-            real_batch = real.sample(cls, self.cfg.batch_real, gen).to(device)
-            syn_batch = inputs[rows]
-            if augment is not None:
-                real_batch, syn_batch = augment.siamese([real_batch, syn_batch], gen)
-            with torch.no_grad():
-                real_a, real_v = net.embed_audio(real_batch.audio), net.embed_visual(real_batch.frames)
-            terms = avdd_terms(real_a, net.embed_audio(syn_batch.audio), real_v, net.embed_visual(syn_batch.frames))
-            loss = loss + weighted_loss(terms, self.cfg)
-        return loss
+    def class_loss(self, net, real_batch, syn_batch) -> Tensor:
+        with torch.no_grad():
+            real_a, real_v = net.embed_audio(real_batch.audio), net.embed_visual(real_batch.frames)
+        terms = avdd_terms(real_a, net.embed_audio(syn_batch.audio), real_v, net.embed_visual(syn_batch.frames))
+        return weighted_loss(terms, self.cfg)
 
 
 MATCHERS.add("av_dm", MatcherSpec(config=AVDMConfig, build=AVMatcher, multi_draw=True))

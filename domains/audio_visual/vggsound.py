@@ -42,7 +42,7 @@ from pathlib import Path
 
 from mmdd.core.checks import root_problems
 from mmdd.core.errors import DataError
-from mmdd.core.loading import check_root, chosen_classes, restrict_classes
+from mmdd.core.loading import check_root, chosen_classes, read_text, restrict_classes
 from mmdd.core.registry import register_dataset
 
 from .clips import AVData, AVEntry, AVLoadPlan, finish_listed
@@ -120,12 +120,7 @@ def _is_header(row: list[str]) -> bool:
 
 def read_vggsound_csv(path: Path, root: Path) -> list[tuple[str, int, str, str]]:
     """``(youtube_id, start_seconds, label, split)`` per row of a VGGSound CSV; a DataError names a bad line."""
-    if not path.is_file():
-        raise DataError(f"VGGSound CSV {path} does not exist.\n{vggsound_layout(root, path)}")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read ({exc}); expected a UTF-8 CSV file") from exc
+    text = read_text(path, f"VGGSound CSV {path} does not exist.\n{vggsound_layout(root, path)}", "CSV file")
     reader = csv.reader(io.StringIO(text), skipinitialspace=True)
     order: list[int] | None = None  # column index of each of COLUMNS
     width = len(COLUMNS)
