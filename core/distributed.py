@@ -129,6 +129,10 @@ class Processes:
             self.owned = False
 
 
+#: the collective backend of the processes for the type of the recipe's ``device``
+PROCESS_BACKENDS = {"cpu": "gloo", "cuda": "nccl"}
+
+
 def start_processes(device: str) -> Processes:
     """Join torchrun's process group when ``WORLD_SIZE`` > 1 (gloo for ``cpu``, NCCL for ``cuda``); on
     CUDA, a device without an index becomes ``cuda:LOCAL_RANK`` (one GPU per process). Without
@@ -137,9 +141,9 @@ def start_processes(device: str) -> Processes:
     if info.world_size == 1:
         return Processes(info, device)
     wanted = torch.device(device)
-    if wanted.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device: {device!r} under torchrun ({info.world_size} processes): expected cpu (gloo) "
-                          f"or cuda (NCCL)")
+    if wanted.type not in PROCESS_BACKENDS:
+        expected = " or ".join(f"{t} ({b})" for t, b in PROCESS_BACKENDS.items())
+        raise ConfigError(f"device: {device!r} under torchrun ({info.world_size} processes): expected {expected}")
     if wanted.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(f"device: {device!r} was asked for but CUDA is not available; use device=cpu")
@@ -148,7 +152,7 @@ def start_processes(device: str) -> Processes:
         torch.cuda.set_device(torch.device(device))
     owned = False
     if not _active():
-        dist.init_process_group("gloo" if wanted.type == "cpu" else "nccl")
+        dist.init_process_group(PROCESS_BACKENDS[wanted.type])
         owned = True
     if dist.get_world_size() != info.world_size or dist.get_rank() != info.rank:
         raise RunError(f"the process group has rank {dist.get_rank()} of {dist.get_world_size()}, but the "
