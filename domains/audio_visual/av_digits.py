@@ -31,7 +31,11 @@ of it than one that looks at a single frame. The defaults (``audio_snr_db=10``,
 written files (see :data:`MEASURED`): a small CNN per modality reaches 75 % (audio: 128-mel log
 spectrogram) and 88 % (the middle frame) test accuracy, and averaging their softmax outputs
 94 %. Without the frame noise one frame gives 98.6 %; without the audio noise the speaker split
-alone keeps audio near 87 % (a logistic regression on pooled log-mels).
+alone keeps audio near 87 % (a logistic regression on pooled log-mels). Those numbers were read on
+the test speaker (they describe the data, no mmdd setting was chosen from them); the defaults were
+re-checked on a validation speaker instead — ``theo`` held out of train, the test split not read,
+the same small CNNs — : audio 74.2 %, middle frame 80.0 %, late fusion 89.6 % (:data:`MEASURED_VAL`;
+theo's frames come from the train image pools, which the other train speakers also use).
 
 **Splits.** By *speaker*: every recording of a test speaker goes to ``test``, all the others to
 ``train``. The default ``test_speakers=None`` holds out one speaker, the last in sorted order of
@@ -114,6 +118,7 @@ __all__ = [
     "JSON_NAME",
     "LEVEL",
     "MEASURED",
+    "MEASURED_VAL",
     "generate_av_digits",
     "main",
     "render_audio",
@@ -143,6 +148,7 @@ MAX_SECONDS = 10.0
 #: time-shift and frequency-mask augmentation; image: 3 conv layers on the middle frame - and of their late
 #: fusion (mean of the two softmax outputs)
 MEASURED = {"audio": 0.752, "image_middle_frame": 0.884, "late_fusion": 0.940}
+MEASURED_VAL = {"audio": 0.742, "image_middle_frame": 0.800, "late_fusion": 0.896}  # validation speaker theo
 
 _NAME = re.compile(r"^([0-9])_(.+)_([0-9]+)\.wav$", re.IGNORECASE)
 
