@@ -14,13 +14,17 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from .errors import DataError
+from .errors import ConfigError, DataError
+from .lazy import is_lazy, stream_chunks, take_rows
 from .losses import is_multi_label
 
 
 @dataclass
 class Split:
-    """One split of a dataset: inputs (N×...) and integer labels (N), or N×L 0/1 rows (multi-label)."""
+    """One split of a dataset: inputs (N×...) and integer labels (N), or N×L 0/1 rows (multi-label).
+
+    ``inputs`` is a tensor, or :class:`~mmdd.core.lazy.LazyRows` streamed from the decoded store
+    (indexing it returns a tensor of just those rows)."""
 
     inputs: Tensor
     labels: Tensor
@@ -37,7 +41,7 @@ class Split:
         return int(self.inputs.shape[0])
 
     def subset(self, index: Tensor) -> "Split":
-        return Split(self.inputs[index], self.labels[index])
+        return Split(take_rows(self.inputs, index), self.labels[index])
 
 
 @dataclass
@@ -127,15 +131,36 @@ def stratified_split(labels: Tensor, fraction: float, gen: torch.Generator) -> t
     return torch.sort(kept_t).values, torch.sort(held_t).values
 
 
-def normalize(splits: DataSplits) -> DataSplits:
-    """Standardise every split per channel with the training split's mean and std (kept in ``info``)."""
-    x = splits.train.inputs
+def channel_stats(x, chunk: int = 512) -> tuple[Tensor, Tensor]:
+    """Per-channel (dim 1) mean and std (unbiased, as ``Tensor.std``) of ``x``, shaped 1×C×1…;
+    lazy rows are streamed a chunk at a time (float64 sums), a tensor is reduced at once."""
     dims = [0] + list(range(2, x.dim()))
-    mean = x.mean(dim=dims, keepdim=True)
-    std = x.std(dim=dims, keepdim=True).clamp_min(1e-6)
+    if not is_lazy(x):
+        return x.mean(dim=dims, keepdim=True), x.std(dim=dims, keepdim=True)
+    total = sq = None
+    count = 0
+    for part in stream_chunks(x, chunk):
+        part = part.double()
+        s, q = part.sum(dim=dims, keepdim=True), (part * part).sum(dim=dims, keepdim=True)
+        total, sq = (s, q) if total is None else (total + s, sq + q)
+        count += part.numel() // part.shape[1]
+    mean = total / count
+    var = (sq - count * mean * mean) / max(count - 1, 1)
+    return mean.float(), var.clamp_min(0).sqrt().float()
+
+
+def normalize(splits: DataSplits) -> DataSplits:
+    """Standardise every split per channel with the training split's mean and std (kept in ``info``);
+    a stored split's statistics are computed by streaming and its rows standardised as they are read."""
+    mean, std = channel_stats(splits.train.inputs)
+    std = std.clamp_min(1e-6)
 
     def apply(split: Split | None) -> Split | None:
-        return None if split is None else Split((split.inputs - mean) / std, split.labels)
+        if split is None:
+            return None
+        if is_lazy(split.inputs):
+            return Split(split.inputs.map(lambda x: (x - mean) / std), split.labels)
+        return Split((split.inputs - mean) / std, split.labels)
 
     splits.train, splits.val, splits.test = apply(splits.train), apply(splits.val), apply(splits.test)
     splits.info["normalization"] = {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
@@ -146,6 +171,9 @@ def zca_whiten(splits: DataSplits, epsilon: float) -> DataSplits:
     """ZCA-whiten every split with the transform fitted on the training split (``core/zca.py``)."""
     from .zca import ZCA
 
+    if is_lazy(splits.train.inputs):
+        raise ConfigError("dataset.zca: ZCA whitening is fitted on the whole training split in RAM; this dataset "
+                          "is streamed from the decoded store - set dataset.storage: memory, or zca: false")
     zca = ZCA.fit(splits.train.inputs, epsilon)
 
     def apply(split: Split | None) -> Split | None:

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from .data import stratified_split
+from .lazy import LazyRows, take_rows
 from .errors import ConfigError, DataError
 from .seeding import make_generator
 
@@ -224,8 +225,8 @@ class Rows:
             value = getattr(self, f.name)
             if value is None:
                 picked[f.name] = None
-            elif isinstance(value, Tensor):
-                picked[f.name] = value[index]
+            elif isinstance(value, (Tensor, LazyRows)):
+                picked[f.name] = take_rows(value, index)
             else:
                 picked[f.name] = [value[i] for i in index.tolist()]
         return type(self)(**picked)

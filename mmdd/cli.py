@@ -1,4 +1,4 @@
-"""The ``mmdd`` command line: run, experts, eval, show, export, compare, predict, tune, recipes."""
+"""The ``mmdd`` command line: run, prepare, experts, eval, show, export, compare, predict, tune, recipes."""
 
 from __future__ import annotations
 
@@ -43,6 +43,14 @@ def _cmd_run(args) -> int:
             first = next(iter(m["evaluation"].values()))
             print(f"\nprotocol: {first['protocol']}")
     print(f"\nrun directory: {run.dir}")
+    return 0
+
+
+def _cmd_prepare(args) -> int:
+    _precheck(args)
+    from mmdd.prepare import describe, prepare
+
+    print(describe(prepare(args.recipe, args.overrides)))
     return 0
 
 
@@ -170,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop after N steps (a checkpoint is kept; continue with --resume)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)
+
+    prep = sub.add_parser("prepare", help="decode a recipe's dataset once, ahead of its runs (the on-disk store "
+                                          "with dataset.storage=store; run it once before torchrun)")
+    prep.add_argument("recipe")
+    prep.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE")
+    prep.set_defaults(func=_cmd_prepare)
 
     ex = sub.add_parser("experts", help="train the expert trajectories a trajectory-matching recipe needs")
     ex.add_argument("recipe")

@@ -45,6 +45,7 @@ from mmdd.core.errors import ConfigError, RunError
 from mmdd.core.evaluation import (EvalSet, Samples, SetResult, describe_protocol, evaluate_set, random_baseline,
                                   train_model)
 from mmdd.core.experiment_log import ExperimentLog, check_available, open_sinks, render_images
+from mmdd.core.lazy import stream_chunks
 from mmdd.core.matchers import MATCHERS, Matcher, MatchingContext
 from mmdd.core.media import MediaFiles
 from mmdd.core.viewable import Viewable
@@ -630,8 +631,8 @@ def distill(recipe: str | Path | dict | RecipeConfig, overrides: Sequence[str] =
 
 def coreset_features(ws: Workspace, how: str, epochs: int, progress: bool = True) -> torch.Tensor:
     inputs = ws.data.train.inputs
-    if how == "pixels":
-        return inputs.flatten(1)
+    if how == "pixels":  # stored rows are read a chunk at a time (the features are N×D in RAM)
+        return torch.cat([part.flatten(1) for part in stream_chunks(inputs, 1024)])
     gen = make_generator(ws.cfg.seed)
     net = ws.network(ws.eval_network_cfg, gen)
     if how == "trained_net":

@@ -206,3 +206,31 @@ def test_slide_window_init_starts_the_stills_from_the_selected_windows(ucf, tmp_
     assert chosen.labels.tolist() == [0, 0, 1, 1, 2, 2]
     baseline = ws.domain.baseline_set(ws, "slide_window", syn)
     assert torch.equal(baseline.data.inputs, chosen.inputs)  # the baseline and the init share one selection
+
+
+def test_a_run_streamed_from_the_store_matches_the_in_memory_run(ucf, tmp_path):
+    """Two stages (frames of stored clips), slide-window selection (longer stored clips) and every
+    baseline: the same run read from the decoded store as from RAM."""
+    from mmdd.core.lazy import LazyRows, materialize
+    from mmdd.domains.video import video_splits
+    from mmdd.run import load_config
+
+    store = {"storage": "store", "store_dir": str(tmp_path / "store"), "num_workers": 2}
+    base = recipe(ucf, tmp_path)
+    stored_recipe = recipe(ucf, tmp_path, dataset={**base["dataset"], **store},
+                           synthetic={"teacher_epochs": 2, "init": "slide_window"})
+    memory_recipe = recipe(ucf, tmp_path, synthetic={"teacher_epochs": 2, "init": "slide_window"})
+    a = video_splits(load_config(memory_recipe).dataset)
+    b = video_splits(load_config(stored_recipe).dataset)
+    assert isinstance(b.train.inputs, LazyRows) and b.info["store"]["storage"] == "store"
+    for name in ("train", "test"):
+        assert torch.equal(getattr(a, name).inputs, materialize(getattr(b, name).inputs))
+        assert torch.equal(getattr(a, name).labels, getattr(b, name).labels)
+    runs = {k: mmdd.distill(r, output_dir=tmp_path / k, progress=False)
+            for k, r in (("memory", memory_recipe), ("store", stored_recipe))}
+    x, y = (runs[k].synthetic.decode()[0].detach() for k in ("memory", "store"))
+    assert torch.allclose(x, y, atol=1e-4)
+    ev = {k: runs[k].manifest["evaluation"] for k in runs}
+    assert set(ev["store"]) == {"distilled", "random", "static_only", "slide_window"}
+    for name in ev["store"]:
+        assert ev["store"][name]["mean"] == pytest.approx(ev["memory"][name]["mean"], abs=0.1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from mmdd.core.checks import root_problems as _root_problems
 from mmdd.core.checks import subset_problems as _subset_problems
+from mmdd.core.store import StorageOptions
 
 
 @dataclass
@@ -50,7 +51,7 @@ class FashionMNISTConfig(ImageOptions):
 
 
 @dataclass
-class ImageFolderConfig(ImageOptions):
+class ImageFolderConfig(StorageOptions, ImageOptions):
     """Your own images: ``root/train/<class>/*.png`` and ``root/test/<class>/*.png``."""
 
     name: str = "image_folder"
@@ -67,5 +68,6 @@ class ImageFolderConfig(ImageOptions):
             problems.append(f"{path}.channels must be 1 (gray) or 3 (RGB), got {self.channels}")
         if self.image_size is not None and self.image_size < 1:
             problems.append(f"{path}.image_size must be ≥ 1 or null, got {self.image_size}")
-        return problems + _subset_problems(path, self.train_per_class, self.val_fraction) + self.zca_problems(path)
+        return (problems + _subset_problems(path, self.train_per_class, self.val_fraction) + self.zca_problems(path)
+                + self.storage_problems(path))
 

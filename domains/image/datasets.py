@@ -28,8 +28,10 @@ from mmdd.core.data import DataSplits, Split, scan_class_folders, stratified_spl
 from mmdd.core.errors import ConfigError, DataError
 from mmdd.core.idx import (FASHION_MNIST_FILES, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,  # noqa: F401 (re-exported)
                            locate_fashion_files, read_idx)
+from mmdd.core.decode_cache import file_fingerprint
 from mmdd.core.loading import check_fraction, check_root, plan_splits
 from mmdd.core.registry import register_dataset
+from mmdd.core.store import StorageOptions, StoreSource, build_store
 
 from .configs import DigitsConfig, FashionMNISTConfig, ImageFolderConfig
 
@@ -291,12 +293,63 @@ def _load_samples(
     return Split(inputs, labels), reference
 
 
+def decode_stored_image(item: tuple[str, int | None, int]) -> dict[str, np.ndarray]:
+    """One image for the decoded store: ``{"pixels": H×W×C}`` (uint8; float32 in [0, 1] for 16-bit)."""
+    path, image_size, channels = item
+    return {"pixels": _read_image(Path(path), image_size, channels)}
+
+
+def _pixels_to_inputs(x: torch.Tensor) -> torch.Tensor:
+    x = x.permute(0, 3, 1, 2)
+    return (x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()).contiguous()
+
+
+def _image_bytes(samples: list[tuple[Path, int]], image_size: int | None, channels: int) -> int:
+    """Bytes of the samples decoded as float32 (size from ``image_size`` or the first image's header)."""
+    if not samples:
+        return 0
+    if image_size is not None:
+        h = w = image_size
+    else:
+        from PIL import Image
+
+        try:
+            with Image.open(samples[0][0]) as img:
+                w, h = img.size
+        except OSError as exc:
+            raise DataError(f"cannot read image {samples[0][0]}: {exc}; the file is corrupt or not an image") from exc
+    return len(samples) * channels * h * w * 4
+
+
+def stored_image_splits(loader: str, root: Path, parts: dict[str, list[tuple[Path, int]]], image_size: int | None,
+                        channels: int, storage: StorageOptions, progress: bool = True) -> tuple[dict[str, Split], dict]:
+    """``parts`` (split name → (file, label)) decoded once into the store; each split's inputs stream
+    from it as float N×C×H×W in [0, 1]. Returns the splits and the ``info["store"]`` record."""
+    source = StoreSource(
+        loader,
+        {"root": str(root), "image_size": image_size, "channels": channels, "reader": "pillow-bilinear",
+         "files": {name: [file_fingerprint(p) for p, _ in items] for name, items in parts.items()}},
+        items={name: [(str(p), image_size, channels) for p, _ in items] for name, items in parts.items()},
+        labels={name: [lab for _, lab in items] for name, items in parts.items()},
+        ids={name: [str(p) for p, _ in items] for name, items in parts.items()},
+        decode=decode_stored_image)
+    store = build_store(source, storage.store_dir, num_workers=storage.workers(), progress=progress)
+    splits = {}
+    for name in parts:
+        stored = store.split(name)
+        pixels = stored.fields["pixels"]
+        h, w, c = pixels.row_shape
+        splits[name] = Split(pixels.map(_pixels_to_inputs, (c, h, w), torch.float32), stored.labels)
+    return splits, {"storage": "store", "folder": str(store.folder), "reused": store.reused, "bytes": store.nbytes()}
+
+
 def load_image_folder(
     root: str | Path,
     image_size: int | None = None,
     channels: int = 3,
     val_fraction: float = 0.0,
     seed: int = 0,
+    storage: StorageOptions | None = None,
 ) -> DataSplits:
     """Images in a class-per-folder tree: ``root/train/<class>/*``, ``root/test/<class>/*``.
 
@@ -308,6 +361,9 @@ def load_image_folder(
 
     If ``root/val`` exists it is the validation split and ``val_fraction`` is ignored; otherwise
     ``val`` is a seeded class-stratified ``val_fraction`` of train (``None`` when 0).
+
+    ``storage`` (:class:`~mmdd.core.store.StorageOptions`; default: in RAM) decides whether the
+    images are decoded into RAM or once into the decoded store, from which batches stream.
     """
     val_fraction = check_fraction(val_fraction)
     if channels not in (1, 3):
@@ -328,12 +384,19 @@ def load_image_folder(
     val_dir = root / "val"
     val_samples = _scan_split(root, val_dir, class_to_idx)[0] if val_dir.is_dir() else None
 
-    train, ref = _load_samples(train_samples, image_size, channels, None)
-    test, ref = _load_samples(test_samples, image_size, channels, ref)
+    parts = {"train": train_samples, "test": test_samples, **({"val": val_samples} if val_samples is not None else {})}
+    storage = storage or StorageOptions(storage="memory")
+    store_info = {"storage": "memory"}
+    if storage.wants_store(sum(_image_bytes(items, image_size, channels) for items in parts.values())):
+        stored, store_info = stored_image_splits("image_folder", root, parts, image_size, channels, storage)
+        train, test, val = stored["train"], stored["test"], stored.get("val")
+    else:
+        train, ref = _load_samples(train_samples, image_size, channels, None)
+        test, ref = _load_samples(test_samples, image_size, channels, ref)
+        val = _load_samples(val_samples, image_size, channels, ref)[0] if val_samples is not None else None
     plan = plan_splits(train.labels, val_fraction=val_fraction, seed=seed, has_val=val_samples is not None,
                        given="folders train/, test/" + (", val/" if val_samples is not None else ""))
     if val_samples is not None:
-        val, _ = _load_samples(val_samples, image_size, channels, ref)
         split_rule = "folders: train/ -> train, test/ -> test, val/ -> val (val_fraction ignored)"
     else:
         train, val, _ = plan.apply(train)
@@ -353,6 +416,7 @@ def load_image_folder(
             "channels": channels,
             "seed": seed,
             "val_fraction": val_fraction,
+            "store": store_info,
         },
     )
 
@@ -361,4 +425,4 @@ def load_image_folder(
 @register_dataset("image", "image_folder", config=ImageFolderConfig)
 def read_image_folder(cfg: ImageFolderConfig) -> DataSplits:
     return load_image_folder(Path(cfg.root).expanduser(), image_size=cfg.image_size, channels=cfg.channels,
-                             val_fraction=cfg.val_fraction, seed=cfg.split_seed)
+                             val_fraction=cfg.val_fraction, seed=cfg.split_seed, storage=cfg)

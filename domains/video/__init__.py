@@ -25,6 +25,7 @@ from mmdd.core.augment import AugmentConfig, parse_strategy, volume_aware_augmen
 from mmdd.core.coresets import limit_train
 from mmdd.core.data import DataSplits, Split, normalize
 from mmdd.core.errors import ConfigError
+from mmdd.core.lazy import LazyRows, is_lazy
 from mmdd.core.domain import Domain, decoded, labelled_view
 from mmdd.core.evaluation import BASELINES, EvalSet, Samples, train_model
 from mmdd.core.networks import rank_network
@@ -37,7 +38,7 @@ from .configs import VideoSyntheticConfig
 from .datasets import VideoData, VideoSplit  # importing .datasets registers the video datasets
 from .memory import StaticDynamicSet, motion_of
 from .render import first_channels, to_unit
-from .selection import best_windows, lowest_loss
+from .selection import gather_windows, lowest_loss, window_losses
 
 BASELINES.update({"slide_window", "static_only"})
 MAX_SKIPPED_LISTED = 50
@@ -67,10 +68,17 @@ def load_videos(cfg, frames: int | None = None) -> VideoData:
     return dataset_entry("video", cfg.name).load(cfg)
 
 
-def clips_to_inputs(split: VideoSplit, grayscale: bool) -> Tensor:
-    """uint8 N×T×C×H×W → float N×C×T×H×W in [0, 1] (one channel with ``grayscale``)."""
-    x = split.clips.permute(0, 2, 1, 3, 4).float().div_(255)
-    return x.mean(dim=1, keepdim=True) if grayscale else x
+def clips_to_inputs(split: VideoSplit, grayscale: bool) -> Tensor | LazyRows:
+    """uint8 N×T×C×H×W → float N×C×T×H×W in [0, 1] (one channel with ``grayscale``); clips held in
+    the decoded store stay there and are converted a batch at a time."""
+    def convert(clips: Tensor) -> Tensor:
+        x = clips.permute(0, 2, 1, 3, 4).float().div_(255)
+        return x.mean(dim=1, keepdim=True) if grayscale else x
+
+    if is_lazy(split.clips):
+        t, c, h, w = split.clips.row_shape
+        return split.clips.map(convert, (1 if grayscale else c, t, h, w), torch.float32)
+    return convert(split.clips)
 
 
 def video_splits(cfg, frames: int | None = None) -> DataSplits:
@@ -85,14 +93,25 @@ def video_splits(cfg, frames: int | None = None) -> DataSplits:
     splits.info.update({"video": {"frames": frames or cfg.frames, "size": cfg.size, "stride": cfg.stride,
                                   "grayscale": cfg.grayscale},
                         "skipped_files": len(data.skipped), "skipped": data.skipped[:MAX_SKIPPED_LISTED],
-                        "split_rule": data.info["split_rule"]})
+                        "split_rule": data.info["split_rule"],
+                        "store": data.info.get("store", {"storage": "memory"})})
     return limit_train(splits, cfg.train_per_class, cfg.split_seed)
 
 
 def frames_of(train: Split) -> Split:
-    """Every frame of every clip as an image (N·T)×C×H×W, labelled with its clip's class."""
+    """Every frame of every clip as an image (N·T)×C×H×W, labelled with its clip's class (frame
+    ``k`` of clip ``i`` is row ``i·T + k``; stored clips are read a batch of frames at a time)."""
     n, c, t, h, w = train.inputs.shape
-    return Split(train.inputs.permute(0, 2, 1, 3, 4).reshape(n * t, c, h, w), train.labels.repeat_interleave(t))
+    labels = train.labels.repeat_interleave(t)
+    if is_lazy(train.inputs):
+        clips = train.inputs
+
+        def fetch(rows):
+            rows = torch.as_tensor(rows)
+            return clips[rows // t][torch.arange(len(rows)), :, rows % t]
+
+        return Split(LazyRows(fetch, n * t, (c, h, w), clips.dtype, "frames of stored clips"), labels)
+    return Split(train.inputs.permute(0, 2, 1, 3, 4).reshape(n * t, c, h, w), labels)
 
 
 class VideoDomain(Domain):
@@ -120,9 +139,10 @@ class VideoDomain(Domain):
     make_augment = staticmethod(volume_aware_augment)  # image DSA, in-plane for 5-D inputs
 
     # -- slide-window selection
-    def slide_window(self, ws) -> tuple[Tensor, Tensor]:
-        """(windows N×C×T×H×W, loss N) for every training video, computed once per workspace
-        (kept in ``ws.cache``: the initialisation and the ``slide_window`` baseline share it)."""
+    def slide_window(self, ws) -> tuple[Tensor | LazyRows, Tensor, Tensor]:
+        """(the longer clips N×C×L×H×W, each one's best window start N, its loss N) for every training
+        video, computed once per workspace (kept in ``ws.cache``: the initialisation and the
+        ``slide_window`` baseline share it); only the windows chosen are ever gathered."""
         if "slide_window" in ws.cache:
             return ws.cache["slide_window"]
         recipe, train = ws.cfg, ws.data.train
@@ -137,21 +157,21 @@ class VideoDomain(Domain):
         shape = [1, -1, 1, 1, 1]
         mean = torch.tensor(normalization["mean"]).view(shape)
         std = torch.tensor(normalization["std"]).view(shape)
-        long_inputs = (long.inputs - mean) / std
+        long_inputs = long.inputs.map(lambda x: (x - mean) / std) if is_lazy(long.inputs) else (long.inputs - mean) / std
         gen = make_generator(recipe.seed)
         teacher = ws.network(ws.eval_network_cfg, gen)
         augment = self.make_augment(recipe.augment) if recipe.evaluation.augment else None
         train_model(teacher, train.inputs, train.labels, recipe.evaluation, gen, augment, ws.device,
                     epochs=syn_cfg.teacher_epochs, desc="slide-window teacher" if ws.progress else None)
-        ws.cache["slide_window"] = best_windows(teacher, long_inputs, long.labels, frames, syn_cfg.selection_stride,
-                                                ws.device)
+        starts, losses = window_losses(teacher, long_inputs, long.labels, frames, syn_cfg.selection_stride, ws.device)
+        ws.cache["slide_window"] = long_inputs, starts, losses
         return ws.cache["slide_window"]
 
     def selected(self, ws, per_class: int) -> Split:
-        windows, losses = self.slide_window(ws)
+        long_inputs, starts, losses = self.slide_window(ws)
         real = ws.real
         index = lowest_loss(losses, real.split.labels, real.num_classes, per_class)
-        return Split(windows[index], real.split.labels[index])
+        return Split(gather_windows(long_inputs, starts, index, ws.cfg.dataset.frames), real.split.labels[index])
 
     # -- synthetic sets and baselines
     def make_synthetic(self, ws, gen: torch.Generator):

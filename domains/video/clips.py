@@ -25,6 +25,8 @@ from mmdd.core.seeding import child_seed, make_generator
 
 from mmdd.core.decode_cache import (cache_key, cache_path, file_fingerprint, folder_fingerprint, read_cache,
                                     write_cache)
+from mmdd.core.lazy import materialize
+from mmdd.core.store import StorageOptions, StoreSource, build_store
 from .sampling import clip_indices, resize_and_flip
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -89,7 +91,8 @@ class ClipKeywords(TypedDict, total=False):
     ``classes``: keep only these class names (relabelled 0..K-1 in the dataset's class order);
     ``frames`` sampled ``stride`` apart and resized to ``size``²; ``on_error``: ``"fail"`` or
     ``"skip"`` an unreadable video; ``seed``: the training clips' random starts; ``cache_dir``:
-    where decoded splits are cached (``None``: no cache).
+    where decoded splits are cached (``None``: no cache); ``storage``: RAM or the decoded store
+    (:class:`~mmdd.core.store.StorageOptions`; ``None``: RAM).
     """
 
     classes: Sequence[str] | None
@@ -99,6 +102,7 @@ class ClipKeywords(TypedDict, total=False):
     on_error: str
     seed: int
     cache_dir: str | Path | None
+    storage: StorageOptions | None
 
 
 @dataclass(frozen=True)
@@ -112,10 +116,12 @@ class ClipRequest:
     on_error: str
     classes: Sequence[str] | None
     cache_dir: str | Path | None
+    storage: StorageOptions | None = None
 
 
 def clip_request(*, classes: Sequence[str] | None = None, frames: int = 16, stride: int = 1, size: int = 112,
-                 on_error: str = "fail", seed: int = 0, cache_dir: str | Path | None = None) -> ClipRequest:
+                 on_error: str = "fail", seed: int = 0, cache_dir: str | Path | None = None,
+                 storage: StorageOptions | None = None) -> ClipRequest:
     """The clip options of a video loader, checked (a ConfigError names the first bad one)."""
     frames = check_positive_int(frames, "frames")
     stride = check_positive_int(stride, "stride")
@@ -123,14 +129,14 @@ def clip_request(*, classes: Sequence[str] | None = None, frames: int = 16, stri
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
     check_on_error(on_error, item="unreadable video", listed_in="VideoData.skipped")
-    return ClipRequest(frames, stride, size, int(seed), on_error, classes, cache_dir)
+    return ClipRequest(frames, stride, size, int(seed), on_error, classes, cache_dir, storage)
 
 
 def clip_keywords(cfg) -> ClipKeywords:
     """The :class:`ClipKeywords` of a recipe's dataset config (:class:`~.configs.ClipOptions`)."""
     return {"classes": cfg.classes, "frames": cfg.frames, "stride": cfg.stride, "size": cfg.size,
             "on_error": cfg.on_error, "seed": cfg.clip_seed,
-            "cache_dir": None if cfg.cache_dir is None else Path(cfg.cache_dir).expanduser()}
+            "cache_dir": None if cfg.cache_dir is None else Path(cfg.cache_dir).expanduser(), "storage": cfg}
 
 
 def with_val(data: VideoData, cfg) -> VideoData:
@@ -309,10 +315,7 @@ def _empty_split(opts: ClipRequest) -> VideoSplit:
 def _decode_split(entries: Sequence[Entry], opts: ClipRequest, mode: str, read: Callable, bad: BadFiles) -> VideoSplit:
     if not entries:
         return _empty_split(opts)
-    seeds: list[int | None] = [None] * len(entries)
-    if mode == "random":
-        base = make_generator(opts.seed)
-        seeds = [child_seed(base) for _ in entries]
+    seeds = _clip_seeds(entries, opts, mode)
     clips = torch.empty(len(entries), opts.frames, 3, opts.size, opts.size, dtype=torch.uint8)
     index = torch.empty(len(entries), opts.frames, dtype=torch.long)
     kept: list[int] = []
@@ -329,6 +332,55 @@ def _decode_split(entries: Sequence[Entry], opts: ClipRequest, mode: str, read: 
         clips, index = clips[: len(kept)].clone(), index[: len(kept)].clone()
     labels = torch.tensor([entries[i][1] for i in kept], dtype=torch.long)
     return VideoSplit(clips, labels, [str(entries[i][0]) for i in kept], index)
+
+
+def _clip_seeds(entries: Sequence[Entry], opts: ClipRequest, mode: str) -> list[int | None]:
+    """Each entry's clip-start seed: one child seed per entry, in order, for random starts (train)."""
+    if mode != "random":
+        return [None] * len(entries)
+    base = make_generator(opts.seed)
+    return [child_seed(base) for _ in entries]
+
+
+def decode_stored_clip(item: tuple) -> dict[str, np.ndarray]:
+    """One clip for the decoded store: ``{"clips": uint8 T×3×S×S, "frame_indices": int64 T}``."""
+    path, frames, stride, size, mode, seed, frames_kind = item
+    read = read_frame_folder_clip if frames_kind else read_video_clip
+    gen = make_generator(seed) if seed is not None else None
+    clip, index = read(path, frames=frames, stride=stride, size=size, mode=mode, gen=gen)
+    return {"clips": clip.numpy(), "frame_indices": np.asarray(index, dtype=np.int64)}
+
+
+def _stored_load(plan: LoadPlan, opts: ClipRequest, present: dict[str, list[Entry]], fingerprints: dict,
+                 bad: BadFiles, info: dict) -> VideoData:
+    """The clips of ``present`` decoded once into the store; clips stream from it (frame indices in RAM)."""
+    modes = {name: "random" if name == "train" else "center" for name in present}
+    source = StoreSource(
+        plan.loader,
+        {"root": str(plan.root), **plan.options, "frames": opts.frames, "stride": opts.stride, "size": opts.size,
+         "seed": opts.seed, "class_names": plan.class_names, "frames_kind": plan.frames_kind,
+         "resize": "bilinear-antialias-float32",
+         "files": {s: [[str(p), fp] for (p, _), fp in zip(plan.entries[s], fingerprints[s])] for s in present}},
+        items={name: [(str(p), opts.frames, opts.stride, opts.size, modes[name], seed, plan.frames_kind)
+                      for (p, _), seed in zip(entries, _clip_seeds(entries, opts, modes[name]))]
+               for name, entries in present.items()},
+        labels={name: [lab for _, lab in entries] for name, entries in present.items()},
+        ids={name: [str(p) for p, _ in entries] for name, entries in present.items()},
+        decode=decode_stored_clip)
+    storage = opts.storage
+    store = build_store(source, storage.store_dir, num_workers=storage.workers(), on_error=opts.on_error)
+    built = {}
+    for name in present:
+        stored = store.split(name)
+        built[name] = VideoSplit(stored.fields["clips"], stored.labels, stored.ids,
+                                 materialize(stored.fields["frame_indices"]))
+    what = f"{plan.loader} {plan.root}"
+    skipped = bad.skipped + store.skipped
+    for name in ("train", "test"):
+        require_rows(what, name, len(built[name]), skipped, unit="video", skipped_what="unreadable or missing video(s)")
+    info["store"] = {"storage": "store", "folder": str(store.folder), "reused": store.reused, "bytes": store.nbytes()}
+    return VideoData(train=built["train"], test=built["test"], val=built.get("val"), class_names=list(plan.class_names),
+                     skipped=skipped, info=info)
 
 
 def _split_to_payload(split: VideoSplit | None):
@@ -372,7 +424,9 @@ def finish_load(plan: LoadPlan, opts: ClipRequest) -> VideoData:
     }
     fingerprints = {s: [_fingerprint(plan, p) for p, _ in items] for s, items in plan.entries.items()}
     key = path = None
-    if cache_dir is not None:
+    decoded_bytes = sum(len(e) for e in plan.entries.values()) * 3 * opts.frames * opts.size * opts.size * 4
+    to_store = opts.storage is not None and opts.storage.wants_store(decoded_bytes)
+    if cache_dir is not None and not to_store:  # the store replaces the RAM path's cache
         options = {**plan.options, "frames": opts.frames, "stride": opts.stride, "size": opts.size,
                    "seed": opts.seed, "on_error": on_error, "class_names": plan.class_names}  # fmt: skip
         files = {
@@ -404,6 +458,10 @@ def finish_load(plan: LoadPlan, opts: ClipRequest) -> VideoData:
         reason=lambda p: f"{p}: listed in {plan.listed_in} but missing",
     )
     absent_set = set(absent)
+    present = {name: [(p, lab) for p, lab in plan.entries[name] if str(p) not in absent_set]
+               for name in SPLIT_NAMES if name in plan.entries}
+    if to_store:
+        return _stored_load(plan, opts, present, fingerprints, bad, info)
     read = read_frame_folder_clip if plan.frames_kind else read_video_clip
     built: dict[str, VideoSplit] = {}
     for name in SPLIT_NAMES:

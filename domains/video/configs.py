@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mmdd.core.checks import at_least, folder_problems, positive, root_problems, subset_problems
+from mmdd.core.store import StorageOptions
 from mmdd.core.synthetic import SyntheticConfig
 
 
 @dataclass
-class ClipOptions:
+class ClipOptions(StorageOptions):
     frames: int = 16
     stride: int = 1
     size: int = 112
@@ -32,7 +33,7 @@ class ClipOptions:
         problems = at_least(self, path, ("frames", "stride", "size", "train_per_class"))
         if self.classes is not None and not self.classes:
             problems.append(f"{path}.classes: expected a non-empty list of class names or null (all classes)")
-        return problems + subset_problems(path, self.train_per_class, self.val_fraction)
+        return problems + subset_problems(path, self.train_per_class, self.val_fraction) + self.storage_problems(path)
 
 
 @dataclass

@@ -24,23 +24,37 @@ def window_starts(length: int, frames: int, stride: int) -> list[int]:
 
 
 @torch.no_grad()
-def best_windows(teacher: nn.Module, clips: Tensor, labels: Tensor, frames: int, stride: int,
-                 device: torch.device, batch_size: int = 64) -> tuple[Tensor, Tensor]:
-    """For clips N×C×L×H×W: the lowest-loss window of each (N×C×T×H×W) and its loss (N)."""
+def window_losses(teacher: nn.Module, clips, labels: Tensor, frames: int, stride: int, device: torch.device,
+                  batch_size: int = 64) -> tuple[Tensor, Tensor]:
+    """For clips N×C×L×H×W (a tensor or stored rows, read a batch at a time): the start of each
+    clip's lowest-loss window of ``frames`` frames (N) and that loss (N)."""
     teacher.eval()
     starts = window_starts(clips.shape[2], frames, stride)
     losses = torch.empty(len(starts), clips.shape[0])
-    for w, start in enumerate(starts):
+    with torch.no_grad():
         for i in range(0, clips.shape[0], batch_size):
-            x = clips[i:i + batch_size, :, start:start + frames].to(device)
+            batch = clips[i:i + batch_size]
             y = labels[i:i + batch_size].to(device)
-            losses[w, i:i + batch_size] = F.cross_entropy(teacher(x), y, reduction="none").cpu()
+            for w, start in enumerate(starts):
+                x = batch[:, :, start:start + frames].to(device)
+                losses[w, i:i + batch_size] = F.cross_entropy(teacher(x), y, reduction="none").cpu()
     best_loss, best = losses.min(dim=0)
-    index = torch.tensor(starts)[best]
+    return torch.tensor(starts)[best], best_loss
+
+
+def gather_windows(clips, starts: Tensor, rows: Tensor, frames: int) -> Tensor:
+    """The windows ``clips[r, :, starts[r]:starts[r] + frames]`` of the given rows (R×C×T×H×W)."""
+    picked = clips[rows]
     t = torch.arange(frames)
-    gather = (index[:, None] + t[None, :])  # N×T source frames
-    windows = torch.stack([clips[n, :, gather[n]] for n in range(clips.shape[0])])
-    return windows, best_loss
+    return torch.stack([picked[k, :, starts[r] + t] for k, r in enumerate(rows.tolist())]) if len(rows) else \
+        picked[:, :, :frames]
+
+
+def best_windows(teacher: nn.Module, clips: Tensor, labels: Tensor, frames: int, stride: int,
+                 device: torch.device, batch_size: int = 64) -> tuple[Tensor, Tensor]:
+    """For clips N×C×L×H×W: the lowest-loss window of each (N×C×T×H×W) and its loss (N)."""
+    starts, loss = window_losses(teacher, clips, labels, frames, stride, device, batch_size)
+    return gather_windows(clips, starts, torch.arange(clips.shape[0]), frames), loss
 
 
 def lowest_loss(losses: Tensor, labels: Tensor, num_classes: int, per_class: int) -> Tensor:

@@ -1,0 +1,247 @@
+"""The decoded store (core/store.py) and lazy rows (core/lazy.py): build, reuse, resume, the bad-file
+policy, parallel decoding, and the loaders and runs that stream from it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import mmdd
+from mmdd.core.data import ClassIndex, DataSplits, Split, normalize, zca_whiten
+from mmdd.core.errors import ConfigError, DataError
+from mmdd.core.lazy import LazyRows, materialize, take_rows
+from mmdd.core.store import DecodedStore, StorageOptions, StoreSource, build_store, store_folder
+from mmdd.domains.image.datasets import load_image_folder
+
+# --------------------------------------------------------------------------------------------
+# a toy source: item i decodes to a 2×3 block filled with i (module-level: workers receive it)
+# --------------------------------------------------------------------------------------------
+
+def toy_decode(item: tuple) -> dict[str, np.ndarray]:
+    value, log, stop_at = item
+    if log:
+        with open(log, "a") as fh:
+            fh.write(f"{value}\n")
+    if stop_at is not None and value == stop_at:
+        raise KeyboardInterrupt  # the build is killed while decoding this item
+    if value < 0:
+        raise DataError(f"item{value}.bin: cannot decode it; expected a toy item")
+    return {"block": np.full((2, 3), value, dtype=np.uint8), "tag": np.array([value * 10], dtype=np.int64)}
+
+
+def toy_source(n: int = 10, log: str | None = None, stop_at: int | None = None, setting: int = 0,
+               bad: tuple[int, ...] = ()) -> StoreSource:
+    values = [-v if v in bad else v for v in range(n)]
+    return StoreSource("toy", {"setting": setting},
+                       items={"train": [(v, log, stop_at) for v in values], "test": [(v, log, None) for v in values[:3]]},
+                       labels={"train": [v % 2 for v in range(n)], "test": [0, 1, 0]},
+                       ids={"train": [f"item{v}.bin" for v in values], "test": [f"item{v}.bin" for v in values[:3]]},
+                       decode=toy_decode)
+
+
+ROW = 2 * 3 + 8  # bytes of one toy row: shard_bytes = 3 * ROW gives 3 items per shard
+
+
+def test_store_round_trip_in_row_order(tmp_path):
+    store = build_store(toy_source(10), tmp_path, shard_bytes=3 * ROW, progress=False)
+    train = store.split("train")
+    assert len(train) == 10 and train.labels.tolist() == [v % 2 for v in range(10)]
+    assert train.ids[4] == "item4.bin"
+    assert len(list(store.folder.glob("train-*.block.npy"))) == 4  # 3 + 3 + 3 + 1 items
+    block = train.fields["block"]
+    assert block.shape == (10, 2, 3) and block.dtype == torch.uint8
+    assert block[[7, 0, 9, 3]][:, 0, 0].tolist() == [7, 0, 9, 3]  # across shards, in the asked order
+    assert torch.equal(materialize(block)[:, 1, 2], torch.arange(10, dtype=torch.uint8))
+    assert train.fields["tag"][5].tolist() == [50]
+
+
+def test_a_second_build_reuses_the_store_and_other_settings_never_do(tmp_path):
+    first = build_store(toy_source(6), tmp_path, progress=False)
+    assert not first.reused
+    again = build_store(toy_source(6), tmp_path, progress=False)
+    assert again.reused and again.folder == first.folder
+    other = build_store(toy_source(6, setting=1), tmp_path, progress=False)  # other decode settings
+    assert not other.reused and other.folder != first.folder
+    fewer = build_store(toy_source(5), tmp_path, progress=False)  # another file list
+    assert fewer.folder not in (first.folder, other.folder)
+
+
+def test_a_killed_build_continues_without_redecoding_finished_shards(tmp_path):
+    log = tmp_path / "calls.txt"
+    source = toy_source(10, log=str(log), stop_at=7)
+    with pytest.raises(KeyboardInterrupt):
+        build_store(source, tmp_path / "s", shard_bytes=3 * ROW, progress=False)
+    folder = store_folder(tmp_path / "s", source)
+    assert not (folder / "store.json").exists()  # not complete: never opened as a store
+    # the layout probe (item 0 of 'test'), 3 test items, then train shards 0-2, 3-5 and 6 before the kill
+    log.write_text("")
+    resumed = toy_source(10, log=str(log), stop_at=None)  # same settings and files: the same store
+    assert store_folder(tmp_path / "s", resumed) == folder
+    store = build_store(resumed, tmp_path / "s", shard_bytes=3 * ROW, progress=False)
+    decoded_again = sorted(int(v) for v in log.read_text().split())
+    assert decoded_again == [6, 7, 8, 9]  # only the shard in progress (6-8) and the last one (9)
+    assert materialize(store.split("train").fields["block"])[:, 0, 0].tolist() == list(range(10))
+
+
+def test_parallel_decoding_gives_the_same_store(tmp_path):
+    one = build_store(toy_source(12), tmp_path / "one", shard_bytes=5 * ROW, num_workers=1, progress=False)
+    two = build_store(toy_source(12), tmp_path / "two", shard_bytes=5 * ROW, num_workers=2, progress=False)
+    for f in ("block", "tag"):
+        assert torch.equal(materialize(one.split("train").fields[f]), materialize(two.split("train").fields[f]))
+    assert one.split("train").ids == two.split("train").ids
+
+
+def test_bad_items_follow_the_on_error_policy(tmp_path):
+    with pytest.raises(DataError, match="item-4.bin: cannot decode it"):
+        build_store(toy_source(8, bad=(4,)), tmp_path / "fail", progress=False)
+    store = build_store(toy_source(8, bad=(4,)), tmp_path / "skip", on_error="skip", progress=False)
+    train = store.split("train")
+    assert len(train) == 7 and "item-4.bin" not in train.ids
+    assert store.skipped == ["item-4.bin: cannot decode it; expected a toy item"]
+    assert train.labels.tolist() == [0, 1, 0, 1, 1, 0, 1]  # item 4's label left out with it
+
+
+def test_lazy_rows_index_like_a_tensor_and_views_read_nothing():
+    data = torch.arange(40, dtype=torch.float32).view(10, 4)
+    reads = []
+
+    def fetch(rows):
+        reads.append(rows.tolist())
+        return data[torch.as_tensor(rows)]
+
+    lazy = LazyRows(fetch, 10, (4,))
+    assert lazy.shape == (10, 4) and len(lazy) == 10 and lazy.dim() == 2 and lazy.numel() == 40
+    assert torch.equal(lazy[2:5], data[2:5])
+    assert torch.equal(lazy[torch.tensor([9, 0])], data[[9, 0]])
+    assert torch.equal(lazy[-1], data[-1])
+    mask = torch.zeros(10, dtype=torch.bool)
+    mask[[1, 3]] = True
+    assert torch.equal(lazy[mask], data[mask])
+    reads.clear()
+    sub = take_rows(lazy, torch.tensor([8, 6, 4])).map(lambda x: x * 2)
+    assert reads == [] and sub.shape == (3, 4)
+    assert torch.equal(sub[[0, 2]], data[[8, 4]] * 2) and reads == [[8, 4]]
+    with pytest.raises(IndexError):
+        lazy[[10]]
+    with pytest.raises(TypeError, match="storage: memory"):
+        lazy.to("cpu")
+    split = Split(lazy, torch.arange(10) % 2)
+    assert isinstance(split.subset(torch.tensor([1, 2])).inputs, LazyRows)
+    index = ClassIndex(split, 2)
+    assert index.counts() == [5, 5]
+    assert set(index.sample(1, 3, torch.Generator().manual_seed(0))[:, 0].tolist()) <= {4.0, 12.0, 20.0, 28.0, 36.0}
+
+
+def test_streamed_normalisation_matches_the_in_memory_one():
+    x = torch.rand(37, 3, 5, 5, generator=torch.Generator().manual_seed(0)) * 4 + 1
+    labels = torch.arange(37) % 3
+
+    def splits(inputs):
+        return DataSplits(Split(inputs, labels), Split(inputs, labels), 3, ["a", "b", "c"])
+
+    lazy = LazyRows(lambda rows: x[torch.as_tensor(rows)], 37, (3, 5, 5))
+    a, b = normalize(splits(x)), normalize(splits(lazy))
+    assert np.allclose(a.info["normalization"]["mean"], b.info["normalization"]["mean"], atol=1e-6)
+    assert np.allclose(a.info["normalization"]["std"], b.info["normalization"]["std"], atol=1e-6)
+    assert isinstance(b.train.inputs, LazyRows)
+    assert torch.allclose(a.train.inputs, materialize(b.train.inputs), atol=1e-5)
+    with pytest.raises(ConfigError, match="storage: memory"):
+        zca_whiten(splits(lazy), 0.1)
+
+
+def test_storage_options_are_checked():
+    assert StorageOptions(storage="disk").storage_problems("dataset")[0].startswith("dataset.storage must be one of")
+    assert "num_workers" in StorageOptions(num_workers=0).storage_problems("dataset")[0]
+    assert StorageOptions(storage="auto").wants_store(2**60) and not StorageOptions(storage="auto").wants_store(1)
+    assert not StorageOptions(storage="memory").wants_store(2**60)
+
+
+# --------------------------------------------------------------------------------------------
+# image folders through the store
+# --------------------------------------------------------------------------------------------
+
+
+def write_images(root: Path, per_class=(12, 4), classes: int = 3, size: int = 10) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in zip(("train", "test"), per_class):
+        for c in range(classes):
+            folder = root / split / f"class{c}"
+            folder.mkdir(parents=True)
+            for i in range(n):
+                pixels = np.clip(rng.normal(60 + 60 * c, 30, (size, size, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+def test_image_folder_from_the_store_equals_the_in_memory_load(tmp_path):
+    root = write_images(tmp_path / "images")
+    memory = load_image_folder(root, val_fraction=0.25)
+    opts = StorageOptions(storage="store", store_dir=str(tmp_path / "store"), num_workers=2)
+    stored = load_image_folder(root, val_fraction=0.25, storage=opts)
+    assert isinstance(stored.train.inputs, LazyRows) and memory.info["store"] == {"storage": "memory"}
+    for name in ("train", "val", "test"):
+        a, b = getattr(memory, name), getattr(stored, name)
+        assert torch.equal(a.labels, b.labels) and torch.equal(a.inputs, materialize(b.inputs))
+    assert stored.info["store"]["storage"] == "store" and not stored.info["store"]["reused"]
+    again = load_image_folder(root, val_fraction=0.25, storage=opts)
+    assert again.info["store"]["reused"] and again.info["store"]["folder"] == stored.info["store"]["folder"]
+    touched = next((root / "train" / "class0").iterdir())
+    os.utime(touched, ns=(1, 1))  # a changed file: the store is never reused
+    changed = load_image_folder(root, val_fraction=0.25, storage=opts)
+    assert not changed.info["store"]["reused"] and changed.info["store"]["folder"] != stored.info["store"]["folder"]
+
+
+def image_recipe(root: Path, storage: str, store_dir: Path) -> dict:
+    return {"name": f"store-{storage}", "domain": "image", "seed": 0,
+            "dataset": {"name": "image_folder", "root": str(root), "storage": storage, "store_dir": str(store_dir),
+                        "num_workers": 1},
+            "network": {"name": "convnet", "depth": 2, "width": 8},
+            "budget": {"ipc": 2},
+            "method": {"name": "dm", "iterations": 3, "lr_inputs": 1.0, "batch_real": 8},
+            "evaluation": {"epochs": 2, "seeds": 1, "baselines": ["random", "herding", "full"]}}
+
+
+def test_a_run_streamed_from_the_store_matches_the_in_memory_run(tmp_path):
+    root = write_images(tmp_path / "images")
+    runs = {s: mmdd.distill(image_recipe(root, s, tmp_path / "store"), output_dir=tmp_path / s, progress=False)
+            for s in ("memory", "store")}
+    assert runs["store"].manifest["data"]["store"]["storage"] == "store"
+    assert runs["memory"].manifest["data"]["store"]["storage"] == "memory"
+    a, b = (runs[s].synthetic.decode()[0].detach() for s in ("memory", "store"))
+    assert torch.allclose(a, b, atol=1e-4)  # the same draws; statistics summed in another order
+    ev = {s: runs[s].manifest["evaluation"] for s in runs}
+    assert set(ev["store"]) == {"distilled", "random", "herding", "full"}
+    for name in ev["store"]:
+        assert ev["store"][name]["mean"] == pytest.approx(ev["memory"][name]["mean"], abs=0.1)
+
+
+def test_mmdd_prepare_builds_the_store_a_run_then_reuses(tmp_path, capsys):
+    import yaml
+
+    from mmdd.cli import main
+    from mmdd.prepare import prepare
+
+    root = write_images(tmp_path / "images")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(image_recipe(root, "store", tmp_path / "store")))
+    assert main(["prepare", str(recipe)]) == 0
+    out = capsys.readouterr().out
+    assert "decoded store built" in out and str(tmp_path / "store") in out
+    result = prepare(str(recipe))
+    assert result["storage"] == "store" and result["reused"] and result["train_size"] == 36
+    assert json.loads((Path(result["folder"]) / "store.json").read_text())["splits"]["train"]["rows"] == 36
+    memory = prepare(str(recipe), ["dataset.storage=memory"])
+    assert memory["storage"] == "memory"
+
+
+def test_decoded_store_refuses_a_folder_of_another_key(tmp_path):
+    store = build_store(toy_source(4), tmp_path, progress=False)
+    assert DecodedStore.open_if_complete(store.folder, "0" * 64) is None
+    assert DecodedStore.open_if_complete(tmp_path / "absent", "0" * 64) is None
