@@ -39,7 +39,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
 import torch
@@ -456,7 +456,3 @@ class DecodedStore:
                                      describe=f"{self.folder.name}/{name}.{f}")
         return out
 
-
-def stored_bytes(rows: int, fields: Sequence[tuple[Sequence[int], str]]) -> int:
-    """Bytes of ``rows`` rows of the given (shape, dtype) fields."""
-    return rows * sum(int(np.prod(s, dtype=np.int64)) * np.dtype(d).itemsize for s, d in fields)
