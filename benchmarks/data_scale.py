@@ -6,7 +6,7 @@ For a generated image-folder set and a generated video set at 1×, 4× and 16× 
   wall seconds and files/s — and a second ``prepare`` of the same recipe (the store is reused);
 * ``distill``: ``mmdd run --no-eval`` (DM, a few iterations) streaming from the store: seconds per
   iteration and the peak anonymous resident memory (``RssAnon`` of the process and its children,
-  sampled every 20 ms: file-backed pages of the memory-mapped store are not counted);
+  sampled every 50 ms: file-backed pages of the memory-mapped store are not counted);
 * ``evaluate``: ``mmdd eval`` of that run (the distilled set and the random baseline trained, the
   test split predicted from the store; images also train the full-data baseline for one epoch);
 * on the 1× sets, the same ``distill`` with ``dataset.storage: memory`` (today's in-RAM path).
@@ -148,14 +148,23 @@ def rss_anon(pid: int) -> int:
     return 0
 
 
-def tree_anon(pid: int) -> int:
-    import psutil
+def children(pid: int) -> list[int]:
+    """The process's descendants, from the kernel's per-thread child lists (cheap, no /proc scan)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            try:
+                kids = [int(k) for k in task.read_text().split()]
+            except OSError:
+                continue
+            out += kids
+            todo += kids
+    return out
 
-    try:
-        children = psutil.Process(pid).children(recursive=True)
-    except psutil.Error:
-        children = []
-    return rss_anon(pid) + sum(rss_anon(c.pid) for c in children)
+
+def tree_anon(pid: int) -> int:
+    return rss_anon(pid) + sum(rss_anon(c) for c in children(pid))
 
 
 def measured(cmd: list[str]) -> tuple[float, int, str]:
@@ -168,7 +177,7 @@ def measured(cmd: list[str]) -> tuple[float, int, str]:
     def watch() -> None:
         while proc.poll() is None:
             peak[0] = max(peak[0], tree_anon(proc.pid))
-            time.sleep(0.02)
+            time.sleep(0.05)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -302,7 +311,7 @@ def main(argv=None) -> int:
                      f"dataset.storage=store; distill = mmdd run --no-eval (DM, {args.iterations} iterations; "
                      "image IPC 10 ConvNet-3 w32 batch_real 128, video IPC 1 ConvNet3D-2 w8 batch_real 16); "
                      "evaluate = mmdd eval (1 seed; image: distilled, random, full 1 epoch; video: distilled, random); "
-                     "peak_anon_bytes = max over 20 ms samples of RssAnon summed over the process and its children"),
+                     "peak_anon_bytes = max over 50 ms samples of RssAnon summed over the process and its children"),
         "rows": rows,
     }
     out = Path(args.out)

@@ -146,7 +146,10 @@ class StoreSource:
     items: dict[str, list]  # split name -> items, in row order
     labels: dict[str, list]  # split name -> one label (int, or a 0/1 list) per item
     ids: dict[str, list[str]]  # split name -> one id (its file) per item
-    decode: Callable[[Any], dict[str, np.ndarray]]
+    decode: Callable[[Any], dict[str, np.ndarray]] | None = None
+    #: instead of ``decode``: the rows of a list of consecutive items at once (``{field: N×...}``),
+    #: called in this process, shard after shard in order (an array streamed out of one file)
+    decode_block: Callable[[list], dict[str, np.ndarray]] | None = None
 
     def __post_init__(self) -> None:
         for name, items in self.items.items():
@@ -248,6 +251,16 @@ def _layout(source: StoreSource, folder: Path, shard_bytes: int, bad: BadFiles) 
     saved = folder / "layout.json"
     if saved.is_file():
         return _Layout.from_dict(json.loads(saved.read_text()))
+    if source.decode_block is not None:
+        name = next((n for n in sorted(source.items) if source.items[n]), None)
+        if name is None:
+            return None
+        first = source.decode_block(source.items[name][:1])
+        row_bytes = sum(a[0].nbytes for a in first.values())
+        layout = _Layout({k: (tuple(v.shape[1:]), str(v.dtype)) for k, v in first.items()},
+                         max(1, shard_bytes // max(row_bytes, 1)))
+        _write_json(saved, layout.as_dict())
+        return layout
     for name in sorted(source.items):
         for item, item_id in zip(source.items[name], source.ids[name]):
             status, got = _decode_safely(source.decode, item)
@@ -286,12 +299,30 @@ def _build_shard(folder: Path, split: str, k: int, rows: Iterator[tuple[str, Any
             kept[f].append(arr)
         labels.append(source.labels[split][offset])
         ids.append(item_id)
+    blocks = {f: np.stack(kept[f]) if kept[f] else np.zeros((0, *shape), dtype=dtype)
+              for f, (shape, dtype) in layout.fields.items()}
+    _write_shard(folder, split, k, blocks, labels, ids, skipped, start, stop)
+
+
+def _write_shard(folder: Path, split: str, k: int, blocks: dict[str, np.ndarray], labels: list, ids: list,
+                 skipped: list, start: int, stop: int) -> None:
+    """A shard's arrays, then its record (the record's presence marks the shard done)."""
     stem = _shard_stem(split, k)
-    for f, (shape, dtype) in layout.fields.items():
-        block = np.stack(kept[f]) if kept[f] else np.zeros((0, *shape), dtype=dtype)
+    for f, block in blocks.items():
         _write_npy(folder / f"{stem}.{f}.npy", block)
     _write_json(folder / f"{stem}.json", {"items": [start, stop], "rows": len(labels), "labels": labels,
                                           "ids": ids, "skipped": skipped})
+
+
+def _block_shard(folder: Path, split: str, k: int, source: StoreSource, start: int, stop: int,
+                 layout: _Layout) -> None:
+    blocks = source.decode_block(source.items[split][start:stop])
+    got = {f: (tuple(b.shape[1:]), str(b.dtype)) for f, b in blocks.items()}
+    if got != layout.fields or any(len(b) != stop - start for b in blocks.values()):
+        raise DataError(f"{source.loader}: rows {start}..{stop} of {split} decoded to {got}; expected "
+                        f"{stop - start} rows of {layout.fields}")
+    _write_shard(folder, split, k, blocks, list(source.labels[split][start:stop]), list(source.ids[split][start:stop]),
+                 [], start, stop)
 
 
 def build_store(source: StoreSource, store_dir: str | Path, *, num_workers: int = 1, on_error: str = "fail",
@@ -320,10 +351,14 @@ def build_store(source: StoreSource, store_dir: str | Path, *, num_workers: int 
     bar = progress_bar(total=total, desc=f"decoding {source.loader} into the store ({workers} worker"
                        f"{'s' if workers > 1 else ''})", unit="file", enabled=progress and total > 0)
     pool = ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=_worker_init) \
-        if workers > 1 and total > 1 else None
+        if workers > 1 and total > 1 and source.decode_block is None else None
     decode = functools.partial(_decode_safely, source.decode)
     try:
         for name, k, start, stop in todo:
+            if source.decode_block is not None:
+                _block_shard(folder, name, k, source, start, stop, layout)
+                bar.update(stop - start)
+                continue
             items = source.items[name][start:stop]
             results = pool.map(decode, items, chunksize=max(1, len(items) // (4 * workers))) if pool else map(
                 decode, items)

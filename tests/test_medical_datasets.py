@@ -170,6 +170,7 @@ def test_load_gray_2d(tmp_path):
         "split": ds.info["split"], "split_rule": "official MedMNIST split",
         "n_samples": {"train": 12, "val": 4, "test": 6},
         "counts": "differs from the official table", "warnings": ds.info["warnings"],
+        "store": {"storage": "memory"},
     }
     assert "official" in ds.info["split"]
     assert any("differ from the official" in w for w in ds.info["warnings"])  # tiny fixture counts

@@ -245,3 +245,48 @@ def test_decoded_store_refuses_a_folder_of_another_key(tmp_path):
     store = build_store(toy_source(4), tmp_path, progress=False)
     assert DecodedStore.open_if_complete(store.folder, "0" * 64) is None
     assert DecodedStore.open_if_complete(tmp_path / "absent", "0" * 64) is None
+
+
+# --------------------------------------------------------------------------------------------
+# MedMNIST .npz: images streamed out of the archive into the store
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("writer", ["write_bloodmnist", "write_adrenalmnist3d", "write_chestmnist"])
+@pytest.mark.parametrize("compressed", [True, False])
+def test_medmnist_from_the_store_equals_the_in_memory_load(tmp_path, writer, compressed):
+    import medical_fixtures
+
+    from mmdd.domains.medical.medmnist_npz import load_medmnist
+
+    path = getattr(medical_fixtures, writer)(tmp_path)
+    if not compressed:  # the same arrays, stored (np.savez): read by seeking instead of inflating
+        with np.load(path) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        path = medical_fixtures.save_npz(tmp_path / "plain" / path.name, arrays, compressed=False)
+    memory = load_medmnist(path)
+    opts = StorageOptions(storage="store", store_dir=str(tmp_path / "store"))
+    stored = load_medmnist(path, storage=opts)
+    assert stored.info["store"]["storage"] == "store" and isinstance(stored.train.inputs, LazyRows)
+    for name in ("train", "val", "test"):
+        a, b = getattr(memory, name), getattr(stored, name)
+        assert torch.equal(a.labels, b.labels)
+        assert torch.equal(a.inputs, materialize(b.inputs, chunk=7))
+        rows = torch.tensor([len(a) - 1, 0, len(a) // 2])
+        assert torch.equal(a.inputs[rows], b.inputs[rows])
+    assert load_medmnist(path, storage=opts).info["store"]["reused"]
+
+
+def test_npz_rows_read_in_any_order_and_name_a_missing_array(tmp_path):
+    from medical_fixtures import save_npz
+
+    from mmdd.core.npz_rows import member_header, read_rows
+
+    x = np.arange(5 * 3 * 2, dtype=np.uint8).reshape(5, 3, 2)
+    path = save_npz(tmp_path / "a.npz", {"x": x})
+    assert member_header(path, "x") == ((5, 3, 2), np.dtype(np.uint8))
+    assert np.array_equal(read_rows(path, "x", 3, 5), x[3:5])
+    assert np.array_equal(read_rows(path, "x", 0, 2), x[0:2])  # behind the stream: reopened
+    assert np.array_equal(read_rows(path, "x", 2, 3), x[2:3])
+    with pytest.raises(DataError, match="no array 'y'"):
+        member_header(path, "y")

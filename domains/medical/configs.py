@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Literal
 
 from mmdd.core.checks import subset_problems as _subset_problems
+from mmdd.core.store import StorageOptions
 
 from .medmnist_info import MEDMNIST
 
 
 @dataclass
-class MedMNISTConfig:
+class MedMNISTConfig(StorageOptions):
     """An official MedMNIST v2 ``.npz`` file (``path``); ``medmnist`` names the dataset when the file
     name does not (default: the file stem without a ``_<size>`` suffix)."""
 
@@ -33,7 +34,7 @@ class MedMNISTConfig:
                             "(train_images, train_labels, val_*, test_*)")
         if self.medmnist is not None and self.medmnist not in MEDMNIST:
             problems.append(f"{path}.medmnist: unknown dataset {self.medmnist!r}; expected one of {sorted(MEDMNIST)}")
-        return problems + _subset_problems(path, self.train_per_class, 0.0)
+        return problems + _subset_problems(path, self.train_per_class, 0.0) + self.storage_problems(path)
 
 
 @dataclass

@@ -12,9 +12,12 @@ import torch
 from torch import Tensor
 
 from mmdd.core.data import DataSplits, Split
+from mmdd.core.decode_cache import file_fingerprint
 from mmdd.core.errors import DataError
 from mmdd.core.loading import first_line, shape_text
+from mmdd.core.npz_rows import member_header, read_rows
 from mmdd.core.registry import register_dataset
+from mmdd.core.store import StorageOptions, StoreSource, build_store
 
 from .configs import MedMNISTConfig
 from .medmnist_info import MEDMNIST, N_SAMPLES_V2, MedMNISTInfo
@@ -216,8 +219,8 @@ def _check_labels(path: Path, key: str, labels: np.ndarray, info: MedMNISTInfo) 
     return labels
 
 
-def _to_tensor(images: np.ndarray, info: MedMNISTInfo) -> Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(images))
+def _to_tensor(images: np.ndarray | Tensor, info: MedMNISTInfo) -> Tensor:
+    x = images if isinstance(images, Tensor) else torch.from_numpy(np.ascontiguousarray(images))
     if info.is_3d or info.n_channels == 1:
         x = x.unsqueeze(1)  # N×1×H×W or N×1×D×H×W
     else:
@@ -227,7 +230,36 @@ def _to_tensor(images: np.ndarray, info: MedMNISTInfo) -> Tensor:
     return out.div_(255.0)
 
 
-def load_medmnist(path: str | Path, *, name: str | None = None, val: bool = True) -> DataSplits:
+def medmnist_rows(items: list[tuple]) -> dict[str, np.ndarray]:
+    """Consecutive rows of one images array of a MedMNIST file, for the decoded store."""
+    path, key, first, row_shape = items[0]
+    rows = read_rows(path, key, first, items[-1][2] + 1)
+    return {"images": rows.reshape((len(items), *row_shape))}
+
+
+def _stored_images(path: Path, info: MedMNISTInfo, splits: tuple[str, ...], row_shapes: dict[str, tuple],
+                   labels: dict[str, np.ndarray], storage: StorageOptions) -> tuple[dict[str, Split], dict]:
+    """Each split's images streamed once out of the archive into the store (no whole array in RAM)."""
+    keys = {s: f"{s}_images" for s in splits}
+    source = StoreSource(
+        "medmnist", {"file": str(path), "fingerprint": file_fingerprint(path), "medmnist": info.name,
+                     "shapes": {s: list(row_shapes[s]) for s in splits}},
+        items={s: [(str(path), keys[s], i, row_shapes[s]) for i in range(len(labels[s]))] for s in splits},
+        labels={s: labels[s].tolist() for s in splits},
+        ids={s: [f"{keys[s]}[{i}]" for i in range(len(labels[s]))] for s in splits},
+        decode_block=medmnist_rows)
+    store = build_store(source, storage.store_dir)
+    out = {}
+    for s in splits:
+        stored = store.split(s)
+        images = stored.fields["images"]
+        shape = tuple(_to_tensor(np.zeros((1, *row_shapes[s]), dtype=np.uint8), info).shape[1:])
+        out[s] = Split(images.map(lambda x: _to_tensor(x, info), shape, torch.float32), stored.labels)
+    return out, {"storage": "store", "folder": str(store.folder), "reused": store.reused, "bytes": store.nbytes()}
+
+
+def load_medmnist(path: str | Path, *, name: str | None = None, val: bool = True,
+                  storage: StorageOptions | None = None) -> DataSplits:
     """One official MedMNIST ``.npz`` file, with its official split and label names.
 
     ``name`` defaults to the file name without ``.npz`` and a ``_<size>`` suffix
@@ -245,6 +277,10 @@ def load_medmnist(path: str | Path, *, name: str | None = None, val: bool = True
     A wrong rank or channel count, a label out of range, a count mismatch or a damaged file is
     a :class:`DataError`. A side that is not an official size, or split sizes that differ from
     the official table, are accepted and recorded in ``info["warnings"]``.
+
+    ``storage`` (default: RAM) may send the images through the decoded store instead: each images
+    array is streamed out of the archive a shard at a time (``np.load`` cannot memory-map an
+    ``.npz``), so a MedMNIST+ file larger than RAM can be used.
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -264,13 +300,21 @@ def load_medmnist(path: str | Path, *, name: str | None = None, val: bool = True
                 "MedMNIST keys train_images, train_labels, val_images, val_labels, test_images, "
                 "test_labels" + ("" if val else " (val_* not needed with val=False)")
             )
+        headers = {split: member_header(path, f"{split}_images") for split in splits}
+        float_bytes = sum(int(np.prod(shape, dtype=np.int64)) * 4 for shape, _ in headers.values())
+        to_store = storage is not None and storage.wants_store(float_bytes)
         arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for split in splits:
-            images = _check_images(path, f"{split}_images", _read_key(npz, path, f"{split}_images"), info)
+            shape, dtype = headers[split]
+            if to_store and dtype != np.uint8:
+                raise DataError(f"{path}: '{split}_images' is {dtype}; the decoded store reads uint8 MedMNIST images "
+                                "- set dataset.storage: memory")
+            raw = np.zeros((0, *shape[1:]), dtype=dtype) if to_store else _read_key(npz, path, f"{split}_images")
+            images = _check_images(path, f"{split}_images", raw, info)
             labels = _check_labels(path, f"{split}_labels", _read_key(npz, path, f"{split}_labels"), info)
-            if images.shape[0] != labels.shape[0]:
+            if shape[0] != labels.shape[0]:
                 raise DataError(
-                    f"{path}: {split}_images holds {images.shape[0]} images but {split}_labels "
+                    f"{path}: {split}_images holds {shape[0]} images but {split}_labels "
                     f"holds {labels.shape[0]} labels; expected one label (row) per image"
                 )
             arrays[split] = (images, labels)
@@ -290,7 +334,7 @@ def load_medmnist(path: str | Path, *, name: str | None = None, val: bool = True
         notes.append(f"images are {shape_text(spatial)}, not square/cubic as official MedMNIST files")
     if info.name in MEDMNIST and size not in info.sizes:
         notes.append(f"side {size} is not an official {info.name} size {list(info.sizes)}")
-    counts = {s: int(arrays[s][0].shape[0]) for s in splits}
+    counts = {s: int(arrays[s][1].shape[0]) for s in splits}
     official = {s: int(info.n_samples[s]) for s in splits}
     older = N_SAMPLES_V2.get(info.name)
     release = "official"
@@ -306,7 +350,12 @@ def load_medmnist(path: str | Path, *, name: str | None = None, val: bool = True
             release = "differs from the official table"
             notes.append(f"split sizes {counts} differ from the official {official}")
 
-    tensors = {s: Split(_to_tensor(x, info), torch.from_numpy(y)) for s, (x, y) in arrays.items()}
+    store_info = {"storage": "memory"}
+    if to_store:
+        tensors, store_info = _stored_images(path, info, splits, {s: arrays[s][0].shape[1:] for s in splits},
+                                             {s: arrays[s][1] for s in splits}, storage)
+    else:
+        tensors = {s: Split(_to_tensor(x, info), torch.from_numpy(y)) for s, (x, y) in arrays.items()}
     n_channels = int(tensors["train"].inputs.shape[1])
     return DataSplits(
         train=tensors["train"],
@@ -329,10 +378,11 @@ def load_medmnist(path: str | Path, *, name: str | None = None, val: bool = True
             "n_samples": counts,
             "counts": release,
             "warnings": notes,
+            "store": store_info,
         },
     )
 
 
 @register_dataset("medical", "medmnist", config=MedMNISTConfig)
 def read_medmnist(cfg: MedMNISTConfig) -> DataSplits:
-    return load_medmnist(Path(cfg.path).expanduser(), name=cfg.medmnist, val=cfg.val)
+    return load_medmnist(Path(cfg.path).expanduser(), name=cfg.medmnist, val=cfg.val, storage=cfg)
