@@ -194,18 +194,22 @@ def recipe(kind: str, root: Path, store_dir: Path, storage: str, workers: int, i
         dataset = {"name": "image_folder", "root": str(root)}
         method = {"name": "dm", "iterations": iterations, "lr_inputs": 1.0, "batch_real": 128}
         network = {"name": "convnet", "depth": 3, "width": 32}
-        evaluation = {"epochs": 20, "seeds": 1, "baselines": ["random", "full"], "full_epochs": 1}
+        evaluation = {"epochs": 20, "seeds": 1, "baselines": ["random", "full"], "full_epochs": 1,
+                      "test_batch_size": 256}
         ipc = 10
     else:
         dataset = {"name": "video_folder", "root": str(root), "frames": VIDEO["frames"], "size": VIDEO["size"],
                    "test_fraction": VIDEO["test_fraction"], "cache_dir": None}
         method = {"name": "dm", "iterations": iterations, "lr_inputs": 1.0, "batch_real": 16}
         network = {"name": "convnet", "depth": 2, "width": 8}
-        evaluation = {"epochs": 10, "seeds": 1, "baselines": ["random"]}
+        evaluation = {"epochs": 10, "seeds": 1, "baselines": ["random"], "test_batch_size": 16}
         ipc = 1
     dataset.update({"storage": storage, "store_dir": str(store_dir), "num_workers": workers})
-    return {"name": f"data-scale-{kind}", "domain": kind, "seed": 0, "dataset": dataset, "network": network,
-            "budget": {"ipc": ipc}, "method": method, "evaluation": evaluation}
+    doc = {"name": f"data-scale-{kind}", "domain": kind, "seed": 0, "dataset": dataset, "network": network,
+           "budget": {"ipc": ipc}, "method": method, "evaluation": evaluation}
+    if kind == "video":
+        doc["synthetic"] = {"parameterisation": "full"}
+    return doc
 
 
 PREPARE = ("import json, sys; from mmdd.prepare import prepare; "
@@ -310,7 +314,9 @@ def main(argv=None) -> int:
         "protocol": (f"each phase one process, one at a time, OMP_NUM_THREADS=1; build = mmdd prepare with "
                      f"dataset.storage=store; distill = mmdd run --no-eval (DM, {args.iterations} iterations; "
                      "image IPC 10 ConvNet-3 w32 batch_real 128, video IPC 1 ConvNet3D-2 w8 batch_real 16); "
-                     "evaluate = mmdd eval (1 seed; image: distilled, random, full 1 epoch; video: distilled, random); "
+                     "evaluate = mmdd eval (1 seed; image: distilled, random, full 1 epoch, test batches of 256; video: distilled, "
+                     "random, test batches of 16 - every 1x test split fills at least one batch, so the working set is "
+                     "the same at every scale); "
                      "peak_anon_bytes = max over 50 ms samples of RssAnon summed over the process and its children"),
         "rows": rows,
     }

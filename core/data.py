@@ -9,11 +9,14 @@ label c, so a sample with several labels belongs to each of them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from .atomic import atomic_write
 from .errors import ConfigError, DataError
 from .lazy import is_lazy, stream_chunks, take_rows
 from .losses import is_multi_label
@@ -131,12 +134,29 @@ def stratified_split(labels: Tensor, fraction: float, gen: torch.Generator) -> t
     return torch.sort(kept_t).values, torch.sort(held_t).values
 
 
-def channel_stats(x, chunk: int = 512) -> tuple[Tensor, Tensor]:
+def channel_stats(x, chunk: int | None = None) -> tuple[Tensor, Tensor]:
     """Per-channel (dim 1) mean and std (unbiased, as ``Tensor.std``) of ``x``, shaped 1×C×1…;
-    lazy rows are streamed a chunk at a time (float64 sums), a tensor is reduced at once."""
+    lazy rows are streamed a chunk at a time (float64 sums), a tensor is reduced at once. Stored
+    rows with a statistics key keep their result in the store (``<key>.json``): the next run reads it."""
     dims = [0] + list(range(2, x.dim()))
     if not is_lazy(x):
         return x.mean(dim=dims, keepdim=True), x.std(dim=dims, keepdim=True)
+    cached = Path(x.stats_key + ".json") if x.stats_key else None
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    if cached is not None and cached.is_file():
+        doc = json.loads(cached.read_text())
+        return torch.tensor(doc["mean"]).view(shape), torch.tensor(doc["std"]).view(shape)
+    mean, std = _streamed_stats(x, dims, chunk)
+    if cached is not None:
+        try:
+            atomic_write(cached, lambda tmp: tmp.write_text(json.dumps({"mean": mean.flatten().tolist(),
+                                                                        "std": std.flatten().tolist()})))
+        except OSError:  # a store on a read-only share: computed again next time
+            pass
+    return mean, std
+
+
+def _streamed_stats(x, dims: list[int], chunk: int | None) -> tuple[Tensor, Tensor]:
     total = sq = None
     count = 0
     for part in stream_chunks(x, chunk):

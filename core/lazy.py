@@ -19,6 +19,7 @@ subset must stay lazy. :func:`stream_chunks` walks any of the two in order, a ch
 
 from __future__ import annotations
 
+import hashlib
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -53,9 +54,12 @@ class LazyRows:
     """``length`` rows of shape ``row_shape``, read by ``fetch(row_numbers)`` when indexed."""
 
     def __init__(self, fetch: Fetch, length: int, row_shape: Sequence[int], dtype: torch.dtype = torch.float32,
-                 describe: str = "lazy rows"):
+                 describe: str = "lazy rows", stats_key: str | None = None):
         self._fetch, self._length = fetch, int(length)
         self.row_shape, self.dtype, self.describe = tuple(int(s) for s in row_shape), dtype, describe
+        #: names these exact values (a store's rows, their transform and subset): statistics computed
+        #: over them may be cached under this key (``None``: never cached)
+        self.stats_key = stats_key
 
     # -- what a tensor answers
     @property
@@ -94,15 +98,23 @@ class LazyRows:
         """The rows ``key`` selects, still lazy (nothing is read)."""
         index = _as_index(key, self._length)
         fetch = self._fetch
-        return LazyRows(lambda rows: fetch(index[rows]), len(index), self.row_shape, self.dtype, self.describe)
+        stats_key = None
+        if self.stats_key is not None:
+            stats_key = f"{self.stats_key}-rows{hashlib.sha1(index.tobytes()).hexdigest()[:16]}"
+        return LazyRows(lambda rows: fetch(index[rows]), len(index), self.row_shape, self.dtype, self.describe,
+                        stats_key)
 
     def map(self, fn: Callable[[Tensor], Tensor], row_shape: Sequence[int] | None = None,
-            dtype: torch.dtype | None = None) -> "LazyRows":
-        """Rows transformed batch-wise by ``fn`` (``row_shape`` / ``dtype``: of its output; default: as now)."""
+            dtype: torch.dtype | None = None, stats_tag: str | None = None) -> "LazyRows":
+        """Rows transformed batch-wise by ``fn`` (``row_shape`` / ``dtype``: of its output; default: as now).
+
+        ``stats_tag`` names the transform (the same tag must always mean the same ``fn``): the result
+        keeps a statistics key; without it, statistics over the result are never cached."""
         fetch = self._fetch
+        stats_key = None if self.stats_key is None or stats_tag is None else f"{self.stats_key}-{stats_tag}"
         return LazyRows(lambda rows: fn(fetch(rows)), self._length,
                         self.row_shape if row_shape is None else row_shape,
-                        self.dtype if dtype is None else dtype, self.describe)
+                        self.dtype if dtype is None else dtype, self.describe, stats_key)
 
     def to(self, *args, **kwargs):
         raise TypeError(f"{self!r} is read a batch at a time from its store: index it (x[rows]) and move the "
@@ -118,14 +130,26 @@ def take_rows(inputs, index):
     return inputs.rows(index) if isinstance(inputs, LazyRows) else inputs[index]
 
 
-def stream_chunks(inputs, chunk: int) -> Iterator[Tensor]:
-    """``inputs`` in order, ``chunk`` rows at a time (tensors are sliced, lazy rows read)."""
+#: bytes of one streamed chunk (as its rows' dtype): a few such chunks are all a stream holds at once
+CHUNK_BYTES = 32 * 2**20
+
+
+def rows_per_chunk(inputs, chunk_bytes: int = CHUNK_BYTES) -> int:
+    """How many rows of ``inputs`` make about ``chunk_bytes`` (at least one)."""
+    row = int(np.prod(tuple(inputs.shape[1:]), dtype=np.int64)) * torch.empty((), dtype=inputs.dtype).element_size()
+    return max(1, chunk_bytes // max(row, 1))
+
+
+def stream_chunks(inputs, chunk: int | None = None) -> Iterator[Tensor]:
+    """``inputs`` in order, ``chunk`` rows at a time (default: about :data:`CHUNK_BYTES`; tensors
+    are sliced, lazy rows read)."""
+    chunk = chunk or rows_per_chunk(inputs)
     for start in range(0, len(inputs), chunk):
         yield inputs[start:start + chunk]
 
 
-def materialize(inputs, chunk: int = 1024) -> Tensor:
-    """``inputs`` as one tensor (lazy rows read in chunks of ``chunk``)."""
+def materialize(inputs, chunk: int | None = None) -> Tensor:
+    """``inputs`` as one tensor (lazy rows read a chunk at a time)."""
     if not isinstance(inputs, LazyRows):
         return inputs
     if len(inputs) == 0:

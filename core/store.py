@@ -488,6 +488,7 @@ class DecodedStore:
         for f, (shape, dtype) in self.layout.fields.items():
             arr = _ShardedArray([self.folder / f"{s['stem']}.{f}.npy" for s in meta["shards"]], counts, shape, dtype)
             out.fields[f] = LazyRows(arr.fetch, len(arr), shape, _TORCH_DTYPES[dtype],
-                                     describe=f"{self.folder.name}/{name}.{f}")
+                                     describe=f"{self.folder.name}/{name}.{f}",
+                                     stats_key=str(self.folder / f"stats-{name}-{f}"))
         return out
 

@@ -632,7 +632,7 @@ def distill(recipe: str | Path | dict | RecipeConfig, overrides: Sequence[str] =
 def coreset_features(ws: Workspace, how: str, epochs: int, progress: bool = True) -> torch.Tensor:
     inputs = ws.data.train.inputs
     if how == "pixels":  # stored rows are read a chunk at a time (the features are N×D in RAM)
-        return torch.cat([part.flatten(1) for part in stream_chunks(inputs, 1024)])
+        return torch.cat([part.flatten(1) for part in stream_chunks(inputs)])
     gen = make_generator(ws.cfg.seed)
     net = ws.network(ws.eval_network_cfg, gen)
     if how == "trained_net":

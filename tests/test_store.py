@@ -290,3 +290,20 @@ def test_npz_rows_read_in_any_order_and_name_a_missing_array(tmp_path):
     assert np.array_equal(read_rows(path, "x", 2, 3), x[2:3])
     with pytest.raises(DataError, match="no array 'y'"):
         member_header(path, "y")
+
+
+def test_streamed_statistics_are_kept_in_the_store_per_subset(tmp_path):
+    root = write_images(tmp_path / "images")
+    opts = StorageOptions(storage="store", store_dir=str(tmp_path / "store"))
+    first = normalize(load_image_folder(root, storage=opts))
+    kept = sorted(Path(first.info["store"]["folder"]).glob("stats-*.json"))
+    assert [p.name for p in kept] == ["stats-train-pixels-chw-unit.json"]
+    again = normalize(load_image_folder(root, storage=opts))
+    assert again.info["normalization"] == first.info["normalization"]
+    assert torch.equal(materialize(first.train.inputs), materialize(again.train.inputs))
+    held = load_image_folder(root, val_fraction=0.25, storage=opts)  # train is a subset: its own statistics
+    sub = normalize(held)
+    assert sub.info["normalization"] != first.info["normalization"]
+    assert len(list(Path(first.info["store"]["folder"]).glob("stats-train-pixels-chw-unit-rows*.json"))) == 1
+    memory = normalize(load_image_folder(root, val_fraction=0.25))
+    assert np.allclose(memory.info["normalization"]["std"], sub.info["normalization"]["std"], atol=1e-6)

@@ -339,7 +339,8 @@ def stored_image_splits(loader: str, root: Path, parts: dict[str, list[tuple[Pat
         stored = store.split(name)
         pixels = stored.fields["pixels"]
         h, w, c = pixels.row_shape
-        splits[name] = Split(pixels.map(_pixels_to_inputs, (c, h, w), torch.float32), stored.labels)
+        splits[name] = Split(pixels.map(_pixels_to_inputs, (c, h, w), torch.float32, stats_tag="chw-unit"),
+                             stored.labels)
     return splits, {"storage": "store", "folder": str(store.folder), "reused": store.reused, "bytes": store.nbytes()}
 
 

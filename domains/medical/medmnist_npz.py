@@ -254,7 +254,8 @@ def _stored_images(path: Path, info: MedMNISTInfo, splits: tuple[str, ...], row_
         stored = store.split(s)
         images = stored.fields["images"]
         shape = tuple(_to_tensor(np.zeros((1, *row_shapes[s]), dtype=np.uint8), info).shape[1:])
-        out[s] = Split(images.map(lambda x: _to_tensor(x, info), shape, torch.float32), stored.labels)
+        out[s] = Split(images.map(lambda x: _to_tensor(x, info), shape, torch.float32, stats_tag="channel-first-unit"),
+                       stored.labels)
     return out, {"storage": "store", "folder": str(store.folder), "reused": store.reused, "bytes": store.nbytes()}
 
 

@@ -77,7 +77,8 @@ def clips_to_inputs(split: VideoSplit, grayscale: bool) -> Tensor | LazyRows:
 
     if is_lazy(split.clips):
         t, c, h, w = split.clips.row_shape
-        return split.clips.map(convert, (1 if grayscale else c, t, h, w), torch.float32)
+        return split.clips.map(convert, (1 if grayscale else c, t, h, w), torch.float32,
+                               stats_tag="cthw-unit" + ("-gray" if grayscale else ""))
     return convert(split.clips)
 
 
