@@ -178,8 +178,8 @@ def normalize(splits: DataSplits) -> DataSplits:
     def apply(split: Split | None) -> Split | None:
         if split is None:
             return None
-        if is_lazy(split.inputs):
-            return Split(split.inputs.map(lambda x: (x - mean) / std), split.labels)
+        if is_lazy(split.inputs):  # a fetched batch is the caller's own tensor: standardised in place
+            return Split(split.inputs.map(lambda x: x.sub_(mean).div_(std)), split.labels)
         return Split((split.inputs - mean) / std, split.labels)
 
     splits.train, splits.val, splits.test = apply(splits.train), apply(splits.val), apply(splits.test)

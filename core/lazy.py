@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["LazyRows", "is_lazy", "materialize", "stream_chunks", "take_rows"]
+__all__ = ["LazyRows", "concat_rows", "is_lazy", "materialize", "rows_per_chunk", "stream_chunks", "take_rows"]
 
 Fetch = Callable[[np.ndarray], Tensor]
 
@@ -51,7 +51,10 @@ def _as_index(key, length: int) -> np.ndarray:
 
 
 class LazyRows:
-    """``length`` rows of shape ``row_shape``, read by ``fetch(row_numbers)`` when indexed."""
+    """``length`` rows of shape ``row_shape``, read by ``fetch(row_numbers)`` when indexed.
+
+    ``fetch`` returns a new tensor each call (never a view of something it keeps), so a transform
+    given to :meth:`map` may work in place on it."""
 
     def __init__(self, fetch: Fetch, length: int, row_shape: Sequence[int], dtype: torch.dtype = torch.float32,
                  describe: str = "lazy rows", stats_key: str | None = None):
@@ -79,11 +82,20 @@ class LazyRows:
     def dim(self) -> int:
         return 1 + len(self.row_shape)
 
+    @property
+    def ndim(self) -> int:
+        return self.dim()
+
     def numel(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
 
     def element_size(self) -> int:
         return torch.empty((), dtype=self.dtype).element_size()
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of one row as read (what chunked streaming sizes its chunks by)."""
+        return int(np.prod(self.row_shape, dtype=np.int64)) * self.element_size()
 
     def __getitem__(self, key) -> Tensor:
         if isinstance(key, (int, np.integer)):
@@ -121,6 +133,24 @@ class LazyRows:
                         "batch, or set dataset.storage: memory to hold the split in RAM")
 
 
+def concat_rows(parts: Sequence) -> "LazyRows | Tensor":
+    """Rows of ``parts`` (tensors and lazy rows of one row shape) one after another; lazy when any is."""
+    if not any(isinstance(p, LazyRows) for p in parts):
+        return torch.cat(list(parts))
+    starts = np.cumsum([0] + [len(p) for p in parts])
+    first = next(p for p in parts if isinstance(p, LazyRows))
+
+    def fetch(rows: np.ndarray) -> Tensor:
+        out = torch.empty((len(rows), *first.row_shape), dtype=first.dtype)
+        which = np.searchsorted(starts, rows, side="right") - 1
+        for k in np.unique(which):
+            hit = np.nonzero(which == k)[0]
+            out[torch.from_numpy(hit)] = parts[k][rows[hit] - starts[k]].to(first.dtype)
+        return out
+
+    return LazyRows(fetch, int(starts[-1]), first.row_shape, first.dtype, first.describe)
+
+
 def is_lazy(inputs) -> bool:
     return isinstance(inputs, LazyRows)
 
@@ -136,7 +166,10 @@ CHUNK_BYTES = 32 * 2**20
 
 def rows_per_chunk(inputs, chunk_bytes: int = CHUNK_BYTES) -> int:
     """How many rows of ``inputs`` make about ``chunk_bytes`` (at least one)."""
-    row = int(np.prod(tuple(inputs.shape[1:]), dtype=np.int64)) * torch.empty((), dtype=inputs.dtype).element_size()
+    if isinstance(inputs, LazyRows):
+        row = inputs.row_bytes
+    else:
+        row = int(np.prod(tuple(inputs.shape[1:]), dtype=np.int64)) * inputs.element_size()
     return max(1, chunk_bytes // max(row, 1))
 
 

@@ -36,6 +36,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,15 +203,28 @@ def _decode_safely(decode: Callable, item) -> tuple[str, Any]:
 
 
 def _worker_init() -> None:
-    torch.set_num_threads(1)  # as DataLoader workers: one thread each, and no OpenMP region after the fork
+    torch.set_num_threads(1)  # one thread per worker: the workers are the parallelism
 
 
 def _worker_context():
-    """Fork where the platform has it (as DataLoader workers: works from a notebook, ``python -c`` and
-    scripts alike, and starts in milliseconds); spawn elsewhere."""
+    """Worker processes that start clean: forked from a fresh server process that has imported torch
+    and mmdd once (``forkserver``), else ``spawn``. Not plain fork: a process that has opened a
+    decoder keeps its threads, and a child forked from it can hang on a lock one of them held."""
     import multiprocessing
 
-    return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["torch", "mmdd.core.store"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def _workers_can_start() -> bool:
+    """Whether worker processes can re-import the main module (not so for ``python - < script``)."""
+    import sys
+
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    return path is None or os.path.exists(path)
 
 
 def _write_npy(path: Path, array: np.ndarray) -> None:
@@ -243,7 +257,8 @@ class _Layout:
         got = {k: (tuple(v.shape), str(v.dtype)) for k, v in arrays.items()}
         if got != self.fields:
             raise DataError(f"{item_id}: decoded to {got}, but the store's rows are {self.fields}; every item of "
-                            "a dataset must decode to the same shapes and dtypes (set the size options; 8- and 16-bit images mixed?)")
+                            "a dataset must decode to the same shapes and dtypes (set the size options; 8- and "
+                            "16-bit images mixed?)")
 
 
 def _layout(source: StoreSource, folder: Path, shard_bytes: int, bad: BadFiles) -> _Layout | None:
@@ -348,6 +363,10 @@ def build_store(source: StoreSource, store_dir: str | Path, *, num_workers: int 
     todo = [p for p in plan if not (folder / f"{_shard_stem(p[0], p[1])}.json").is_file()]
     total = sum(stop - start for _, _, start, stop in todo)
     workers = max(1, int(num_workers))
+    if workers > 1 and not _workers_can_start():
+        warnings.warn("decoding in this process: worker processes cannot re-import a main module read from stdin; "
+                      "run the script from a file for parallel decoding", stacklevel=2)
+        workers = 1
     bar = progress_bar(total=total, desc=f"decoding {source.loader} into the store ({workers} worker"
                        f"{'s' if workers > 1 else ''})", unit="file", enabled=progress and total > 0)
     pool = ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=_worker_init) \
@@ -393,7 +412,8 @@ def _finish(folder: Path, key: str, source: StoreSource, plan, layout: _Layout, 
         splits[name] = {"rows": len(labels), "shards": shards}
     doc = {"format": STORE_FORMAT, "key": key, "loader": source.loader, "doc": source.key_doc,
            "layout": layout.as_dict(), "splits": splits, "skipped": skipped,
-           "built": {"seconds": round(seconds, 3), "workers": workers, "files": sum(len(v) for v in source.items.values())}}
+           "built": {"seconds": round(seconds, 3), "workers": workers,
+                     "files": sum(len(v) for v in source.items.values())}}
     _write_json(folder / "store.json", doc)
     return DecodedStore(folder)
 

@@ -242,3 +242,32 @@ def test_several_seconds_of_one_video_decode_it_once(clips, monkeypatch):
     split = av_clips.decode_split(entries, AVRead(size=16), BadFiles("fail"))
     assert len(split) == 2 and opened == [video]
     assert not torch.equal(split.waveforms[0], split.waveforms[1])  # two different seconds
+
+
+def test_a_run_streamed_from_the_store_matches_the_in_memory_run(clips, tmp_path):
+    """Pairs decoded into the store, log-mel maps computed once into a store of their own, batches
+    read as AVBatch rows: the same data, set and scores as the in-RAM run."""
+    from mmdd.core.lazy import materialize  # noqa: F401
+    from mmdd.domains.audio_visual.batch import LazyAVRows
+    from mmdd.plugins import get_domain
+    from mmdd.run import load_config
+
+    store = {"storage": "store", "store_dir": str(tmp_path / "store"), "num_workers": 2}
+    stored_recipe = recipe(clips, tmp_path, dataset=store, name="av_store")
+    memory_recipe = recipe(clips, tmp_path, name="av_memory")
+    domain = get_domain("audio_visual")
+    a = domain.load_data(load_config(memory_recipe).dataset)
+    b = domain.load_data(load_config(stored_recipe).dataset)
+    assert isinstance(b.train.inputs, LazyAVRows) and b.info["store"]["storage"] == "store"
+    assert b.train.inputs.audio_shape == a.train.inputs.audio_shape and domain.real_bytes(b) == domain.real_bytes(a)
+    for name in ("train", "test"):
+        x, y = getattr(a, name), getattr(b, name)
+        rows = torch.arange(len(x))
+        assert torch.equal(x.labels, y.labels)
+        assert torch.allclose(x.inputs.audio, y.inputs[rows].audio, atol=1e-4)
+        assert torch.equal(x.inputs.frames, y.inputs[rows].frames)
+    runs = {k: mmdd.distill(r, output_dir=tmp_path / k, progress=False)
+            for k, r in (("memory", memory_recipe), ("store", stored_recipe))}
+    assert torch.allclose(runs["memory"].synthetic.audio, runs["store"].synthetic.audio, atol=1e-3)
+    for name, result in runs["store"].manifest["evaluation"].items():
+        assert result["mean"] == pytest.approx(runs["memory"].manifest["evaluation"][name]["mean"], abs=0.1)

@@ -307,3 +307,41 @@ def test_streamed_statistics_are_kept_in_the_store_per_subset(tmp_path):
     assert len(list(Path(first.info["store"]["folder"]).glob("stats-train-pixels-chw-unit-rows*.json"))) == 1
     memory = normalize(load_image_folder(root, val_fraction=0.25))
     assert np.allclose(memory.info["normalization"]["std"], sub.info["normalization"]["std"], atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# audio: waveforms decoded into the store, features computed once into a store of their own
+# --------------------------------------------------------------------------------------------
+
+
+def audio_data(recipe_dataset: dict):
+    from mmdd.plugins import get_domain
+    from mmdd.run import load_config
+
+    cfg = load_config({"name": "a", "domain": "audio", "dataset": recipe_dataset, "network": {"name": "convnet"},
+                       "budget": {"ipc": 1}, "method": {"name": "dm", "iterations": 1}})
+    return get_domain("audio").load_data(cfg.dataset)
+
+
+@pytest.mark.parametrize("kind", ["fsdd", "speech_commands"])
+def test_audio_from_the_store_matches_the_in_memory_load(tmp_path, kind):
+    from audio_fixtures import corrupt, write_fsdd, write_speech_commands
+
+    if kind == "fsdd":
+        root = write_fsdd(tmp_path / "fsdd", speakers=("a", "b"), takes=range(7))
+        corrupt(root / "3_a_6.wav", "garbage")
+        dataset = {"name": "fsdd", "root": str(root), "val_fraction": 0.2, "on_error": "skip"}
+    else:  # the 12-label task: word clips from the store, silence crops appended in RAM
+        root = write_speech_commands(tmp_path / "sc", per_word=6)
+        dataset = {"name": "speech_commands", "root": str(root), "task": "12"}
+    memory = audio_data({**dataset, "storage": "memory"})
+    stored = audio_data({**dataset, "storage": "store", "store_dir": str(tmp_path / "store"), "num_workers": 2})
+    assert memory.info["store"] == {"storage": "memory"} and stored.info["store"]["storage"] == "store"
+    assert isinstance(stored.train.inputs, LazyRows)
+    assert stored.info["skipped_files"] == memory.info["skipped_files"]
+    for name in ("train", "val", "test"):
+        a, b = getattr(memory, name), getattr(stored, name)
+        assert torch.equal(a.labels, b.labels)
+        assert torch.allclose(a.inputs, materialize(b.inputs), atol=1e-4)  # MFCC per shard, not per batch
+    again = audio_data({**dataset, "storage": "store", "store_dir": str(tmp_path / "store")})
+    assert torch.equal(materialize(again.train.inputs), materialize(stored.train.inputs))

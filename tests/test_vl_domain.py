@@ -304,3 +304,32 @@ def test_a_pairs_budget_larger_than_the_images_fails_before_any_work(flickr, ber
     with pytest.raises(ConfigError, match=r"budget.ipc=500 pairs but the train split has only \d+ images"):
         mmdd.distill(recipe(flickr, bert, tmp_path), ["budget.ipc=500"], output_dir=tmp_path / "no", progress=False)
     assert not (tmp_path / "no").exists()  # refused before the run directory was made
+
+
+@pytest.mark.parametrize("layout", ["karpathy", "coco_captions", "flickr8k_csv"])
+def test_images_from_the_store_equal_the_in_memory_load(layout, bert, tmp_path):
+    from mmdd.core.lazy import LazyRows, materialize
+
+    root = tmp_path / "data"
+    if layout == "karpathy":
+        write_karpathy(root)
+        dataset = {"name": "karpathy", "root": str(root), "json": "dataset_tiny.json"}
+    elif layout == "coco_captions":
+        files = write_coco(root)
+        dataset = {"name": "coco_captions", "root": str(root), "annotations": {s: str(p) for s, p in files.items()}}
+    else:
+        write_flickr8k(root, n_images=12)
+        dataset = {"name": "flickr8k_csv", "root": str(root), "val_fraction": 0.2}
+    memory = load_vl_data(load_config(recipe(root, bert, tmp_path, dataset)).dataset)
+    stored_cfg = {**dataset, "storage": "store", "store_dir": str(tmp_path / "store"), "num_workers": 2}
+    stored = load_vl_data(load_config(recipe(root, bert, tmp_path, stored_cfg)).dataset)
+    assert isinstance(stored.train.images, LazyRows)
+    assert stored.info["mean"] == pytest.approx(memory.info["mean"], abs=1e-6)
+    for name in ("train", "val", "test"):
+        a, b = getattr(memory, name), getattr(stored, name)
+        if a is None:
+            assert b is None
+            continue
+        assert torch.allclose(a.images, materialize(b.images), atol=1e-5)
+        assert torch.equal(a.text, b.text) and torch.equal(a.caption_image, b.caption_image)
+    assert memory.captions == stored.captions

@@ -20,8 +20,10 @@ from mmdd.core.coresets import limit_train
 from mmdd.core.distilled import DistilledDataset
 from mmdd.core.domain import Domain, decoded, labelled_view
 from mmdd.core.data import DataSplits, Split, denormalize, normalize
+from mmdd.core.lazy import is_lazy
 from mmdd.core.networks import create_network
 from mmdd.core.registry import dataset_entry, import_submodules
+from mmdd.core.store import StoreSource, build_store
 from mmdd.core.synthetic import PixelSet
 from mmdd.core.viewable import Viewable
 
@@ -38,6 +40,25 @@ def load_clips(cfg) -> AudioData:
     """The waveforms of the dataset a config names (cropped / padded, at its sample rate), with the
     validation split it asks for (the registered loader of ``cfg.name``)."""
     return dataset_entry("audio", cfg.name).load(cfg)
+
+
+def feature_rows(waveforms, opts: dict, items: list[int]) -> dict:
+    """Features of consecutive rows of stored waveforms, for the feature store."""
+    return {"features": compute_features(waveforms[items[0]:items[-1] + 1], opts).numpy()}
+
+
+def stored_features(loader: str, split_name: str, split, opts: dict, store_dir: str) -> Split:
+    """The features of a split whose waveforms are in the store, computed once into a store of their
+    own (keyed by the rows' sources and the analysis options) and streamed from there."""
+    import functools
+
+    n = len(split)
+    source = StoreSource(f"{loader}-features", {"features": opts, "waveforms": split.waveforms.describe},
+                         items={split_name: list(range(n))}, labels={split_name: split.labels.tolist()},
+                         ids={split_name: list(split.paths)},
+                         decode_block=functools.partial(feature_rows, split.waveforms, opts))
+    stored = build_store(source, store_dir).split(split_name)
+    return Split(stored.fields["features"], stored.labels)
 
 
 class DistilledAudio(DistilledDataset):
@@ -63,12 +84,19 @@ class AudioDomain(Domain):
         clips = load_clips(cfg)
         opts = feature_options(cfg)
 
-        def features(split) -> Split | None:  # an empty split (e.g. no validation list entries) is no split
-            return None if split is None or len(split) == 0 else Split(compute_features(split.waveforms, opts),
-                                                                      split.labels)
+        def features(name: str, split) -> Split | None:  # an empty split (e.g. no validation entries) is no split
+            if split is None or len(split) == 0:
+                return None
+            if is_lazy(split.waveforms):  # clips in the store: their features go to a store of their own
+                return stored_features(cfg.name, name, split, opts, cfg.store_dir)
+            return Split(compute_features(split.waveforms, opts), split.labels)
 
-        splits = DataSplits(train=features(clips.train), test=features(clips.test), val=features(clips.val),
-                            num_classes=len(clips.class_names), class_names=list(clips.class_names))
+        splits = DataSplits(train=features("train", clips.train), test=features("test", clips.test),
+                            val=features("val", clips.val), num_classes=len(clips.class_names),
+                            class_names=list(clips.class_names))
+        stored = [s.inputs.describe for s in (splits.train, splits.val, splits.test)
+                  if s is not None and is_lazy(s.inputs)]
+        splits.info["store"] = {"storage": "store", "folders": stored} if stored else {"storage": "memory"}
         splits.info.update({"audio": opts, "skipped_files": len(clips.skipped),
                             "skipped": clips.skipped[:MAX_SKIPPED_LISTED], "split_rule": clips.info["split_rule"]})
         return normalize(limit_train(splits, cfg.train_per_class, cfg.split_seed))

@@ -11,6 +11,8 @@ from mmdd.core.errors import DataError
 from mmdd.core.loading import check_fraction, check_root, plan_splits
 from mmdd.core.registry import register_dataset
 
+from mmdd.core.store import StorageOptions
+
 from .clips import AUDIO_EXTENSIONS, AudioData, build_split, check_common, clip_keywords, require_clips, with_val
 from .configs import AudioFolderConfig
 
@@ -93,6 +95,7 @@ def load_audio_folder(
     test_fraction: float = 0.2,
     split_seed: int = 0,
     on_error: str = "fail",
+    storage: StorageOptions | None = None,
 ) -> AudioData:
     """Audio in a class-per-folder tree, in one of two layouts.
 
@@ -111,7 +114,8 @@ def load_audio_folder(
     test_fraction = check_fraction(test_fraction, "test_fraction", zero=False, of="per class", example=0.2)
     root = check_root(root, "audio folder", _folder_layout(Path(root).expanduser()))
     class_names, entries, rule, split_rule = _folder_entries(root, test_fraction, split_seed)
-    built = {name: build_split(items, sample_rate, clip_samples, bad) for name, items in entries.items()}
+    built = {name: build_split(items, sample_rate, clip_samples, bad, storage, "audio_folder")
+             for name, items in entries.items()}
     require_clips(f"audio folder {root}", "train", built["train"], bad)
     require_clips(f"audio folder {root}", "test", built["test"], bad)
     return AudioData(

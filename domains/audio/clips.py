@@ -18,7 +18,9 @@ import torch
 from torch import Tensor
 
 from mmdd.core.audio_file import EXPECTED_AUDIO, read_audio  # noqa: F401  (loaders import them from here)
+from mmdd.core.decode_cache import file_fingerprint
 from mmdd.core.errors import DataError
+from mmdd.core.store import StorageOptions, StoreSource, build_store
 from mmdd.core.loading import (BadFiles, LoadedSplits, Rows, check_on_error, check_positive_int, hold_out_val,
                                require_rows)
 
@@ -32,7 +34,8 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 
 @dataclass
 class AudioSplit(Rows):
-    """One split: ``waveforms`` float32 N×clip_samples, ``labels`` int64 N, one source per row.
+    """One split: ``waveforms`` float32 N×clip_samples (a tensor, or lazy rows of the decoded store),
+    ``labels`` int64 N, one source per row.
 
     ``paths[i]`` is the file row ``i`` came from; a Speech Commands silence crop is
     ``"<noise file>@<offset in samples at the target rate>"``.
@@ -96,9 +99,35 @@ def read_clip(path: str | Path, sample_rate: int, clip_samples: int) -> Tensor:
     return fit_length(read_audio(path, sample_rate), clip_samples)
 
 
+def decode_stored_clip(item: tuple[str, int, int]) -> dict:
+    """One file for the decoded store: ``{"waveform": float32 clip_samples}``."""
+    path, sample_rate, clip_samples = item
+    return {"waveform": read_clip(path, sample_rate, clip_samples).numpy()}
+
+
+def stored_split(entries: Sequence[tuple[Path, int]], sample_rate: int, clip_samples: int, bad: BadFiles,
+                 storage: StorageOptions, loader: str) -> AudioSplit:
+    """The entries decoded once into the store (in parallel); the waveforms stream from it."""
+    source = StoreSource(
+        f"{loader}-waveforms", {"sample_rate": sample_rate, "clip_samples": clip_samples, "reader": "soundfile+sinc",
+                                "files": [file_fingerprint(Path(p)) for p, _ in entries]},
+        items={"rows": [(str(p), sample_rate, clip_samples) for p, _ in entries]},
+        labels={"rows": [int(lab) for _, lab in entries]}, ids={"rows": [str(p) for p, _ in entries]},
+        decode=decode_stored_clip)
+    store = build_store(source, storage.store_dir, num_workers=storage.workers(), on_error=bad.on_error)
+    bad.skipped += store.skipped
+    rows = store.split("rows")
+    return AudioSplit(rows.fields["waveform"], rows.labels, rows.ids)
+
+
 def build_split(entries: Sequence[tuple[Path, int]], sample_rate: int, clip_samples: int,
-                bad: BadFiles) -> AudioSplit:
-    """Read ``(path, label)`` entries in order into a split; an unreadable file goes by ``bad``'s policy."""
+                bad: BadFiles, storage: StorageOptions | None = None, loader: str = "audio") -> AudioSplit:
+    """Read ``(path, label)`` entries in order into a split; an unreadable file goes by ``bad``'s policy.
+
+    With ``storage`` choosing the store (:class:`~mmdd.core.store.StorageOptions`), the files are
+    decoded once into it and the split's waveforms are lazy rows read from there."""
+    if entries and storage is not None and storage.wants_store(len(entries) * clip_samples * 4):
+        return stored_split(entries, sample_rate, clip_samples, bad, storage, loader)
     out = torch.zeros(len(entries), clip_samples, dtype=torch.float32)
     kept: list[int] = []
     for i, (path, _) in enumerate(entries):
@@ -124,7 +153,8 @@ def require_clips(what: str, split_name: str, split: AudioSplit, bad: BadFiles) 
 
 def clip_keywords(cfg) -> dict:
     """The reading options every loader takes, from a dataset config (:class:`~.configs.AudioFeatures`)."""
-    return {"sample_rate": cfg.sample_rate, "clip_samples": cfg.clip_samples, "on_error": cfg.on_error}
+    return {"sample_rate": cfg.sample_rate, "clip_samples": cfg.clip_samples, "on_error": cfg.on_error,
+            "storage": cfg}
 
 
 def with_val(data: AudioData, cfg) -> AudioData:

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mmdd.core.checks import at_least, positive, root_problems, subset_problems
+from mmdd.core.store import StorageOptions
 
 
 @dataclass
-class AudioFeatures:
+class AudioFeatures(StorageOptions):
     features: Literal["fd_mfcc", "mfcc"] = "fd_mfcc"
     sample_rate: int = 16000
     clip_seconds: float = 1.0
@@ -56,7 +57,7 @@ class AudioFeatures:
         if self.clip_seconds > 0 and self.sample_rate > 0 and self.clip_samples < self.n_fft:
             problems.append(f"{path}.clip_seconds: a clip of {self.clip_samples} samples is shorter than one "
                             f"analysis window (n_fft = {self.n_fft})")
-        return problems + subset_problems(path, self.train_per_class, self.val_fraction)
+        return problems + subset_problems(path, self.train_per_class, self.val_fraction) + self.storage_problems(path)
 
 @dataclass
 class FSDDConfig(AudioFeatures):

@@ -11,6 +11,8 @@ from mmdd.core.errors import ConfigError, DataError
 from mmdd.core.loading import check_root, name_some
 from mmdd.core.registry import register_dataset
 
+from mmdd.core.store import StorageOptions
+
 from .clips import AudioData, build_split, check_common, clip_keywords, require_clips, with_val
 from .configs import ESC50Config
 
@@ -96,6 +98,7 @@ def load_esc50(
     sample_rate: int = 16000,
     clip_samples: int = 80000,
     on_error: str = "fail",
+    storage: StorageOptions | None = None,
 ) -> AudioData:
     """ESC-50: ``root/audio/*.wav`` described by ``root/meta/esc50.csv`` (50 classes, 5 folds).
 
@@ -129,7 +132,8 @@ def load_esc50(
             continue
         role = "test" if fold == test_fold else "val" if fold == val_fold else "train"
         entries[role].append((audio_dir / name, target))
-    built = {name: build_split(entries[name], sample_rate, clip_samples, bad) for name in ("train", "val", "test")}
+    built = {name: build_split(entries[name], sample_rate, clip_samples, bad, storage, "esc50")
+             for name in ("train", "val", "test")}
     require_clips("ESC-50", "train", built["train"], bad)
     require_clips(f"ESC-50 (test_fold={test_fold})", "test", built["test"], bad)
     return AudioData(

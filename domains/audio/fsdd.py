@@ -9,6 +9,8 @@ from mmdd.core.errors import DataError
 from mmdd.core.loading import check_root, is_visible
 from mmdd.core.registry import register_dataset
 
+from mmdd.core.store import StorageOptions
+
 from .clips import AudioData, build_split, check_common, clip_keywords, require_clips, with_val
 from .configs import FSDDConfig
 
@@ -31,7 +33,8 @@ def _fsdd_folder(root: Path) -> Path:
 
 
 def load_fsdd(
-    root: str | Path, *, sample_rate: int = 8000, clip_samples: int = 8000, on_error: str = "fail"
+    root: str | Path, *, sample_rate: int = 8000, clip_samples: int = 8000, on_error: str = "fail",
+    storage: StorageOptions | None = None,
 ) -> AudioData:
     """Free Spoken Digit Dataset: 10 digit classes from ``{digit}_{speaker}_{take}.wav`` files.
 
@@ -59,8 +62,8 @@ def load_fsdd(
         splits[role].append((path, int(match["digit"])))
     if not splits["train"] and not splits["test"]:
         raise DataError(f"FSDD: no recordings found in {folder}.\n{_fsdd_layout(root)}")
-    train = build_split(splits["train"], sample_rate, clip_samples, bad)
-    test = build_split(splits["test"], sample_rate, clip_samples, bad)
+    train = build_split(splits["train"], sample_rate, clip_samples, bad, storage, "fsdd")
+    test = build_split(splits["test"], sample_rate, clip_samples, bad, storage, "fsdd")
     require_clips("FSDD", "train", train, bad)
     require_clips("FSDD", "test", test, bad)
     return AudioData(

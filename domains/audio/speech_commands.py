@@ -14,6 +14,9 @@ from mmdd.core.loading import BadFiles, check_root, is_visible, name_some
 from mmdd.core.registry import register_dataset
 from mmdd.core.seeding import child_seed, make_generator
 
+from mmdd.core.lazy import concat_rows
+from mmdd.core.store import StorageOptions
+
 from .clips import (AudioData, AudioSplit, build_split, check_common, clip_keywords, fit_length, read_audio,
                     require_clips, with_val)
 from .configs import SpeechCommandsConfig
@@ -140,7 +143,7 @@ def _add_silence(split: AudioSplit, tracks, clip_samples: int, seed: int) -> Aud
     waves, paths = _silence_clips(tracks, n, clip_samples, seed)
     silence = torch.full((n,), len(SPEECH_COMMANDS_WORDS_12) + 1, dtype=torch.long)
     return AudioSplit(
-        torch.cat([split.waveforms, waves]), torch.cat([split.labels, silence]), split.paths + paths
+        concat_rows([split.waveforms, waves]), torch.cat([split.labels, silence]), split.paths + paths
     )
 
 
@@ -151,6 +154,7 @@ def load_speech_commands(
     sample_rate: int = 16000,
     clip_samples: int = 16000,
     on_error: str = "fail",
+    storage: StorageOptions | None = None,
     split_seed: int = 0,
 ) -> AudioData:
     """Google Speech Commands v2 from its extracted archive (``root/<word>/*.wav`` + split lists).
@@ -194,7 +198,8 @@ def load_speech_commands(
     entries: dict[str, list[tuple[Path, int]]] = {"train": [], "val": [], "test": []}
     for rel, path in files.items():  # already sorted by relative path
         entries[roles[rel]].append((path, label_of[rel.split("/", 1)[0]]))
-    built = {name: build_split(entries[name], sample_rate, clip_samples, bad) for name in ("train", "val", "test")}
+    built = {name: build_split(entries[name], sample_rate, clip_samples, bad, storage, "speech_commands")
+             for name in ("train", "val", "test")}
 
     if task == "12":
         tracks = _noise_tracks(root, sample_rate, bad)

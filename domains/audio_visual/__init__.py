@@ -21,23 +21,27 @@ expert-free matching loop, checkpoints, evaluation and artifact are the one pipe
 from __future__ import annotations
 
 
+import functools
+
 import torch
 from torch import nn
 
 from mmdd.core.coresets import limit_train, select
-from mmdd.core.data import DataSplits, Split
+from mmdd.core.data import DataSplits, Split, channel_stats
 from mmdd.core.distilled import DistilledDataset
 from mmdd.core.domain import Domain, decoded, labelled_view
 from mmdd.core.errors import ConfigError
 from mmdd.core.evaluation import EvalSet, Samples
 from mmdd.core.networks import create_network
+from mmdd.core.lazy import is_lazy
 from mmdd.core.registry import dataset_entry, import_submodules
+from mmdd.core.store import StoreSource, build_store
 from mmdd.core.seeding import make_generator
 from mmdd.core.viewable import Viewable
 
 from . import matching, networks  # noqa: F401  (register av_dm / avdd and av_convnet)
 from .augment import describe_av_augment, make_av_augment
-from .batch import AVBatch
+from .batch import AVBatch, LazyAVRows
 from .clips import AVData
 from .configs import AVAugmentConfig, AVNetConfig, AVSyntheticConfig
 from .features import analysis_options, log_mel, normalize_frames, waveforms_of
@@ -55,12 +59,20 @@ def read_pairs(cfg) -> AVData | DataSplits:
 
 
 def to_distillation_space(pairs: AVData, cfg) -> DataSplits:
-    """Log-mel maps (standardised with train's statistics when ``standardize_audio``) and normalised frames."""
+    """Log-mel maps (standardised with train's statistics when ``standardize_audio``) and normalised
+    frames; pairs in the decoded store get their maps computed once into a store of their own and
+    stay there, read and normalised a batch at a time."""
     opts = analysis_options(cfg)
-    maps = {name: log_mel(split.waveforms, opts) for name, split in
-            (("train", pairs.train), ("val", pairs.val), ("test", pairs.test)) if split is not None and len(split)}
+    parts = {name: split for name, split in (("train", pairs.train), ("val", pairs.val), ("test", pairs.test))
+             if split is not None and len(split)}
+    maps = {name: stored_maps(cfg.name, name, split, opts, cfg.store_dir) if is_lazy(split.waveforms)
+            else log_mel(split.waveforms, opts) for name, split in parts.items()}
     if cfg.standardize_audio:
-        mean, std = float(maps["train"].mean()), float(maps["train"].std().clamp_min(1e-6))
+        if is_lazy(maps["train"]):
+            m, sd = channel_stats(maps["train"])  # the maps have one channel: the statistics of every value
+            mean, std = float(m), max(float(sd), 1e-6)
+        else:
+            mean, std = float(maps["train"].mean()), float(maps["train"].std().clamp_min(1e-6))
     else:
         mean, std = 0.0, 1.0
     opts["audio_normalization"] = {"mean": mean, "std": std}
@@ -68,6 +80,15 @@ def to_distillation_space(pairs: AVData, cfg) -> DataSplits:
     def split_of(name: str, split) -> Split | None:
         if name not in maps:
             return None
+        if is_lazy(split.frames):
+            audio, frames = maps[name], split.frames
+
+            def fetch(rows):
+                return AVBatch((audio[rows] - mean) / std,
+                               normalize_frames(frames[rows], cfg.frame_mean, cfg.frame_std))
+
+            return Split(LazyAVRows(fetch, len(split), audio.row_shape, frames.row_shape, frames.describe),
+                         split.labels)
         frames = normalize_frames(split.frames, cfg.frame_mean, cfg.frame_std)
         return Split(AVBatch((maps[name] - mean) / std, frames), split.labels)
 
@@ -76,8 +97,24 @@ def to_distillation_space(pairs: AVData, cfg) -> DataSplits:
                       class_names=list(pairs.class_names))
     data.info.update({"audio_visual": opts, "skipped_files": len(pairs.skipped),
                       "skipped": pairs.skipped[:MAX_SKIPPED_LISTED], "split_rule": pairs.info.get("split_rule", ""),
-                      "loader": {k: v for k, v in pairs.info.items() if k != "split_rule"}})
+                      "loader": {k: v for k, v in pairs.info.items() if k not in ("split_rule", "store")},
+                      "store": pairs.info.get("store", {"storage": "memory"})})
     return data
+
+
+def map_rows(waveforms, opts: dict, items: list[int]) -> dict:
+    """Log-mel maps of consecutive rows of stored waveforms, for the map store."""
+    return {"maps": log_mel(waveforms[items[0]:items[-1] + 1], opts).numpy()}
+
+
+def stored_maps(loader: str, split_name: str, split, opts: dict, store_dir: str):
+    """The log-mel maps of a split whose waveforms are in the store, computed once into a store of
+    their own (keyed by the rows' sources and the analysis options); lazy rows of it."""
+    source = StoreSource(f"av-{loader}-maps", {"analysis": opts, "waveforms": split.waveforms.describe},
+                         items={split_name: list(range(len(split)))}, labels={split_name: split.labels.tolist()},
+                         ids={split_name: list(split.sources)},
+                         decode_block=functools.partial(map_rows, split.waveforms, opts))
+    return build_store(source, store_dir).split(split_name).fields["maps"]
 
 
 def herding_rows(ws, per_class: int) -> torch.Tensor:

@@ -218,7 +218,8 @@ def load_avdd_tensors(cfg: AVDDTensorsConfig) -> DataSplits:
                  "loader": {"name": "avdd_tensors", "path": str(path), "frames_input": kind,
                             "file_frame_size": list(frame_shapes["train"]), "audio_map": [m, t],
                             "classes": "from the file" if classes is not None else "0..K-1 (no classes key)",
-                            "reading": "preprocessed tensors (torch.load weights_only=True); nothing decoded"}}
+                            "reading": "preprocessed tensors (torch.load weights_only=True); nothing decoded"},
+                 "store": {"storage": "memory"}}  # a torch.load of one file: held in RAM
     return data
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from mmdd.core.errors import DataError
+from mmdd.core.lazy import LazyRows
 
 
 @dataclass
@@ -76,3 +77,29 @@ class AVBatch:
     @staticmethod
     def cat(batches: list["AVBatch"]) -> "AVBatch":
         return AVBatch(torch.cat([b.audio for b in batches]), torch.cat([b.frames for b in batches]))
+
+
+class LazyAVRows(LazyRows):
+    """Pairs read from the decoded store a batch at a time: indexing returns an :class:`AVBatch`;
+    ``audio_shape``, ``frame_shape`` and ``nbytes`` answer like an AVBatch's."""
+
+    def __init__(self, fetch, length: int, audio_shape, frame_shape, describe: str = "stored pairs"):
+        super().__init__(fetch, length, (), torch.float32, describe)
+        self.audio_shape, self.frame_shape = tuple(audio_shape), tuple(frame_shape)
+
+    @property
+    def row_bytes(self) -> int:
+        count = 1
+        for n in self.audio_shape:
+            count *= n
+        pixels = 1
+        for n in self.frame_shape:
+            pixels *= n
+        return 4 * (count + pixels)
+
+    def nbytes(self) -> int:
+        return len(self) * self.row_bytes
+
+    def rows(self, key) -> "LazyAVRows":
+        view = super().rows(key)
+        return LazyAVRows(view._fetch, len(view), self.audio_shape, self.frame_shape, self.describe)

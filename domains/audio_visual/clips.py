@@ -43,6 +43,7 @@ from mmdd.core.data import check_data_file
 from mmdd.core.errors import DataError
 from mmdd.core.loading import BadFiles, LoadedSplits, Rows, first_line, hold_out_val, name_some, require_rows
 from mmdd.core.decode_cache import cache_key, cache_path, file_fingerprint, read_cache, write_cache
+from mmdd.core.store import StorageOptions, StoreSource, build_store
 
 EXPECTED_VIDEO = "a video file with an audio track that decord (FFmpeg) can decode"
 EXPECTED_IMAGE = "an image file (.jpg/.jpeg/.png) that Pillow can decode"
@@ -97,6 +98,7 @@ class AVRead:
     size: int = 224
     on_error: str = "fail"
     cache_dir: str | None = None
+    storage: StorageOptions | None = None  # RAM (None) or the decoded store
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,6 +255,38 @@ def decode_split(entries: Sequence[AVEntry], read: AVRead, bad: BadFiles) -> AVS
     return AVSplit(waves, frames, labels, [entries[i].source for i in kept])
 
 
+def decode_stored_pair(item: tuple) -> dict:
+    """One pair for the decoded store: ``{"waveform": float32 sample_rate, "frame": uint8 3×size×size}``."""
+    entry, sample_rate, size = item
+    wave, frame = read_entry(entry, sample_rate, size)
+    return {"waveform": wave.numpy(), "frame": frame.numpy()}
+
+
+def _stored_load(plan: AVLoadPlan, read: AVRead, info: dict) -> AVData:
+    """Every entry of ``plan`` decoded once into the store; waveforms and frames stream from it."""
+    source = StoreSource(
+        f"av-{plan.loader}",
+        {"root": str(plan.root), **plan.options, "sample_rate": read.sample_rate, "size": read.size,
+         "class_names": plan.class_names, "silence_peak": SILENCE_PEAK,
+         "files": {s: _fingerprints(items) for s, items in plan.entries.items()}},
+        items={s: [(e, read.sample_rate, read.size) for e in items] for s, items in plan.entries.items()},
+        labels={s: [e.label for e in items] for s, items in plan.entries.items()},
+        ids={s: [e.source for e in items] for s, items in plan.entries.items()},
+        decode=decode_stored_pair)
+    store = build_store(source, read.storage.store_dir, num_workers=read.storage.workers(), on_error=read.on_error)
+    splits = {}
+    for s in plan.entries:
+        stored = store.split(s)
+        splits[s] = AVSplit(stored.fields["waveform"], stored.fields["frame"], stored.labels, stored.ids)
+    what = f"{plan.loader} {plan.root}"
+    for name in ("train", "test"):
+        if name not in splits:
+            raise DataError(f"{what}: no {name} split was listed; expected train and test entries")
+        require_rows(what, name, len(splits[name]), store.skipped, unit="audio-visual pair")
+    info["store"] = {"storage": "store", "folder": str(store.folder), "reused": store.reused, "bytes": store.nbytes()}
+    return AVData(splits["train"], splits["test"], splits.get("val"), list(plan.class_names), store.skipped, info)
+
+
 def _fingerprints(entries: Sequence[AVEntry]) -> list:
     return [[e.source, e.label, file_fingerprint(e.media), None if e.image is None else file_fingerprint(e.image)]
             for e in entries]
@@ -274,6 +308,9 @@ def finish_av_load(plan: AVLoadPlan, read: AVRead) -> AVData:
             "reading": "one second of mono audio (decord AudioReader / soundfile, resampled to sample_rate) and "
                        "the frame at the middle of that second (bilinear, antialias, resized to size x size)",
             "cache": None}
+    n = sum(len(items) for items in plan.entries.values())
+    if read.storage is not None and read.storage.wants_store(n * 4 * (read.sample_rate + 3 * read.size ** 2)):
+        return _stored_load(plan, read, info)  # the store replaces the RAM path's cache
     key = path = None
     if read.cache_dir is not None:
         options = {**plan.options, "sample_rate": read.sample_rate, "size": read.size, "on_error": read.on_error,

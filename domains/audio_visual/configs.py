@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mmdd.core.checks import at_least, positive, subset_problems
+from mmdd.core.store import StorageOptions
 from mmdd.core.augment import AugmentConfig
 from mmdd.core.synthetic import SyntheticConfig
 
@@ -17,7 +18,7 @@ FRAME_STD = [0.229, 0.224, 0.221]
 
 
 @dataclass
-class AVOptions:
+class AVOptions(StorageOptions):
     """What every audio-visual dataset shares: which second of a clip, how it is read and analysed.
 
     Audio: ``sample_rate`` (the authors: 11 kHz), then a log-mel map — ``MelSpectrogram(n_fft,
@@ -54,14 +55,15 @@ class AVOptions:
                             "overlap cannot be inverted to sound (Griffin-Lim) for the renders")
         if self.n_fft > self.sample_rate:
             problems.append(f"{path}.n_fft={self.n_fft} is longer than one second at sample_rate={self.sample_rate}")
-        return problems + subset_problems(path, self.train_per_class, self.val_fraction)
+        return problems + subset_problems(path, self.train_per_class, self.val_fraction) + self.storage_problems(path)
 
 
 def read_options(cfg):
     """The :class:`~.clips.AVRead` of a dataset config."""
     from .clips import AVRead
 
-    return AVRead(sample_rate=cfg.sample_rate, size=cfg.size, on_error=cfg.on_error, cache_dir=cfg.cache_dir)
+    return AVRead(sample_rate=cfg.sample_rate, size=cfg.size, on_error=cfg.on_error, cache_dir=cfg.cache_dir,
+                  storage=cfg)
 
 
 @dataclass

@@ -158,7 +158,8 @@ class VideoDomain(Domain):
         shape = [1, -1, 1, 1, 1]
         mean = torch.tensor(normalization["mean"]).view(shape)
         std = torch.tensor(normalization["std"]).view(shape)
-        long_inputs = long.inputs.map(lambda x: (x - mean) / std) if is_lazy(long.inputs) else (long.inputs - mean) / std
+        long_inputs = (long.inputs.map(lambda x: (x - mean) / std) if is_lazy(long.inputs)
+                       else (long.inputs - mean) / std)
         gen = make_generator(recipe.seed)
         teacher = ws.network(ws.eval_network_cfg, gen)
         augment = self.make_augment(recipe.augment) if recipe.evaluation.augment else None

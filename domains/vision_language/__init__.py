@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmdd.core.augment import ImageAugment
+from mmdd.core.data import channel_stats
+from mmdd.core.lazy import is_lazy
 from mmdd.core.domain import Domain
 from mmdd.core.errors import ConfigError
 from mmdd.core.evaluation import EvalSet
@@ -97,8 +99,8 @@ def load_vl_data(cfg) -> VLData:
     """Read the pairs of ``cfg`` (a dataset config), embed the captions (cached on disk), normalise images."""
     pairs = _read_pairs(cfg)
     encoder = text_encoder(cfg.text)
-    mean = pairs.train.images.mean(dim=(0, 2, 3))
-    std = pairs.train.images.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    mean, std = (stat.flatten() for stat in channel_stats(pairs.train.images))  # streamed when stored
+    std = std.clamp_min(1e-6)
 
     def convert(split: PairSplit | None) -> PairTensors | None:
         if split is None:
@@ -106,7 +108,10 @@ def load_vl_data(cfg) -> VLData:
         emb = embed_captions(split.captions, encoder, batch_size=cfg.text.batch_size, cache_dir=cfg.text.cache_dir)
         if cfg.text.normalize:
             emb = F.normalize(emb, dim=1)
-        images = (split.images - mean[:, None, None]) / std[:, None, None]
+        if is_lazy(split.images):
+            images = split.images.map(lambda x: x.sub_(mean[:, None, None]).div_(std[:, None, None]))
+        else:
+            images = (split.images - mean[:, None, None]) / std[:, None, None]
         return PairTensors(images, emb, split.caption_image.clone())
 
     parts = {name: convert(split) for name, split in pairs.splits().items()}

@@ -10,6 +10,8 @@ from mmdd.core.loading import check_root, plan_splits
 from mmdd.core.registry import register_dataset
 
 from .configs import CocoCaptionsConfig
+from mmdd.core.store import StorageOptions
+
 from .pairs import (SPLITS, Entry, PairData, build_all, caption_text, check_common, check_image_fraction,
                     common_info, pair_keywords, read_json, require_key, resolve_file, split_text)
 
@@ -80,6 +82,7 @@ def load_coco_captions(
     test_fraction: float = 0.1,
     seed: int = 0,
     on_error: str = "fail",
+    storage: StorageOptions | None = None,
 ) -> PairData:
     """COCO captions: one ``captions_*.json`` per split (``annotations={"train": ..., ...}``).
 
@@ -156,7 +159,7 @@ def load_coco_captions(
 
     splits, skipped, counts = build_all(
         "COCO captions", "the annotation file", planned, image_size, resize, max_images,
-        captions_per_image, seed, on_error,
+        captions_per_image, seed, on_error, storage,
     )
     info = common_info("coco_captions", root, image_size, resize, max_images, captions_per_image, seed, on_error)
     info.update(

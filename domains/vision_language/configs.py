@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mmdd.core.matchers.trajectory import TMConfig
+from mmdd.core.store import StorageOptions
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -59,7 +60,7 @@ class TextConfig:
 
 
 @dataclass
-class _PairDatasetConfig:
+class _PairDatasetConfig(StorageOptions):
     name: str = ""
     root: str = ""
     image_size: int = 64
@@ -85,7 +86,7 @@ class _PairDatasetConfig:
             for k, v in self.max_images.items():
                 if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                     problems.append(f"{path}.max_images.{k}: expected a positive integer or null, got {v!r}")
-        return problems
+        return problems + self.storage_problems(path)
 
 
 @dataclass

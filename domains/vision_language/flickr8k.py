@@ -11,6 +11,8 @@ from mmdd.core.loading import check_root, plan_splits
 from mmdd.core.registry import register_dataset
 
 from .configs import Flickr8kCSVConfig
+from mmdd.core.store import StorageOptions
+
 from .pairs import (Entry, PairData, build_all, caption_text, check_common, check_image_fraction, common_info,
                     pair_keywords, resolve_file, split_text)
 
@@ -77,6 +79,7 @@ def load_flickr8k_csv(
     test_fraction: float = 0.125,
     seed: int = 0,
     on_error: str = "fail",
+    storage: StorageOptions | None = None,
 ) -> PairData:
     """Flickr8k in the Kaggle layout: ``root/captions.txt`` + ``root/images/`` (or ``Images/``).
 
@@ -119,7 +122,7 @@ def load_flickr8k_csv(
         "test": [entries[i] for i in plan.test.tolist()],
     }
     splits, skipped, counts = build_all(
-        "Flickr8k", str(csv_file), planned, image_size, resize, max_images, captions_per_image, seed, on_error
+        "Flickr8k", str(csv_file), planned, image_size, resize, max_images, captions_per_image, seed, on_error, storage
     )
     info = common_info("flickr8k_csv", root, image_size, resize, max_images, captions_per_image, seed, on_error)
     info.update(

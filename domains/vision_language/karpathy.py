@@ -10,6 +10,8 @@ from mmdd.core.loading import check_root
 from mmdd.core.registry import register_dataset
 
 from .configs import KarpathyConfig
+from mmdd.core.store import StorageOptions
+
 from .pairs import (Entry, PairData, build_all, caption_text, check_common, common_info, pair_keywords, read_json,
                     require_key, resolve_file)
 
@@ -39,6 +41,7 @@ def load_karpathy(
     captions_per_image: int | None = None,
     seed: int = 0,
     on_error: str = "fail",
+    storage: StorageOptions | None = None,
 ) -> PairData:
     """A Karpathy split JSON (Flickr8k, Flickr30K, COCO): the standard retrieval splits.
 
@@ -86,7 +89,7 @@ def load_karpathy(
         restval += split == "restval"
 
     splits, skipped, counts = build_all(
-        "Karpathy", str(json_file), planned, image_size, resize, max_images, captions_per_image, seed, on_error
+        "Karpathy", str(json_file), planned, image_size, resize, max_images, captions_per_image, seed, on_error, storage
     )
     info = common_info("karpathy", root, image_size, resize, max_images, captions_per_image, seed, on_error)
     info.update(

@@ -16,9 +16,12 @@ import torch
 from torch import Tensor
 
 from mmdd.core.data import check_data_file
+from mmdd.core.decode_cache import file_fingerprint
+from mmdd.core.lazy import take_rows
 from mmdd.core.errors import ConfigError, DataError
 from mmdd.core.loading import BadFiles, check_fraction, check_on_error, check_positive_int, plan_splits
 from mmdd.core.seeding import make_generator
+from mmdd.core.store import StorageOptions, StoreSource, build_store
 
 RESIZE_MODES = ("center_crop", "stretch")
 SPLITS = ("train", "val", "test")
@@ -81,7 +84,7 @@ class PairSplit:
         keep = new_row[self.caption_image] >= 0
         rows = torch.nonzero(keep, as_tuple=False).flatten().tolist()
         return PairSplit(
-            images=self.images[index],
+            images=take_rows(self.images, index),
             captions=[self.captions[r] for r in rows],
             caption_image=new_row[self.caption_image[keep]],
             image_paths=[self.image_paths[i] for i in index.tolist()],
@@ -151,7 +154,8 @@ def check_common(image_size, resize, max_images, captions_per_image, on_error):
 def pair_keywords(cfg) -> dict:
     """The options every pair loader takes, from a recipe's dataset config."""
     return {"image_size": cfg.image_size, "resize": cfg.resize, "max_images": cfg.max_images,
-            "captions_per_image": cfg.captions_per_image, "seed": cfg.seed, "on_error": cfg.on_error}
+            "captions_per_image": cfg.captions_per_image, "seed": cfg.seed, "on_error": cfg.on_error,
+            "storage": cfg}
 
 
 def resolve_file(path, root: Path, what: str, layout: str) -> Path:
@@ -284,6 +288,44 @@ def _build_split(
     return PairSplit(images, captions, torch.tensor(caption_image, dtype=torch.long), paths)
 
 
+def decode_stored_image(item: tuple) -> dict[str, np.ndarray]:
+    """One image of an annotation entry for the decoded store: ``{"pixels": uint8 S×S×3}``."""
+    entry, source, image_size, resize = item
+    return {"pixels": read_image(_locate(entry, source), image_size, resize)}
+
+
+def _pixels_to_images(x: Tensor) -> Tensor:
+    return x.permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+
+
+def _stored_split(name: str, entries: list[Entry], split: str, source: str, image_size: int, resize: str,
+                  captions_per_image: int | None, bad: BadFiles, storage: StorageOptions) -> PairSplit:
+    """The entries' images decoded once into the store (in parallel); they stream from it."""
+    src = StoreSource(
+        f"vl-{name.lower()}",
+        {"source": source, "image_size": image_size, "resize": resize,
+         "files": [[e.name, [file_fingerprint(c) for c in e.candidates]] for e in entries]},
+        items={split: [(e, source, image_size, resize) for e in entries]},
+        labels={split: [0] * len(entries)}, ids={split: [e.name for e in entries]},
+        decode=decode_stored_image)
+    store = build_store(src, storage.store_dir, num_workers=storage.workers(), on_error=bad.on_error)
+    bad.skipped += store.skipped
+    stored = store.split(split)
+    by_name = {e.name: e for e in entries}
+    captions: list[str] = []
+    caption_image: list[int] = []
+    paths: list[str] = []
+    for row, entry_name in enumerate(stored.ids):
+        entry = by_name[entry_name]
+        kept = entry.captions if captions_per_image is None else entry.captions[:captions_per_image]
+        captions.extend(kept)
+        caption_image.extend([row] * len(kept))
+        paths.append(str(_locate(entry, source)))
+    images = stored.fields["pixels"].map(_pixels_to_images, (3, image_size, image_size), torch.float32,
+                                         stats_tag="chw-unit")
+    return PairSplit(images, captions, torch.tensor(caption_image, dtype=torch.long), paths)
+
+
 def build_all(
     name: str,
     source: str,
@@ -294,8 +336,10 @@ def build_all(
     captions_per_image: int | None,
     seed: int,
     on_error: str,
+    storage: StorageOptions | None = None,
 ) -> tuple[dict[str, PairSplit | None], list[str], dict]:
-    """Drop caption-less images, subset, read. Returns splits, skip reasons and count info."""
+    """Drop caption-less images, subset, read (into RAM, or once into the decoded store when ``storage``
+    chooses it). Returns splits, skip reasons and count info."""
     out: dict[str, PairSplit | None] = {}
     bad = BadFiles(on_error)
     skipped = bad.skipped
@@ -308,7 +352,10 @@ def build_all(
         with_captions = [e for e in entries if e.captions]
         chosen = _choose(with_captions, max_images[split], seed, split)
         before = len(skipped)
-        built = _build_split(chosen, split, source, image_size, resize, captions_per_image, bad)
+        if chosen and storage is not None and storage.wants_store(len(chosen) * 3 * image_size ** 2 * 4):
+            built = _stored_split(name, chosen, split, source, image_size, resize, captions_per_image, bad, storage)
+        else:
+            built = _build_split(chosen, split, source, image_size, resize, captions_per_image, bad)
         out[split] = built
         counts[split] = {
             "images_listed": len(entries),
