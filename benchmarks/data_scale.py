@@ -234,7 +234,8 @@ def measure_kind(kind: str, roots: dict[int, Path], work: Path, iterations: int)
             wall, peak, out = measured([sys.executable, "-c", PREPARE, str(path)])
             built = json.loads(out.strip().splitlines()[-1])
             files = built["train_size"] + built["test_size"] + (built["val_size"] or 0)
-            rows.append({**base, "phase": "build", "workers": workers, "wall_s": round(wall, 2),
+            rows.append({**base, "phase": "build", "workers": workers, "workers_used": built.get("workers"),
+                         "wall_s": round(wall, 2),
                          "store_s": built["seconds"], "files": files, "files_per_s": round(files / built["seconds"], 1),
                          "store_bytes": built["bytes"], "peak_anon_bytes": peak, "reused": built["reused"]})
             print(json.dumps(rows[-1]), flush=True)
@@ -275,7 +276,8 @@ def markdown(result: dict) -> str:
              "| data | scale | phase | storage / workers | wall s | s/iter | files/s | store MiB | peak anon MiB | note |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        how = r.get("storage") or f"{r.get('workers')} worker(s)"
+        how = r.get("storage") or f"{r.get('workers')} worker(s)" + (
+            f" ({r['workers_used']} used)" if r.get("workers_used") not in (None, r.get("workers")) else "")
         note = "second run (reused)" if r.get("second_run") else (
             ", ".join(f"{k} {100 * v:.1f}%" for k, v in r["accuracy"].items()) if r.get("accuracy") else "")
         lines.append(f"| {r['dataset_kind']} | {r['scale']}× | {r['phase']} | {how} | {r['wall_s']:.1f} | "

@@ -67,6 +67,9 @@ __all__ = [
 
 STORE_FORMAT = "mmdd-store-v1"
 DEFAULT_SHARD_BYTES = 128 * 2**20
+#: worker processes start in about this many seconds (a server process imports torch and the loader);
+#: a build whose serial decoding is estimated shorter runs in this process
+WORKER_STARTUP_S = 10.0
 STORAGE_MODES = ("auto", "memory", "store")
 
 
@@ -206,15 +209,16 @@ def _worker_init() -> None:
     torch.set_num_threads(1)  # one thread per worker: the workers are the parallelism
 
 
-def _worker_context():
+def _worker_context(decode: Callable):
     """Worker processes that start clean: forked from a fresh server process that has imported torch
-    and mmdd once (``forkserver``), else ``spawn``. Not plain fork: a process that has opened a
-    decoder keeps its threads, and a child forked from it can hang on a lock one of them held."""
+    and the decoding module once (``forkserver``), else ``spawn``. Not plain fork: a process that has
+    opened a decoder keeps its threads, and a child forked from it can hang on a lock one of them held."""
     import multiprocessing
 
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["torch", "mmdd.core.store"])
+        module = getattr(getattr(decode, "func", decode), "__module__", None) or "mmdd.core.store"
+        ctx.set_forkserver_preload(["torch", "mmdd.core.store", module])
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -241,17 +245,21 @@ def _write_json(path: Path, doc: dict) -> None:
 
 @dataclass
 class _Layout:
-    """Field shapes and dtypes, and the items per shard (fixed for the life of a store)."""
+    """Field shapes and dtypes, and the items per shard (fixed for the life of a store), and the
+    seconds one item took to decode here (None: unknown)."""
 
     fields: dict[str, tuple[tuple[int, ...], str]]
     shard_items: int
+    item_seconds: float | None = None
 
     def as_dict(self) -> dict:
-        return {"fields": {k: [list(s), d] for k, (s, d) in self.fields.items()}, "shard_items": self.shard_items}
+        return {"fields": {k: [list(s), d] for k, (s, d) in self.fields.items()}, "shard_items": self.shard_items,
+                "item_seconds": self.item_seconds}
 
     @classmethod
     def from_dict(cls, doc: dict) -> "_Layout":
-        return cls({k: (tuple(s), d) for k, (s, d) in doc["fields"].items()}, int(doc["shard_items"]))
+        return cls({k: (tuple(s), d) for k, (s, d) in doc["fields"].items()}, int(doc["shard_items"]),
+                   doc.get("item_seconds"))
 
     def check(self, arrays: dict[str, np.ndarray], item_id: str) -> None:
         got = {k: (tuple(v.shape), str(v.dtype)) for k, v in arrays.items()}
@@ -281,8 +289,10 @@ def _layout(source: StoreSource, folder: Path, shard_bytes: int, bad: BadFiles) 
             status, got = _decode_safely(source.decode, item)
             if status == "ok":
                 row_bytes = sum(a.nbytes for a in got.values())
+                started = time.perf_counter()  # a second decode, timed (the first pays one-off imports)
+                _decode_safely(source.decode, item)
                 layout = _Layout({k: (tuple(v.shape), str(v.dtype)) for k, v in got.items()},
-                                 max(1, shard_bytes // max(row_bytes, 1)))
+                                 max(1, shard_bytes // max(row_bytes, 1)), time.perf_counter() - started)
                 _write_json(saved, layout.as_dict())
                 return layout
             if not bad.skips:
@@ -363,13 +373,15 @@ def build_store(source: StoreSource, store_dir: str | Path, *, num_workers: int 
     todo = [p for p in plan if not (folder / f"{_shard_stem(p[0], p[1])}.json").is_file()]
     total = sum(stop - start for _, _, start, stop in todo)
     workers = max(1, int(num_workers))
+    if workers > 1 and layout.item_seconds is not None and layout.item_seconds * total < WORKER_STARTUP_S:
+        workers = 1  # less decoding than it takes to start the workers: in this process
     if workers > 1 and not _workers_can_start():
         warnings.warn("decoding in this process: worker processes cannot re-import a main module read from stdin; "
                       "run the script from a file for parallel decoding", stacklevel=2)
         workers = 1
     bar = progress_bar(total=total, desc=f"decoding {source.loader} into the store ({workers} worker"
                        f"{'s' if workers > 1 else ''})", unit="file", enabled=progress and total > 0)
-    pool = ProcessPoolExecutor(workers, mp_context=_worker_context(), initializer=_worker_init) \
+    pool = ProcessPoolExecutor(workers, mp_context=_worker_context(source.decode), initializer=_worker_init) \
         if workers > 1 and total > 1 and source.decode_block is None else None
     decode = functools.partial(_decode_safely, source.decode)
     try:
@@ -496,6 +508,11 @@ class DecodedStore:
 
     def nbytes(self) -> int:
         return sum(p.stat().st_size for p in self.folder.glob("*.npy"))
+
+    def record(self) -> dict:
+        """What a loader puts in ``info["store"]`` (and so in the run's manifest)."""
+        return {"storage": "store", "folder": str(self.folder), "reused": self.reused, "bytes": self.nbytes(),
+                "workers": self.doc["built"]["workers"], "build_seconds": self.doc["built"]["seconds"]}
 
     def split(self, name: str) -> StoredSplit:
         meta = self.doc["splits"][name]

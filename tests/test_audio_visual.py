@@ -244,7 +244,7 @@ def test_several_seconds_of_one_video_decode_it_once(clips, monkeypatch):
     assert not torch.equal(split.waveforms[0], split.waveforms[1])  # two different seconds
 
 
-def test_a_run_streamed_from_the_store_matches_the_in_memory_run(clips, tmp_path):
+def test_a_run_streamed_from_the_store_matches_the_in_memory_run(clips, tmp_path, monkeypatch):
     """Pairs decoded into the store, log-mel maps computed once into a store of their own, batches
     read as AVBatch rows: the same data, set and scores as the in-RAM run."""
     from mmdd.core.lazy import materialize  # noqa: F401
@@ -252,6 +252,9 @@ def test_a_run_streamed_from_the_store_matches_the_in_memory_run(clips, tmp_path
     from mmdd.plugins import get_domain
     from mmdd.run import load_config
 
+    import mmdd.core.store as store_module
+
+    monkeypatch.setattr(store_module, "WORKER_STARTUP_S", 0.0)  # decode in 2 worker processes, however small
     store = {"storage": "store", "store_dir": str(tmp_path / "store"), "num_workers": 2}
     stored_recipe = recipe(clips, tmp_path, dataset=store, name="av_store")
     memory_recipe = recipe(clips, tmp_path, name="av_memory")
@@ -259,6 +262,7 @@ def test_a_run_streamed_from_the_store_matches_the_in_memory_run(clips, tmp_path
     a = domain.load_data(load_config(memory_recipe).dataset)
     b = domain.load_data(load_config(stored_recipe).dataset)
     assert isinstance(b.train.inputs, LazyAVRows) and b.info["store"]["storage"] == "store"
+    assert b.info["store"]["workers"] == 2
     assert b.train.inputs.audio_shape == a.train.inputs.audio_shape and domain.real_bytes(b) == domain.real_bytes(a)
     for name in ("train", "test"):
         x, y = getattr(a, name), getattr(b, name)

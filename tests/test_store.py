@@ -88,9 +88,16 @@ def test_a_killed_build_continues_without_redecoding_finished_shards(tmp_path):
     assert materialize(store.split("train").fields["block"])[:, 0, 0].tolist() == list(range(10))
 
 
-def test_parallel_decoding_gives_the_same_store(tmp_path):
+def test_parallel_decoding_gives_the_same_store(tmp_path, monkeypatch):
+    import mmdd.core.store as store_module
+
     one = build_store(toy_source(12), tmp_path / "one", shard_bytes=5 * ROW, num_workers=1, progress=False)
+    assert one.doc["built"]["workers"] == 1
+    small = build_store(toy_source(12), tmp_path / "small", shard_bytes=5 * ROW, num_workers=2, progress=False)
+    assert small.doc["built"]["workers"] == 1  # less work than starting workers takes: in this process
+    monkeypatch.setattr(store_module, "WORKER_STARTUP_S", 0.0)
     two = build_store(toy_source(12), tmp_path / "two", shard_bytes=5 * ROW, num_workers=2, progress=False)
+    assert two.doc["built"]["workers"] == 2
     for f in ("block", "tag"):
         assert torch.equal(materialize(one.split("train").fields[f]), materialize(two.split("train").fields[f]))
     assert one.split("train").ids == two.split("train").ids
@@ -345,3 +352,21 @@ def test_audio_from_the_store_matches_the_in_memory_load(tmp_path, kind):
         assert torch.allclose(a.inputs, materialize(b.inputs), atol=1e-4)  # MFCC per shard, not per batch
     again = audio_data({**dataset, "storage": "store", "store_dir": str(tmp_path / "store")})
     assert torch.equal(materialize(again.train.inputs), materialize(stored.train.inputs))
+
+
+def test_medical_folder_from_the_store_equals_the_in_memory_load(tmp_path):
+    from medical_fixtures import write_nifti_folder
+
+    from mmdd.domains.medical.medical_folder import load_medical_folder
+
+    write_nifti_folder(tmp_path / "vols", per_class=5)
+    kwargs = {"spatial_size": 8, "val_fraction": 0.2, "test_fraction": 0.3}
+    memory = load_medical_folder(tmp_path / "vols", **kwargs)
+    opts = StorageOptions(storage="store", store_dir=str(tmp_path / "store"), num_workers=2)
+    stored = load_medical_folder(tmp_path / "vols", storage=opts, **kwargs)
+    assert stored.info["store"]["storage"] == "store" and memory.info["store"] == {"storage": "memory"}
+    for name in ("train", "val", "test"):
+        a, b = getattr(memory, name), getattr(stored, name)
+        assert torch.equal(a.labels, b.labels) and torch.equal(a.inputs, materialize(b.inputs))
+    assert {k: v for k, v in stored.info.items() if k != "store"} == {k: v for k, v in memory.info.items()
+                                                                       if k != "store"}

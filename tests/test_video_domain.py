@@ -208,13 +208,16 @@ def test_slide_window_init_starts_the_stills_from_the_selected_windows(ucf, tmp_
     assert torch.equal(baseline.data.inputs, chosen.inputs)  # the baseline and the init share one selection
 
 
-def test_a_run_streamed_from_the_store_matches_the_in_memory_run(ucf, tmp_path):
+def test_a_run_streamed_from_the_store_matches_the_in_memory_run(ucf, tmp_path, monkeypatch):
     """Two stages (frames of stored clips), slide-window selection (longer stored clips) and every
     baseline: the same run read from the decoded store as from RAM."""
     from mmdd.core.lazy import LazyRows, materialize
     from mmdd.domains.video import video_splits
     from mmdd.run import load_config
 
+    import mmdd.core.store as store_module
+
+    monkeypatch.setattr(store_module, "WORKER_STARTUP_S", 0.0)  # decode in 2 worker processes, however small
     store = {"storage": "store", "store_dir": str(tmp_path / "store"), "num_workers": 2}
     base = recipe(ucf, tmp_path)
     stored_recipe = recipe(ucf, tmp_path, dataset={**base["dataset"], **store},
@@ -223,6 +226,7 @@ def test_a_run_streamed_from_the_store_matches_the_in_memory_run(ucf, tmp_path):
     a = video_splits(load_config(memory_recipe).dataset)
     b = video_splits(load_config(stored_recipe).dataset)
     assert isinstance(b.train.inputs, LazyRows) and b.info["store"]["storage"] == "store"
+    assert b.info["store"]["workers"] == 2
     for name in ("train", "test"):
         assert torch.equal(getattr(a, name).inputs, materialize(getattr(b, name).inputs))
         assert torch.equal(getattr(a, name).labels, getattr(b, name).labels)

@@ -283,7 +283,7 @@ def _stored_load(plan: AVLoadPlan, read: AVRead, info: dict) -> AVData:
         if name not in splits:
             raise DataError(f"{what}: no {name} split was listed; expected train and test entries")
         require_rows(what, name, len(splits[name]), store.skipped, unit="audio-visual pair")
-    info["store"] = {"storage": "store", "folder": str(store.folder), "reused": store.reused, "bytes": store.nbytes()}
+    info["store"] = store.record()
     return AVData(splits["train"], splits["test"], splits.get("val"), list(plan.class_names), store.skipped, info)
 
 

@@ -341,7 +341,7 @@ def stored_image_splits(loader: str, root: Path, parts: dict[str, list[tuple[Pat
         h, w, c = pixels.row_shape
         splits[name] = Split(pixels.map(_pixels_to_inputs, (c, h, w), torch.float32, stats_tag="chw-unit"),
                              stored.labels)
-    return splits, {"storage": "store", "folder": str(store.folder), "reused": store.reused, "bytes": store.nbytes()}
+    return splits, store.record()
 
 
 def load_image_folder(

@@ -38,7 +38,7 @@ class MedMNISTConfig(StorageOptions):
 
 
 @dataclass
-class MedicalFolderConfig:
+class MedicalFolderConfig(StorageOptions):
     """Your own images or volumes through MONAI (NIfTI, DICOM, PNG/JPG): class folders or a CSV."""
 
     name: str = "medical_folder"
@@ -66,7 +66,7 @@ class MedicalFolderConfig:
                             f"got {self.spatial_size}")
         if not 0 < self.test_fraction < 1:
             problems.append(f"{path}.test_fraction must be in (0, 1), got {self.test_fraction}")
-        return problems + _subset_problems(path, self.train_per_class, self.val_fraction)
+        return problems + _subset_problems(path, self.train_per_class, self.val_fraction) + self.storage_problems(path)
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import re
 import warnings
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -14,9 +15,11 @@ import torch
 from torch import Tensor
 
 from mmdd.core.data import DataSplits, Split, scan_class_folders
+from mmdd.core.decode_cache import file_fingerprint
 from mmdd.core.errors import ConfigError, DataError
 from mmdd.core.loading import check_fraction, check_root, first_line, plan_splits, shape_text
 from mmdd.core.registry import register_dataset
+from mmdd.core.store import StorageOptions, StoreSource, build_store
 
 from .configs import MedicalFolderConfig
 
@@ -134,6 +137,17 @@ class _Reader:
         if self.spatial_size is not None:
             x = torch.as_tensor(self._resize(x, path)).as_subclass(torch.Tensor)
         return x.float().clamp_(0.0, 1.0).contiguous()
+
+
+@lru_cache(maxsize=4)
+def _reader_for(size: tuple[int, ...] | None, channels: int) -> _Reader:
+    return _Reader(size, channels)
+
+
+def decode_stored_medical(item: tuple) -> dict:
+    """One file for the decoded store: ``{"volume": float32 C×H×W or C×D×H×W in [0, 1]}``."""
+    path, size, channels = item
+    return {"volume": _reader_for(size, channels)(Path(path)).numpy()}
 
 
 def _check_spatial_size(spatial_size) -> tuple[int, ...] | None:
@@ -284,6 +298,49 @@ def _scan_csv(root: Path, csv_path) -> tuple[list[tuple[Path, int, str | None]],
     return rows, names, f"CSV {csv_file} ({kind}" + (", split column)" if has_split else ")")
 
 
+def _read_full(rows, size, channels) -> tuple[Split, tuple[Path, tuple[int, ...]]]:
+    """Every file read into RAM, one size checked across them."""
+    read = _Reader(size, channels)
+    tensors: list[Tensor] = []
+    ref: tuple[Path, tuple[int, ...]] | None = None
+    for path, _, _ in rows:
+        x = read(path)
+        spatial = tuple(int(s) for s in x.shape[1:])
+        if ref is None:
+            ref = (path, spatial)
+        elif len(spatial) != len(ref[1]):
+            raise DataError(
+                f"{path} is {len(spatial)}D ({shape_text(spatial)}) but {ref[0]} is {len(ref[1])}D "
+                f"({shape_text(ref[1])}); expected only 2D images or only 3D volumes in one dataset"
+            )
+        elif spatial != ref[1]:
+            raise DataError(
+                f"{path} is {shape_text(spatial)} but {ref[0]} is {shape_text(ref[1])}; files differ in "
+                f"size: set spatial_size (e.g. spatial_size={list(ref[1])}) to resize every file "
+                "to one size"
+            )
+        tensors.append(x)
+    assert ref is not None
+    return Split(torch.stack(tensors), torch.tensor([y for _, y, _ in rows], dtype=torch.long)), ref
+
+
+def _stored_full(root: Path, layout: str, rows, size, channels: int,
+                 storage: StorageOptions) -> tuple[Split, tuple[Path, tuple[int, ...]], dict]:
+    """Every file read once into the decoded store (in parallel); the rows stream from it."""
+    source = StoreSource("medical_folder",
+                         {"root": str(root), "layout": layout, "spatial_size": None if size is None else list(size),
+                          "channels": channels, "reader": "monai LoadImage+ScaleIntensity+Resize",
+                          "files": [file_fingerprint(p) for p, _, _ in rows]},
+                         items={"all": [(str(p), size, channels) for p, _, _ in rows]},
+                         labels={"all": [int(y) for _, y, _ in rows]}, ids={"all": [str(p) for p, _, _ in rows]},
+                         decode=decode_stored_medical)
+    store = build_store(source, storage.store_dir, num_workers=storage.workers())
+    stored = store.split("all")
+    volumes = stored.fields["volume"]
+    info = store.record()
+    return Split(volumes, stored.labels), (rows[0][0], tuple(volumes.row_shape[1:])), info
+
+
 def load_medical_folder(
     root: str | Path,
     *,
@@ -294,6 +351,7 @@ def load_medical_folder(
     val_fraction: float = 0.0,
     test_fraction: float = 0.2,
     split_seed: int = 0,
+    storage: StorageOptions | None = None,
 ) -> DataSplits:
     """The user's own medical images or volumes, read through MONAI.
 
@@ -314,6 +372,9 @@ def load_medical_folder(
     ``test_fraction`` of all files and ``val`` a ``val_fraction`` of the rest (same generator,
     ``make_generator(split_seed)``); with them, ``val`` (if not given) is carved from train.
     ``val`` is ``None`` when there is none.
+
+    ``storage`` (default: RAM) may send the files through the decoded store (float32, each file
+    read once, in parallel): the splits then stream from it.
     """
     if layout not in ("folder", "csv"):
         raise ConfigError(f"layout must be 'folder' or 'csv', got {layout!r}")
@@ -339,28 +400,14 @@ def load_medical_folder(
             "e.g. 0.2 holds out 20 % of each class for testing"
         )
 
-    read = _Reader(size, channels)
-    tensors: list[Tensor] = []
-    ref: tuple[Path, tuple[int, ...]] | None = None
-    for path, _, _ in rows:
-        x = read(path)
-        spatial = tuple(int(s) for s in x.shape[1:])
-        if ref is None:
-            ref = (path, spatial)
-        elif len(spatial) != len(ref[1]):
-            raise DataError(
-                f"{path} is {len(spatial)}D ({shape_text(spatial)}) but {ref[0]} is {len(ref[1])}D "
-                f"({shape_text(ref[1])}); expected only 2D images or only 3D volumes in one dataset"
-            )
-        elif spatial != ref[1]:
-            raise DataError(
-                f"{path} is {shape_text(spatial)} but {ref[0]} is {shape_text(ref[1])}; files differ in "
-                f"size: set spatial_size (e.g. spatial_size={list(ref[1])}) to resize every file "
-                "to one size"
-            )
-        tensors.append(x)
-    assert ref is not None
-    full = Split(torch.stack(tensors), torch.tensor([y for _, y, _ in rows], dtype=torch.long))
+    to_store, store_info = False, {"storage": "memory"}
+    if storage is not None and storage.storage != "memory":  # the first file tells the size of them all
+        first = _reader_for(size, channels)(rows[0][0])
+        to_store = storage.wants_store(len(rows) * first.numel() * 4)
+    if to_store:
+        full, ref, store_info = _stored_full(root, layout, rows, size, channels, storage)
+    else:
+        full, ref = _read_full(rows, size, channels)
     tags = [t for _, _, t in rows] if tagged else None
     if tagged and "test" not in tags:
         raise DataError(f"{root}: the test split is empty; expected {root}/test/<class>/<file>")
@@ -402,6 +449,7 @@ def load_medical_folder(
             "val_fraction": val_fraction,
             "test_fraction": test_fraction,
             "n_files": len(rows),
+            "store": store_info,
         },
     )
 
@@ -410,4 +458,5 @@ def load_medical_folder(
 def read_medical_folder(cfg: MedicalFolderConfig) -> DataSplits:
     return load_medical_folder(Path(cfg.root).expanduser(), layout=cfg.layout, csv_path=cfg.csv_path,
                                spatial_size=cfg.spatial_size, channels=cfg.channels, val_fraction=cfg.val_fraction,
+                               storage=cfg,
                                test_fraction=cfg.test_fraction, split_seed=cfg.split_seed)

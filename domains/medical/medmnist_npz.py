@@ -256,7 +256,7 @@ def _stored_images(path: Path, info: MedMNISTInfo, splits: tuple[str, ...], row_
         shape = tuple(_to_tensor(np.zeros((1, *row_shapes[s]), dtype=np.uint8), info).shape[1:])
         out[s] = Split(images.map(lambda x: _to_tensor(x, info), shape, torch.float32, stats_tag="channel-first-unit"),
                        stored.labels)
-    return out, {"storage": "store", "folder": str(store.folder), "reused": store.reused, "bytes": store.nbytes()}
+    return out, store.record()
 
 
 def load_medmnist(path: str | Path, *, name: str | None = None, val: bool = True,

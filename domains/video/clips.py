@@ -378,7 +378,7 @@ def _stored_load(plan: LoadPlan, opts: ClipRequest, present: dict[str, list[Entr
     skipped = bad.skipped + store.skipped
     for name in ("train", "test"):
         require_rows(what, name, len(built[name]), skipped, unit="video", skipped_what="unreadable or missing video(s)")
-    info["store"] = {"storage": "store", "folder": str(store.folder), "reused": store.reused, "bytes": store.nbytes()}
+    info["store"] = store.record()
     return VideoData(train=built["train"], test=built["test"], val=built.get("val"), class_names=list(plan.class_names),
                      skipped=skipped, info=info)
 
