@@ -59,6 +59,7 @@ __all__ = [
     "StoreSource",
     "StoredSplit",
     "build_store",
+    "decoder_threads",
     "default_workers",
     "memory_budget",
     "store_folder",
@@ -205,8 +206,22 @@ def _decode_safely(decode: Callable, item) -> tuple[str, Any]:
         return "bad", str(exc)
 
 
+#: set in decoding worker processes: decoders that run threads of their own (decord's FFmpeg) use one
+DECODE_THREADS_ENV = "MMDD_DECODE_THREADS"
+
+
+def decoder_threads() -> int:
+    """Threads a decoder should use: 1 in a store's worker process (the workers are the parallelism),
+    else 0 (the decoder's own choice)."""
+    try:
+        return max(0, int(os.environ.get(DECODE_THREADS_ENV, "0")))
+    except ValueError:
+        return 0
+
+
 def _worker_init() -> None:
     torch.set_num_threads(1)  # one thread per worker: the workers are the parallelism
+    os.environ[DECODE_THREADS_ENV] = "1"
 
 
 def _worker_context(decode: Callable):

@@ -43,7 +43,7 @@ from mmdd.core.data import check_data_file
 from mmdd.core.errors import DataError
 from mmdd.core.loading import BadFiles, LoadedSplits, Rows, first_line, hold_out_val, name_some, require_rows
 from mmdd.core.decode_cache import cache_key, cache_path, file_fingerprint, read_cache, write_cache
-from mmdd.core.store import StorageOptions, StoreSource, build_store
+from mmdd.core.store import StorageOptions, StoreSource, build_store, decoder_threads
 
 EXPECTED_VIDEO = "a video file with an audio track that decord (FFmpeg) can decode"
 EXPECTED_IMAGE = "an image file (.jpg/.jpeg/.png) that Pillow can decode"
@@ -161,7 +161,7 @@ def _open_video(path: Path, sample_rate: int) -> tuple[np.ndarray, object, int, 
         raise DataError(f"{path}: decord cannot read its audio ({reason}); expected {EXPECTED_VIDEO} - the file "
                         "is truncated, corrupt or has no audio track; re-copy or remove it") from exc
     try:
-        video = decord.VideoReader(str(path))
+        video = decord.VideoReader(str(path), num_threads=decoder_threads())
         count, fps = len(video), float(video.get_avg_fps())
     except errors as exc:
         raise DataError(f"{path}: decord cannot open its video track ({first_line(exc)}); expected "

@@ -26,7 +26,7 @@ from mmdd.core.seeding import child_seed, make_generator
 from mmdd.core.decode_cache import (cache_key, cache_path, file_fingerprint, folder_fingerprint, read_cache,
                                     write_cache)
 from mmdd.core.lazy import materialize
-from mmdd.core.store import StorageOptions, StoreSource, build_store
+from mmdd.core.store import StorageOptions, StoreSource, build_store, decoder_threads
 from .sampling import clip_indices, resize_and_flip
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -205,7 +205,7 @@ def read_video_clip(
     check_data_file(path, EXPECTED_VIDEO)
     errors = (RuntimeError, OSError, ValueError, IndexError, decord.DECORDError)
     try:
-        reader = decord.VideoReader(str(path))
+        reader = decord.VideoReader(str(path), num_threads=decoder_threads())
         num = len(reader)
     except errors as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
