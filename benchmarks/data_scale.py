@@ -280,8 +280,10 @@ def measure_kind(kind: str, roots: dict[int, Path], work: Path, iterations: int,
 
 def markdown(result: dict) -> str:
     mib = 2**20
+    settings = "; ".join(f"{k}: {v['iterations']} DM iterations, {v['repeats']} alternating repeats on 1x"
+                         for k, v in result.get("settings", {}).items())
     lines = [f"## {result['benchmark']}", "", f"- machine: {result['machine']}", f"- data: {result['data']}",
-             f"- protocol: {result['protocol']}", "",
+             f"- protocol: {result['protocol']}", f"- settings: {settings}", "",
              "| data | scale | phase | storage / workers | wall s | s/iter | files/s | store MiB | peak anon MiB | note |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
@@ -313,9 +315,18 @@ def main(argv=None) -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     scales = [int(s) for s in args.scales.split(",")]
+    kinds = args.kinds.split(",")
+    out = Path(args.out)
+    kept, settings = [], {}
+    if (out / "data_scale.json").is_file():  # the other kind's rows of an earlier run stay
+        earlier = json.loads((out / "data_scale.json").read_text())
+        kept = [r for r in earlier["rows"] if r["dataset_kind"] not in kinds]
+        settings = {k: v for k, v in earlier.get("settings", {}).items() if k not in kinds}
     rows = []
-    for kind in args.kinds.split(","):
+    for kind in kinds:
         rows += measure_kind(kind, make_data(work, kind, scales), work, args.iterations, args.repeats)
+        settings[kind] = {"iterations": args.iterations, "repeats": args.repeats, "scales": scales}
+    rows = sorted(kept + rows, key=lambda r: r["dataset_kind"] != "image")  # image rows first, in measured order
     result = {
         "benchmark": "data_scale", "profile": "cpu", "machine": machine(),
         "data": (f"generated, {CLASSES} classes: image folders of {IMAGE['size']}² PNGs, "
@@ -325,9 +336,9 @@ def main(argv=None) -> int:
                  f"per class per 1× ({VIDEO['test_fraction']:g} held out as test; 16×: "
                  f"{16 * CLASSES * VIDEO['per_class']:,} clips); 1× and 4× are hard-linked prefixes of the 16× set"),
         "protocol": (f"each phase one process, one at a time, OMP_NUM_THREADS=1; build = mmdd prepare with "
-                     f"dataset.storage=store; distill = mmdd run --no-eval (DM, {args.iterations} iterations, s/iter = the "
-                     f"manifest's distillation wall-clock / iterations; on 1x, store and memory alternate {args.repeats} "
-                     f"times each and the median is shown; "
+                     "dataset.storage=store; distill = mmdd run --no-eval (DM, iterations per kind in `settings`, "
+                     "s/iter = the manifest's distillation wall-clock / iterations; on 1x, store and memory alternate `repeats` "
+                     "times each and the median is shown; "
                      "image IPC 10 ConvNet-3 w32 batch_real 128, video IPC 1 ConvNet3D-2 w8 batch_real 16); "
                      "evaluate = mmdd eval (1 seed; image: distilled, random, full 1 epoch, test batches of 256; video: distilled, "
                      "random, test batches of 16 - every 1x test split fills at least one batch, so the working set is "
@@ -335,9 +346,9 @@ def main(argv=None) -> int:
                      "peak_anon_bytes = max over 50 ms samples of RssAnon summed over the process and its children (a "
                      "worker's RssAnon counts pages it shares copy-on-write with its forkserver); decord decodes "
                      "with its own threads in the calling process and with one thread per worker process"),
+        "settings": settings,
         "rows": rows,
     }
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "data_scale.json").write_text(json.dumps(result, indent=2) + "\n")
     text = markdown(result)

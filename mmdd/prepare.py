@@ -40,9 +40,13 @@ def describe(result: dict) -> str:
     """What ``prepare`` found or built, in a few lines for the terminal."""
     sizes = f"train {result['train_size']}, test {result['test_size']}, val {result['val_size']}"
     if result["storage"] == "store":
-        state = "found (built before)" if result.get("reused") else f"built in {result['seconds']:.1f} s"
-        return (f"{result['recipe']}: {result['dataset']} decoded store {state}\n  {result['folder']}\n"
-                f"  {result['bytes'] / 2**20:,.1f} MiB on disk; {sizes}\n"
+        stores = result.get("stores") or [result]  # a domain with derived stores (features) lists them
+        state = ("found (built before)" if all(s.get("reused") for s in stores)
+                 else f"ready in {result['seconds']:.1f} s")
+        folders = "\n".join(f"  {s['folder']}" for s in stores)
+        size = sum(s.get("bytes", 0) for s in stores)
+        return (f"{result['recipe']}: {result['dataset']} decoded store {state}\n{folders}\n"
+                f"  {size / 2**20:,.1f} MiB on disk; {sizes}\n"
                 "  runs of this recipe stream their batches from it (read-only: any number of runs or "
                 "torchrun ranks can share it)")
     cache = result.get("cache")

@@ -240,7 +240,7 @@ def test_mmdd_prepare_builds_the_store_a_run_then_reuses(tmp_path, capsys):
     recipe.write_text(yaml.safe_dump(image_recipe(root, "store", tmp_path / "store")))
     assert main(["prepare", str(recipe)]) == 0
     out = capsys.readouterr().out
-    assert "decoded store built" in out and str(tmp_path / "store") in out
+    assert "decoded store ready in" in out and str(tmp_path / "store") in out
     result = prepare(str(recipe))
     assert result["storage"] == "store" and result["reused"] and result["train_size"] == 36
     assert json.loads((Path(result["folder"]) / "store.json").read_text())["splits"]["train"]["rows"] == 36
@@ -345,6 +345,7 @@ def test_audio_from_the_store_matches_the_in_memory_load(tmp_path, kind):
     stored = audio_data({**dataset, "storage": "store", "store_dir": str(tmp_path / "store"), "num_workers": 2})
     assert memory.info["store"] == {"storage": "memory"} and stored.info["store"]["storage"] == "store"
     assert isinstance(stored.train.inputs, LazyRows)
+    assert all(Path(r["folder"]).is_dir() and "-features-" in r["folder"] for r in stored.info["store"]["stores"])
     assert stored.info["skipped_files"] == memory.info["skipped_files"]
     for name in ("train", "val", "test"):
         a, b = getattr(memory, name), getattr(stored, name)

@@ -67,19 +67,22 @@ def flickr(tmp_path_factory) -> Path:
 # --------------------------------------------------------------------------- loaders through recipes
 
 
+def write_layout(layout: str, root: Path) -> dict:
+    """A tiny data set in one of the three pair layouts under ``root``; its recipe ``dataset`` section."""
+    if layout == "karpathy":
+        write_karpathy(root)
+        return {"name": "karpathy", "root": str(root), "json": "dataset_tiny.json"}
+    if layout == "coco_captions":
+        files = write_coco(root)
+        return {"name": "coco_captions", "root": str(root), "annotations": {s: str(p) for s, p in files.items()}}
+    write_flickr8k(root, n_images=12)
+    return {"name": "flickr8k_csv", "root": str(root)}
+
+
 @pytest.mark.parametrize("layout", ["karpathy", "coco_captions", "flickr8k_csv"])
 def test_each_layout_loads_through_a_recipe(layout, bert, tmp_path):
     root = tmp_path / "data"
-    if layout == "karpathy":
-        write_karpathy(root)
-        dataset = {"name": "karpathy", "root": str(root), "json": "dataset_tiny.json"}
-    elif layout == "coco_captions":
-        files = write_coco(root)
-        dataset = {"name": "coco_captions", "root": str(root),
-                   "annotations": {s: str(p) for s, p in files.items()}}
-    else:
-        write_flickr8k(root, n_images=12)
-        dataset = {"name": "flickr8k_csv", "root": str(root)}
+    dataset = write_layout(layout, root)
     cfg = load_config(recipe(root, bert, tmp_path, dataset))
     data = load_vl_data(cfg.dataset)
     assert data.train.images.shape[1:] == (3, 8, 8)
@@ -311,15 +314,9 @@ def test_images_from_the_store_equal_the_in_memory_load(layout, bert, tmp_path):
     from mmdd.core.lazy import LazyRows, materialize
 
     root = tmp_path / "data"
-    if layout == "karpathy":
-        write_karpathy(root)
-        dataset = {"name": "karpathy", "root": str(root), "json": "dataset_tiny.json"}
-    elif layout == "coco_captions":
-        files = write_coco(root)
-        dataset = {"name": "coco_captions", "root": str(root), "annotations": {s: str(p) for s, p in files.items()}}
-    else:
-        write_flickr8k(root, n_images=12)
-        dataset = {"name": "flickr8k_csv", "root": str(root), "val_fraction": 0.2}
+    dataset = write_layout(layout, root)
+    if layout == "flickr8k_csv":
+        dataset["val_fraction"] = 0.2
     memory = load_vl_data(load_config(recipe(root, bert, tmp_path, dataset)).dataset)
     stored_cfg = {**dataset, "storage": "store", "store_dir": str(tmp_path / "store"), "num_workers": 2}
     stored = load_vl_data(load_config(recipe(root, bert, tmp_path, stored_cfg)).dataset)

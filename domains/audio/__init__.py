@@ -47,9 +47,10 @@ def feature_rows(waveforms, opts: dict, items: list[int]) -> dict:
     return {"features": compute_features(waveforms[items[0]:items[-1] + 1], opts).numpy()}
 
 
-def stored_features(loader: str, split_name: str, split, opts: dict, store_dir: str) -> Split:
+def stored_features(loader: str, split_name: str, split, opts: dict, store_dir: str) -> tuple[Split, dict]:
     """The features of a split whose waveforms are in the store, computed once into a store of their
-    own (keyed by the rows' sources and the analysis options) and streamed from there."""
+    own (keyed by the rows' sources and the analysis options) and streamed from there; and that
+    store's record."""
     import functools
 
     n = len(split)
@@ -57,8 +58,9 @@ def stored_features(loader: str, split_name: str, split, opts: dict, store_dir: 
                          items={split_name: list(range(n))}, labels={split_name: split.labels.tolist()},
                          ids={split_name: list(split.paths)},
                          decode_block=functools.partial(feature_rows, split.waveforms, opts))
-    stored = build_store(source, store_dir).split(split_name)
-    return Split(stored.fields["features"], stored.labels)
+    store = build_store(source, store_dir)
+    stored = store.split(split_name)
+    return Split(stored.fields["features"], stored.labels), store.record()
 
 
 class DistilledAudio(DistilledDataset):
@@ -83,20 +85,21 @@ class AudioDomain(Domain):
     def load_data(self, cfg) -> DataSplits:
         clips = load_clips(cfg)
         opts = feature_options(cfg)
+        records: list[dict] = []  # the feature stores, when the clips are in the store
 
         def features(name: str, split) -> Split | None:  # an empty split (e.g. no validation entries) is no split
             if split is None or len(split) == 0:
                 return None
             if is_lazy(split.waveforms):  # clips in the store: their features go to a store of their own
-                return stored_features(cfg.name, name, split, opts, cfg.store_dir)
+                features_split, record = stored_features(cfg.name, name, split, opts, cfg.store_dir)
+                records.append(record)
+                return features_split
             return Split(compute_features(split.waveforms, opts), split.labels)
 
         splits = DataSplits(train=features("train", clips.train), test=features("test", clips.test),
                             val=features("val", clips.val), num_classes=len(clips.class_names),
                             class_names=list(clips.class_names))
-        stored = [s.inputs.describe for s in (splits.train, splits.val, splits.test)
-                  if s is not None and is_lazy(s.inputs)]
-        splits.info["store"] = {"storage": "store", "folders": stored} if stored else {"storage": "memory"}
+        splits.info["store"] = {"storage": "store", "stores": records} if records else {"storage": "memory"}
         splits.info.update({"audio": opts, "skipped_files": len(clips.skipped),
                             "skipped": clips.skipped[:MAX_SKIPPED_LISTED], "split_rule": clips.info["split_rule"]})
         return normalize(limit_train(splits, cfg.train_per_class, cfg.split_seed))
