@@ -335,7 +335,7 @@ def main(argv=None) -> int:
                  f"video folders of {VIDEO['frames']}-frame {VIDEO['size']}² H.264 clips, {VIDEO['per_class']} "
                  f"per class per 1× ({VIDEO['test_fraction']:g} held out as test; 16×: "
                  f"{16 * CLASSES * VIDEO['per_class']:,} clips); 1× and 4× are hard-linked prefixes of the 16× set"),
-        "protocol": (f"each phase one process, one at a time, OMP_NUM_THREADS=1; build = mmdd prepare with "
+        "protocol": ("each phase one process, one at a time, OMP_NUM_THREADS=1; build = mmdd prepare with "
                      "dataset.storage=store; distill = mmdd run --no-eval (DM, iterations per kind in `settings`, "
                      "s/iter = the manifest's distillation wall-clock / iterations; on 1x, store and memory alternate `repeats` "
                      "times each and the median is shown; "
