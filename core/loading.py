@@ -375,6 +375,22 @@ def plan_splits(rows: Tensor | int, *, tags: Sequence[str] | None = None, test_f
     return SplitPlan(train, val, test, "; ".join(parts))
 
 
+def read_tagged_json(path: Path, fmt: str, what: str, out: Path) -> dict | None:
+    """A generator's summary JSON ``path`` when it exists (None otherwise), checked to carry
+    ``"format": fmt``; a DataError naming ``what`` and the folder ``out`` to regenerate otherwise."""
+    import json
+
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: cannot read ({exc}); remove {out} and generate the set again") from exc
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise DataError(f"{path}: not {what} (format {fmt!r}); is {out} the right folder?")
+    return doc
+
+
 def hold_out_val(data, val_fraction: float, seed: int, *, given: str | None = None):
     """Give ``data`` (``train`` / ``val`` / ``info``, splits with ``labels`` and ``subset``) a validation
     split by :func:`plan_splits`: the one it has, else a seeded stratified ``val_fraction`` of train.

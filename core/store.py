@@ -164,19 +164,16 @@ class StoreSource:
 
 
 def _versions() -> dict:
+    """Versions of the decoders a store may have been decoded with, from package metadata (nothing is
+    imported: importing decord before PyAV breaks PyAV in the same process)."""
+    from importlib import metadata
+
     out = {"numpy": np.__version__.split(".")[0]}
-    try:
-        import decord
-
-        out["decord"] = str(getattr(decord, "__version__", "unknown"))
-    except ImportError:
-        out["decord"] = "absent"
-    try:
-        import PIL
-
-        out["pillow"] = PIL.__version__
-    except ImportError:  # pragma: no cover - a dependency
-        out["pillow"] = "absent"
+    for name in ("decord", "pillow", "soundfile", "torchaudio", "monai"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
     return out
 
 
@@ -189,8 +186,8 @@ def store_key(source: StoreSource) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def store_folder(store_dir: str | Path, source: StoreSource) -> Path:
-    return Path(store_dir).expanduser() / f"{source.loader}-{store_key(source)[:24]}"
+def store_folder(store_dir: str | Path, source: StoreSource, key: str | None = None) -> Path:
+    return Path(store_dir).expanduser() / f"{source.loader}-{(key or store_key(source))[:24]}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -369,8 +366,8 @@ def build_store(source: StoreSource, store_dir: str | Path, *, num_workers: int 
                 shard_bytes: int = DEFAULT_SHARD_BYTES, progress: bool = True) -> "DecodedStore":
     """The complete store of ``source`` under ``store_dir``: opened if built before, else built
     (or finished, when an earlier build was interrupted)."""
-    folder = store_folder(store_dir, source)
     key = store_key(source)
+    folder = store_folder(store_dir, source, key)
     done = DecodedStore.open_if_complete(folder, key)
     if done is not None:
         done.reused = True

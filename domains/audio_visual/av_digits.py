@@ -110,6 +110,7 @@ import torch.nn.functional as F
 
 from mmdd.core.atomic import atomic_write
 from mmdd.core.errors import ConfigError, DataError, MMDDError
+from mmdd.core.loading import read_tagged_json
 from mmdd.core.seeding import derived_generator
 
 __all__ = [
@@ -419,17 +420,7 @@ def _versions() -> dict:
 
 
 def _read_json(out: Path) -> dict | None:
-    path = out / JSON_NAME
-    if not path.is_file():
-        return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"av digits: {path} cannot be read ({exc}); remove {out} and generate again") from exc
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise DataError(f"av digits: {path} is not an av-digits summary (format {FORMAT!r}); is {out} the "
-                        "right folder?")
-    return doc
+    return read_tagged_json(out / JSON_NAME, FORMAT, "an av-digits summary", out)
 
 
 def _write_json(out: Path, doc: dict) -> None:

@@ -8,6 +8,7 @@ training loops pick rows (``batch[index]``) without knowing there are two modali
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -89,13 +90,7 @@ class LazyAVRows(LazyRows):
 
     @property
     def row_bytes(self) -> int:
-        count = 1
-        for n in self.audio_shape:
-            count *= n
-        pixels = 1
-        for n in self.frame_shape:
-            pixels *= n
-        return 4 * (count + pixels)
+        return 4 * (math.prod(self.audio_shape) + math.prod(self.frame_shape))
 
     def nbytes(self) -> int:
         return len(self) * self.row_bytes

@@ -78,6 +78,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmdd.core.errors import ConfigError, DataError, MMDDError
+from mmdd.core.loading import read_tagged_json
 from mmdd.core.media import encode_video
 from mmdd.core.seeding import child_seed, make_generator
 
@@ -307,16 +308,7 @@ def _video_name(cls: str, k: int, group_offset: int) -> str:
 
 
 def _read_manifest(out: Path) -> dict | None:
-    path = out / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: cannot read ({exc}); remove {out} and generate the set again") from exc
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise DataError(f"{path}: not an action-set manifest (format {FORMAT!r}); is {out} the right folder?")
-    return doc
+    return read_tagged_json(out / MANIFEST, FORMAT, "an action-set manifest", out)
 
 
 def write_action_set(
