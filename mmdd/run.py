@@ -45,7 +45,6 @@ from mmdd.core.errors import ConfigError, RunError
 from mmdd.core.evaluation import (EvalSet, Samples, SetResult, describe_protocol, evaluate_set, random_baseline,
                                   train_model)
 from mmdd.core.experiment_log import ExperimentLog, check_available, open_sinks, render_images
-from mmdd.core.lazy import stream_chunks
 from mmdd.core.matchers import MATCHERS, Matcher, MatchingContext
 from mmdd.core.media import MediaFiles
 from mmdd.core.viewable import Viewable
@@ -629,10 +628,12 @@ def distill(recipe: str | Path | dict | RecipeConfig, overrides: Sequence[str] =
 # --------------------------------------------------------------------------- evaluation
 
 
-def coreset_features(ws: Workspace, how: str, epochs: int, progress: bool = True) -> torch.Tensor:
+def coreset_features(ws: Workspace, how: str, epochs: int, progress: bool = True):
+    """What herding / k-center measure distances on: the train rows themselves (``pixels``; lazy rows of
+    a store stay lazy) or an N×E network embedding (``random_net``, ``trained_net``)."""
     inputs = ws.data.train.inputs
-    if how == "pixels":  # stored rows are read a chunk at a time (the features are N×D in RAM)
-        return torch.cat([part.flatten(1) for part in stream_chunks(inputs)])
+    if how == "pixels":  # the rows themselves; herding / k-center read stored rows a chunk at a time
+        return inputs
     gen = make_generator(ws.cfg.seed)
     net = ws.network(ws.eval_network_cfg, gen)
     if how == "trained_net":

@@ -168,3 +168,29 @@ def test_unknown_coreset_raises_config_error():
 
 def test_registry_names():
     assert set(CORESETS.names()) >= {"random", "herding", "kcenter"}
+
+
+@pytest.mark.parametrize("name", ["herding", "kcenter"])
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_lazy_rows_select_what_in_memory_features_select_reading_chunks(name, multi_label, monkeypatch):
+    """Pixel features of a decoded store (lazy rows) are streamed: the same picks as the N×D tensor,
+    and no read ever asks for more rows than a chunk."""
+    import mmdd.core.lazy as lazy
+
+    labels = _labels(3)
+    if multi_label:
+        labels = torch.nn.functional.one_hot(labels, NUM_CLASSES)
+        labels[::4, (labels[::4].argmax(1) + 1) % NUM_CLASSES] = 1  # every fourth row in two classes
+    pixels = (torch.rand((labels.shape[0], 2, 3, 3), generator=make_generator(4)) * 255).to(torch.uint8)
+    largest = []
+
+    def fetch(rows):
+        largest.append(len(rows))
+        return pixels[torch.from_numpy(rows)]
+
+    rows = lazy.LazyRows(fetch, len(pixels), pixels.shape[1:], torch.uint8)
+    monkeypatch.setattr(lazy, "rows_per_chunk", lambda inputs, *a: 5)  # five rows per streamed chunk
+    want = select(name, labels, NUM_CLASSES, 4, make_generator(9), pixels)
+    got = select(name, labels, NUM_CLASSES, 4, make_generator(9), rows)
+    assert torch.equal(got, want)
+    assert max(largest) <= 5 and len(largest) > 10
