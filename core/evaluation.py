@@ -18,6 +18,7 @@ from typing import Any, Callable, Literal, Protocol
 import torch
 from torch import Tensor, nn
 
+from .batch_reader import read_batches, slices
 from .checks import at_least, positive
 from .data import Split
 from .losses import classification_loss
@@ -251,9 +252,8 @@ def train_epoch(net: nn.Module, opt: torch.optim.Optimizer, inputs: Tensor, targ
     net.train()
     n = inputs.shape[0]
     order = torch.randperm(n, generator=gen)
-    for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
-        x = inputs[idx].to(device)
+    batches = [order[start:start + batch_size] for start in range(0, n, batch_size)]
+    for idx, x in zip(batches, read_batches(inputs, batches, device)):
         y = targets[idx].to(device)
         if augment is not None:
             x = augment(x, gen)
@@ -266,8 +266,7 @@ def train_epoch(net: nn.Module, opt: torch.optim.Optimizer, inputs: Tensor, targ
 @torch.no_grad()
 def predict(net: nn.Module, inputs: Tensor, batch_size: int, device: torch.device) -> Tensor:
     net.eval()
-    out = [net(inputs[i:i + batch_size].to(device)).float().cpu() for i in range(0, inputs.shape[0], batch_size)]
-    return torch.cat(out)
+    return torch.cat([net(x).float().cpu() for x in read_batches(inputs, slices(len(inputs), batch_size), device)])
 
 
 def evaluate_set(train: EvalSet, task: Task, *, make_network: Callable[[torch.Generator], nn.Module],

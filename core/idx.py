@@ -87,6 +87,23 @@ def read_idx(path: str | Path, expected_magic: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
+def idx_shape(path: str | Path, expected_magic: int) -> tuple[int, ...]:
+    """The dimensions an IDX file's header announces, read without its payload (a gzipped file is
+    decompressed only as far as the header). Use :func:`read_idx` to read and check the data."""
+    path = Path(path)
+    ndim = expected_magic & 0xFF
+    try:
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as fh:
+            head = fh.read(4 + 4 * ndim)
+    except (gzip.BadGzipFile, EOFError, zlib.error, OSError) as exc:
+        raise DataError(f"{path}: cannot read the IDX header ({exc}); expected an (optionally gzipped) IDX "
+                        "file") from exc
+    if len(head) < 4 + 4 * ndim or int.from_bytes(head[:4], "big") != expected_magic:
+        return read_idx(path, expected_magic).shape  # reads the file to say precisely what is wrong
+    return tuple(int(d) for d in np.frombuffer(head, dtype=">u4", count=ndim, offset=4))
+
+
 def _fashion_search_dirs(root: Path) -> list[Path]:
     return [root, root / "raw", root / "FashionMNIST" / "raw"]
 

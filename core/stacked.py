@@ -31,6 +31,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from .batch_reader import read_steps
+from .lazy import is_lazy
 from .losses import classification_loss
 from .progress import progress_bar
 
@@ -136,18 +138,24 @@ def fit_stacked(nets: Sequence[nn.Module], datas: Sequence[Any], cfg, gens: Sequ
     augment = augment if cfg.augment else None
     inputs = [d.inputs for d in datas]
     targets = [_targets(d) for d in datas]
+    stored = any(is_lazy(x) for x in inputs)
     bar = progress_bar(range(epochs), desc=desc, leave=False, enabled=bool(desc), unit="epoch")
     for _ in bar:
         orders = [torch.randperm(n, generator=g) for g in gens]  # as train_epoch, seed by seed
-        for start in range(0, n, batch):  # the last minibatch may be partial: the same size for every seed
+        starts = range(0, n, batch)  # the last minibatch may be partial: the same size for every seed
+        step_rows = [[order[start:start + batch] for order in orders] for start in starts]
+
+        def fetch(step: int) -> list:
+            return [inputs[i][idx] for i, idx in enumerate(step_rows[step])]
+
+        for rows, fetched in zip(step_rows, read_steps(fetch, len(starts), device, stored)):
             xs, ys = [], []
             for i in range(m):
-                idx = orders[i][start:start + batch]
-                x = inputs[i][idx].to(device)
+                x = fetched[i]
                 if augment is not None:
                     x = augment(x, gens[i])
                 xs.append(x)
-                ys.append(targets[i][idx].to(device))
+                ys.append(targets[i][rows[i]].to(device))
             logits = stack.forward(torch.stack(xs))
             loss = sum(classification_loss(logits[i], ys[i]) for i in range(m))  # each seed: its own gradient
             opt.zero_grad(set_to_none=True)

@@ -104,12 +104,16 @@ class StorageOptions:
     ``storage``: ``memory`` decodes into RAM (float32), ``store`` decodes once into the on-disk store
     under ``store_dir`` and streams batches from it, ``auto`` picks ``store`` when the decoded float32
     splits would take more than a quarter of physical memory. ``num_workers``: decoding processes
-    (null: the CPU count, at most 8).
+    (null: the CPU count, at most 8). ``loader_workers``: processes reading stored minibatches ahead of
+    training (null: up to 4 on a GPU, none on a CPU); ``pin_memory``: page-locked batches for the copy
+    to a GPU (``auto``: on CUDA) — see :mod:`mmdd.core.batch_reader`.
     """
 
     storage: Literal["auto", "memory", "store"] = "auto"
     store_dir: str = "~/.cache/mmdd/store"
     num_workers: int | None = None
+    loader_workers: int | None = None
+    pin_memory: Literal["auto", "on", "off"] = "auto"
 
     def storage_problems(self, path: str) -> list[str]:
         problems = []
@@ -117,6 +121,11 @@ class StorageOptions:
             problems.append(f"{path}.storage must be one of {STORAGE_MODES}, got {self.storage!r}")
         if self.num_workers is not None and (isinstance(self.num_workers, bool) or self.num_workers < 1):
             problems.append(f"{path}.num_workers must be ≥ 1 or null (the CPU count), got {self.num_workers!r}")
+        if self.loader_workers is not None and (isinstance(self.loader_workers, bool) or self.loader_workers < 0):
+            problems.append(f"{path}.loader_workers must be ≥ 0 (0: read in the training process) or null "
+                            f"(4 on a GPU, 0 on a CPU), got {self.loader_workers!r}")
+        if self.pin_memory not in ("auto", "on", "off"):
+            problems.append(f"{path}.pin_memory must be auto, on or off, got {self.pin_memory!r}")
         return problems
 
     def workers(self) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .batch_reader import configure_read_ahead, read_ahead_for
 from .evaluation import Task
 from .speed import tune_host_allocator
 
@@ -34,6 +35,11 @@ class Workspace:
 
     def __post_init__(self) -> None:
         tune_host_allocator()  # once per process: large activations reuse freed heap blocks (core/speed.py)
+        # how stored minibatches are read in this process (core/batch_reader.py); datasets held in RAM
+        # have no such keys and read in the training process
+        dataset = getattr(self.cfg, "dataset", None)
+        configure_read_ahead(read_ahead_for(getattr(dataset, "loader_workers", 0),
+                                            getattr(dataset, "pin_memory", "off"), self.device))
 
     @cached_property
     def real(self) -> Any:

@@ -42,6 +42,7 @@ from mmdd.core import distributed
 from mmdd.core.distributed import DistributedConfig, Draws, check_identical, dataclass_tensors, on_writer
 from mmdd.core.domain import Domain
 from mmdd.core.errors import ConfigError, RunError
+from mmdd.core.batch_reader import read_batches, slices
 from mmdd.core.evaluation import (EvalSet, Samples, SetResult, describe_protocol, evaluate_set, random_baseline,
                                   train_model)
 from mmdd.core.experiment_log import ExperimentLog, check_available, open_sinks, render_images
@@ -641,7 +642,7 @@ def coreset_features(ws: Workspace, how: str, epochs: int, progress: bool = True
                     epochs=epochs, desc="coreset embedding" if progress else None)
     net.eval()
     with torch.no_grad():
-        return torch.cat([net.embed(inputs[i:i + 1024].to(ws.device)).cpu() for i in range(0, len(inputs), 1024)])
+        return torch.cat([net.embed(x).cpu() for x in read_batches(inputs, slices(len(inputs), 1024), ws.device)])
 
 
 def baseline_sets(ws: Workspace, names: Sequence[str], syn: SyntheticSet | None = None,

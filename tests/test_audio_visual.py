@@ -255,7 +255,8 @@ def test_a_run_streamed_from_the_store_matches_the_in_memory_run(clips, tmp_path
     import mmdd.core.store as store_module
 
     monkeypatch.setattr(store_module, "WORKER_STARTUP_S", 0.0)  # decode in 2 worker processes, however small
-    store = {"storage": "store", "store_dir": str(tmp_path / "store"), "num_workers": 2}
+    store = {"storage": "store", "store_dir": str(tmp_path / "store"), "num_workers": 2,
+             "loader_workers": 1}  # the run reads its stored minibatches in a DataLoader worker
     stored_recipe = recipe(clips, tmp_path, dataset=store, name="av_store")
     memory_recipe = recipe(clips, tmp_path, name="av_memory")
     domain = get_domain("audio_visual")

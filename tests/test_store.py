@@ -229,6 +229,31 @@ def test_a_run_streamed_from_the_store_matches_the_in_memory_run(tmp_path):
         assert ev["store"][name]["mean"] == pytest.approx(ev["memory"][name]["mean"], abs=0.1)
 
 
+def test_a_run_reading_stored_batches_in_loader_workers_equals_one_reading_them_inline(tmp_path, monkeypatch):
+    """dataset.loader_workers (the GPU default) changes where stored minibatches are read, nothing else."""
+    root = write_images(tmp_path / "images")
+    loaders = []
+    real_loader = torch.utils.data.DataLoader
+
+    def counting_loader(*args, **kwargs):
+        loaders.append(kwargs["num_workers"])
+        return real_loader(*args, **kwargs)
+
+    monkeypatch.setattr(torch.utils.data, "DataLoader", counting_loader)
+    runs, started = {}, {}
+    for workers in (0, 2):
+        recipe = image_recipe(root, "store", tmp_path / "store")
+        recipe["dataset"]["loader_workers"] = workers
+        runs[workers] = mmdd.distill(recipe, output_dir=tmp_path / f"w{workers}", progress=False)
+        started[workers], loaders[:] = list(loaders), []
+    assert started[0] == [] and started[2] and set(started[2]) <= {1, 2}  # epochs, prediction, embeddings
+    a, b = (runs[w].synthetic.decode()[0].detach() for w in (0, 2))
+    assert torch.equal(a, b)
+    ev = {w: runs[w].manifest["evaluation"] for w in runs}
+    for name in ("distilled", "random", "herding", "full"):
+        assert ev[2][name]["values"] == ev[0][name]["values"]
+
+
 def test_mmdd_prepare_builds_the_store_a_run_then_reuses(tmp_path, capsys):
     import yaml
 
@@ -252,6 +277,41 @@ def test_decoded_store_refuses_a_folder_of_another_key(tmp_path):
     store = build_store(toy_source(4), tmp_path, progress=False)
     assert DecodedStore.open_if_complete(store.folder, "0" * 64) is None
     assert DecodedStore.open_if_complete(tmp_path / "absent", "0" * 64) is None
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_fashion_mnist_idx_from_the_store_equals_the_in_memory_load(tmp_path, gz):
+    from test_image_datasets import _write_fashion
+
+    from mmdd.domains.image.datasets import load_fashion_mnist
+
+    arrays = _write_fashion(tmp_path / "fm", n_train=40, n_test=12, gz=gz)
+    opts = StorageOptions(storage="store", store_dir=str(tmp_path / "store"))
+    memory = load_fashion_mnist(tmp_path / "fm", val_fraction=0.25)
+    stored = load_fashion_mnist(tmp_path / "fm", val_fraction=0.25, storage=opts)
+    assert isinstance(stored.train.inputs, LazyRows) and stored.info["store"]["storage"] == "store"
+    assert memory.info["store"] == {"storage": "memory"}
+    for name in ("train", "val", "test"):
+        a, b = getattr(memory, name), getattr(stored, name)
+        assert torch.equal(a.labels, b.labels) and torch.equal(a.inputs, materialize(b.inputs))
+    assert np.array_equal((materialize(stored.test.inputs) * 255).round().byte().squeeze(1).numpy(),
+                          arrays["test_images"])
+    assert load_fashion_mnist(tmp_path / "fm", storage=opts).info["store"]["reused"]
+    test_images = next((tmp_path / "fm").glob("t10k-images*"))
+    os.utime(test_images, ns=(1, 1))  # a changed file: never the old store
+    assert not load_fashion_mnist(tmp_path / "fm", storage=opts).info["store"]["reused"]
+
+
+def test_fashion_mnist_store_refuses_images_and_labels_that_disagree(tmp_path):
+    from test_image_datasets import _write_fashion, _write_idx
+
+    from mmdd.domains.image.datasets import load_fashion_mnist
+
+    _write_fashion(tmp_path, n_train=20, n_test=10)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(9, dtype=np.uint8), 2049)
+    opts = StorageOptions(storage="store", store_dir=str(tmp_path / "store"))
+    with pytest.raises(DataError, match="holds 10 images but .*t10k-labels.* holds 9 labels"):
+        load_fashion_mnist(tmp_path, storage=opts)
 
 
 # --------------------------------------------------------------------------------------------

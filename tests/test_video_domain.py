@@ -218,7 +218,8 @@ def test_a_run_streamed_from_the_store_matches_the_in_memory_run(ucf, tmp_path, 
     import mmdd.core.store as store_module
 
     monkeypatch.setattr(store_module, "WORKER_STARTUP_S", 0.0)  # decode in 2 worker processes, however small
-    store = {"storage": "store", "store_dir": str(tmp_path / "store"), "num_workers": 2}
+    store = {"storage": "store", "store_dir": str(tmp_path / "store"), "num_workers": 2,
+             "loader_workers": 1}  # the run reads its stored minibatches in a DataLoader worker
     base = recipe(ucf, tmp_path)
     stored_recipe = recipe(ucf, tmp_path, dataset={**base["dataset"], **store},
                            synthetic={"teacher_epochs": 2, "init": "slide_window"})

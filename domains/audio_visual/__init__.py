@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from mmdd.core.coresets import limit_train, select
+from mmdd.core.batch_reader import read_batches, slices
 from mmdd.core.data import DataSplits, Split, channel_stats
 from mmdd.core.distilled import DistilledDataset
 from mmdd.core.domain import Domain, decoded, labelled_view
@@ -125,7 +126,7 @@ def herding_rows(ws, per_class: int) -> torch.Tensor:
     net = ws.network(ws.eval_network_cfg, make_generator(ws.cfg.seed))
     net.eval()
     with torch.no_grad():
-        feats = torch.cat([net.embed(train.inputs[i:i + 512].to(ws.device)).cpu() for i in range(0, len(train), 512)])
+        feats = torch.cat([net.embed(x).cpu() for x in read_batches(train.inputs, slices(len(train), 512), ws.device)])
     return select("herding", train.labels, ws.data.num_classes, per_class, make_generator(ws.cfg.seed), feats)
 
 

@@ -53,6 +53,10 @@ class AVBatch:
     def detach(self) -> "AVBatch":
         return AVBatch(self.audio.detach(), self.frames.detach())
 
+    def pin_memory(self) -> "AVBatch":
+        """Both modalities in page-locked memory (a DataLoader's ``pin_memory`` calls this)."""
+        return AVBatch(self.audio.pin_memory(), self.frames.pin_memory())
+
     def cpu(self) -> "AVBatch":
         return self.to("cpu")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from mmdd.core.batch_reader import read_batches, slices
 from mmdd.core.evaluation import Samples, build_optimizer
 from mmdd.core.losses import classification_loss
 
@@ -37,9 +38,9 @@ class LateFusionTask:
         net.train()
         inputs, targets = data.inputs, _targets(data)
         order = torch.randperm(len(inputs), generator=gen)
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            x, y = inputs[idx].to(device), targets[idx].to(device)
+        batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+        for idx, x in zip(batches, read_batches(inputs, batches, device)):
+            y = targets[idx].to(device)
             if augment is not None:
                 x = augment(x, gen)
             la, lv = net.logits(x)
@@ -52,8 +53,8 @@ class LateFusionTask:
     def logits(self, net, inputs, device: torch.device, batch_size: int) -> tuple[Tensor, Tensor]:
         net.eval()
         audio, visual = [], []
-        for start in range(0, len(inputs), batch_size):
-            la, lv = net.logits(inputs[start:start + batch_size].to(device))
+        for x in read_batches(inputs, slices(len(inputs), batch_size), device):
+            la, lv = net.logits(x)
             audio.append(la.float().cpu())
             visual.append(lv.float().cpu())
         return torch.cat(audio), torch.cat(visual)

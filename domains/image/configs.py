@@ -36,7 +36,7 @@ FASHION_FILES = "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-im
 
 
 @dataclass
-class FashionMNISTConfig(ImageOptions):
+class FashionMNISTConfig(StorageOptions, ImageOptions):
     """Fashion-MNIST from the original IDX files (Debian's or torchvision's layout)."""
 
     name: str = "fashion_mnist"
@@ -47,7 +47,8 @@ class FashionMNISTConfig(ImageOptions):
 
     def check(self, path: str) -> list[str]:
         return (_root_problems(path, self.root, f"the Fashion-MNIST IDX files ({FASHION_FILES})")
-                + _subset_problems(path, self.train_per_class, self.val_fraction) + self.zca_problems(path))
+                + _subset_problems(path, self.train_per_class, self.val_fraction) + self.zca_problems(path)
+                + self.storage_problems(path))
 
 
 @dataclass

@@ -27,7 +27,7 @@ import torch
 from mmdd.core.data import DataSplits, Split, scan_class_folders, stratified_split  # noqa: F401 (re-exported)
 from mmdd.core.errors import ConfigError, DataError
 from mmdd.core.idx import (FASHION_MNIST_FILES, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,  # noqa: F401 (re-exported)
-                           locate_fashion_files, read_idx)
+                           idx_shape, locate_fashion_files, read_idx)
 from mmdd.core.decode_cache import file_fingerprint
 from mmdd.core.loading import check_fraction, check_root, plan_splits
 from mmdd.core.registry import register_dataset
@@ -139,11 +139,33 @@ def read_digits(cfg: DigitsConfig) -> DataSplits:
 
 
 def _idx_split(images_path: Path, labels_path: Path, num_classes: int) -> Split:
+    labels = _idx_labels(images_path, labels_path, num_classes)
     images = read_idx(images_path, IDX_IMAGES_MAGIC)
+    return Split(torch.from_numpy(images.copy()).unsqueeze(1).float().div_(255.0), labels)
+
+
+class IdxRows:
+    """Consecutive rows of IDX image files for the decoded store (``decode_block``): items are
+    ``(file, row)``; each file is read (and checked) once per build, then sliced."""
+
+    def __init__(self):
+        self._file, self._images = None, None
+
+    def __call__(self, items: list[tuple[str, int]]) -> dict[str, np.ndarray]:
+        path = items[0][0]
+        if path != self._file:
+            self._file, self._images = path, read_idx(path, IDX_IMAGES_MAGIC)
+        first, last = items[0][1], items[-1][1]
+        return {"pixels": np.ascontiguousarray(self._images[first:last + 1, :, :, None])}  # H×W×1, uint8
+
+
+def _idx_labels(images_path: Path, labels_path: Path, num_classes: int) -> torch.Tensor:
+    """The labels of an IDX pair, checked against the images' count (from their header) and the classes."""
+    count = idx_shape(images_path, IDX_IMAGES_MAGIC)[0]
     labels = read_idx(labels_path, IDX_LABELS_MAGIC)
-    if images.shape[0] != labels.shape[0]:
+    if count != labels.shape[0]:
         raise DataError(
-            f"{images_path} holds {images.shape[0]} images but {labels_path} holds "
+            f"{images_path} holds {count} images but {labels_path} holds "
             f"{labels.shape[0]} labels; expected one label per image (mixed-up or truncated files?)"
         )
     if labels.size and int(labels.max()) >= num_classes:
@@ -151,11 +173,35 @@ def _idx_split(images_path: Path, labels_path: Path, num_classes: int) -> Split:
             f"{labels_path}: label {int(labels.max())} out of range; expected labels "
             f"0..{num_classes - 1}"
         )
-    inputs = torch.from_numpy(images.copy()).unsqueeze(1).float().div_(255.0)
-    return Split(inputs, torch.from_numpy(labels.astype(np.int64)))
+    return torch.from_numpy(labels.astype(np.int64))
 
 
-def load_fashion_mnist(root: str | Path, val_fraction: float = 0.0, seed: int = 0) -> DataSplits:
+def stored_idx_splits(loader: str, files: dict[str, Path], num_classes: int, storage: StorageOptions,
+                      progress: bool = True) -> tuple[dict[str, Split], dict]:
+    """The train and test IDX images decoded once into the store (uint8); each split's inputs stream
+    from it as float N×1×H×W in [0, 1]. Returns the splits and the ``info["store"]`` record."""
+    labels = {name: _idx_labels(files[f"{name}_images"], files[f"{name}_labels"], num_classes)
+              for name in ("train", "test")}
+    images = {name: str(files[f"{name}_images"]) for name in labels}
+    source = StoreSource(
+        loader, {"files": {role: [str(p), file_fingerprint(p)] for role, p in sorted(files.items())}},
+        items={name: [(images[name], i) for i in range(len(lab))] for name, lab in labels.items()},
+        labels={name: lab.tolist() for name, lab in labels.items()},
+        ids={name: [f"{images[name]}#{i}" for i in range(len(lab))] for name, lab in labels.items()},
+        decode_block=IdxRows())
+    store = build_store(source, storage.store_dir, num_workers=storage.workers(), progress=progress)
+    splits = {}
+    for name in labels:
+        stored = store.split(name)
+        pixels = stored.fields["pixels"]
+        h, w, c = pixels.row_shape
+        splits[name] = Split(pixels.map(_pixels_to_inputs, (c, h, w), torch.float32, stats_tag="chw-unit"),
+                             stored.labels)
+    return splits, store.record()
+
+
+def load_fashion_mnist(root: str | Path, val_fraction: float = 0.0, seed: int = 0,
+                       storage: StorageOptions | None = None) -> DataSplits:
     """Fashion-MNIST from its original IDX files: 60000 train / 10000 test, N×1×28×28 in [0, 1].
 
     The four files (``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
@@ -163,13 +209,24 @@ def load_fashion_mnist(root: str | Path, val_fraction: float = 0.0, seed: int = 
     ``.gz``) are looked up in ``root``, ``root/raw`` and ``root/FashionMNIST/raw`` (torchvision's
     layout), first folder holding all four wins. The official t10k files are the test split;
     ``val`` is a seeded class-stratified ``val_fraction`` of train (``None`` when 0).
+
+    ``storage`` (:class:`~mmdd.core.store.StorageOptions`; default: in RAM) decides whether the
+    images are held in RAM or decoded once into the store (uint8), from which batches stream.
     """
     val_fraction = check_fraction(val_fraction)
     root = Path(root).expanduser()
     folder, files = locate_fashion_files(root)
     n_cls = len(FASHION_MNIST_CLASSES)
-    train = _idx_split(files["train_images"], files["train_labels"], n_cls)
-    test = _idx_split(files["test_images"], files["test_labels"], n_cls)
+    storage = storage or StorageOptions(storage="memory")
+    decoded = sum(4 * int(np.prod(idx_shape(files[f"{s}_images"], IDX_IMAGES_MAGIC), dtype=np.int64))
+                  for s in ("train", "test"))
+    store_info = {"storage": "memory"}
+    if storage.wants_store(decoded):
+        stored, store_info = stored_idx_splits("fashion_mnist", files, n_cls, storage)
+        train, test = stored["train"], stored["test"]
+    else:
+        train = _idx_split(files["train_images"], files["train_labels"], n_cls)
+        test = _idx_split(files["test_images"], files["test_labels"], n_cls)
     if train.inputs.shape[1:] != test.inputs.shape[1:]:
         raise DataError(
             f"{files['train_images']} holds {tuple(train.inputs.shape[2:])} images but "
@@ -191,13 +248,15 @@ def load_fashion_mnist(root: str | Path, val_fraction: float = 0.0, seed: int = 
             "split_rule": plan.rule,
             "seed": seed,
             "val_fraction": val_fraction,
+            "store": store_info,
         },
     )
 
 
 @register_dataset("image", "fashion_mnist", config=FashionMNISTConfig)
 def read_fashion_mnist(cfg: FashionMNISTConfig) -> DataSplits:
-    return load_fashion_mnist(Path(cfg.root).expanduser(), val_fraction=cfg.val_fraction, seed=cfg.split_seed)
+    return load_fashion_mnist(Path(cfg.root).expanduser(), val_fraction=cfg.val_fraction, seed=cfg.split_seed,
+                              storage=cfg)
 
 
 # --------------------------------------------------------------------------------------------

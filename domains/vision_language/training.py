@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from mmdd.core.batch_reader import read_batches, slices
 from mmdd.core.evaluation import build_optimizer
 
 from .networks import contrastive_loss
@@ -66,11 +67,9 @@ def contrastive_epoch(net: nn.Module, opt: torch.optim.Optimizer, data: PairTens
     n = data.num_images
     order = torch.randperm(n, generator=gen)
     caps = data.pick_captions(gen)
-    for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
-        if idx.numel() < 2:  # one pair gives no negatives
-            continue
-        x = data.images[idx]
+    batches = [order[start:start + batch_size] for start in range(0, n, batch_size)]
+    batches = [idx for idx in batches if idx.numel() >= 2]  # one pair gives no negatives
+    for idx, x in zip(batches, read_batches(data.images, batches, None)):
         if augment is not None:
             x = augment(x, gen)
         t = data.text[caps[idx]]
@@ -85,8 +84,7 @@ def contrastive_epoch(net: nn.Module, opt: torch.optim.Optimizer, data: PairTens
 @torch.no_grad()
 def embed_split(net: nn.Module, data: PairTensors, device: torch.device, batch: int = 512) -> tuple[Tensor, Tensor]:
     net.eval()
-    img = torch.cat([net.encode_image(data.images[i:i + batch].to(device)).cpu()
-                     for i in range(0, data.num_images, batch)])
+    img = torch.cat([net.encode_image(x).cpu() for x in read_batches(data.images, slices(data.num_images, batch), device)])
     txt = torch.cat([net.encode_text(data.text[i:i + batch].to(device)).cpu()
                      for i in range(0, data.text.shape[0], batch)])
     return img, txt
