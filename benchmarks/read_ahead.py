@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import sys
 from pathlib import Path
 
@@ -57,9 +58,8 @@ def measure(kind: str, scale: int, work: Path, repeats: int) -> list[dict]:
         raise AssertionError(f"{kind}: evaluation scores differ between reading inline and ahead: {scores}")
     rows = []
     for workers, rs in runs.items():
-        secs = sorted(r["eval_s"] for r in rs)
         rows.append({"dataset_kind": kind, "scale": scale, "phase": "evaluate", "loader_workers": workers,
-                     "train_size": rs[0]["train_size"], "eval_s": secs[len(secs) // 2],
+                     "train_size": rs[0]["train_size"], "eval_s": round(statistics.median(r["eval_s"] for r in rs), 3),
                      "eval_s_runs": [r["eval_s"] for r in rs], "peak_anon_bytes": max(r["peak"] for r in rs),
                      "scores": rs[0]["scores"]})
     base = rows[0]["eval_s"]
@@ -71,7 +71,7 @@ def measure(kind: str, scale: int, work: Path, repeats: int) -> list[dict]:
 def markdown(result: dict) -> str:
     lines = [f"## {result['benchmark']}", "", f"- machine: {result['machine']}", f"- data: {result['data']}",
              f"- protocol: {result['protocol']}", "",
-             "| data | scale | train rows | loader workers | evaluation s (median) | runs | speed-up | peak anon MiB |",
+             "| data | scale | train rows | loader workers | evaluation s (median) | runs | speed-up | peak anon MiB (process + workers) |",
              "|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(f"| {r['dataset_kind']} | {r['scale']}× | {r['train_size']:,} | {r['loader_workers']} | "

@@ -27,9 +27,15 @@ SYNTHETIC_SETS: Registry[type] = Registry("synthetic set")
 
 @dataclass
 class SyntheticConfig:
-    """Recipe section ``synthetic``: how the synthetic set starts and what it learns."""
+    """Recipe section ``synthetic``: how the synthetic set starts and what it learns.
 
-    init: Literal["real", "noise"] = "real"
+    ``init``: ``real`` (random real samples per class), ``noise`` (N(0, 1)) or ``real_correct``
+    (DATM's ``samples_predicted_correctly``: real samples the experts classify correctly; trajectory
+    matching only — the set starts as ``real`` and the matcher replaces the samples before the first
+    step, see ``TrajectoryMatcher.correctly_classified_real``).
+    """
+
+    init: Literal["real", "noise", "real_correct"] = "real"
     soft_labels: bool = False
     learn_lr: bool = False
     lr_init: float = 0.01
@@ -182,10 +188,11 @@ class PixelSet(SyntheticSet):
         """``ipc`` samples per class drawn from ``real`` (a ClassIndex) with ``init: real``, else N(0, 1)."""
         labels = real.split.labels
         multi_hot = None
-        if options.init == "real" and is_multi_label(labels):  # an image positive for two labels is drawn once
+        from_real = options.init in ("real", "real_correct")  # real_correct: replaced by the matcher (above)
+        if from_real and is_multi_label(labels):  # an image positive for two labels is drawn once
             rows = random_subset(labels, real.num_classes, ipc, gen)
             inputs, multi_hot = real.split.inputs[rows].clone(), labels[rows]
-        elif options.init == "real":
+        elif from_real:
             rows = torch.cat([real.sample_indices(c, ipc, gen) for c in range(real.num_classes)])
             inputs = real.split.inputs[rows].clone()
         else:

@@ -49,7 +49,7 @@ from mmdd.core.experiment_log import ExperimentLog, check_available, open_sinks,
 from mmdd.core.matchers import MATCHERS, Matcher, MatchingContext
 from mmdd.core.media import MediaFiles
 from mmdd.core.viewable import Viewable
-from mmdd.core.seeding import make_generator
+from mmdd.core.seeding import derived_generator, make_generator
 from mmdd.core.synthetic import SyntheticSet, rebuild
 from mmdd.core.tracking import ValidationTracker
 from mmdd.core.trajectories import ExpertBuffer
@@ -260,6 +260,10 @@ def check_draws(cfg: RecipeConfig, world_size: int) -> None:
         return
     methods = [("method", cfg.method)] + [(f"stages.{name}.method", stage.method) for name, stage in cfg.stages.items()]
     for key, method in methods:
+        if getattr(method, "teacher_labels", False):
+            raise ConfigError(f"{key}.teacher_labels: TESLA's labels are recomputed from each draw's expert, so with "
+                              f"{total} draws per iteration they would differ between draws and processes; run it "
+                              f"with one draw (plain `mmdd run`, distributed.draws_per_rank=1)")
         spec = MATCHERS.get(method.name, f"{key}.name")
         if not spec.multi_draw:
             raise ConfigError(f"{key}.name: {method.name!r} is not supported with {total} draws per iteration "
@@ -440,6 +444,14 @@ def _stage_parts(state: RunState, index: int, stage: Stage):
     syn.set_stage(stage.name)
     matcher = build_matcher(state.ws, stage)
     resuming = state.checkpoint is not None and index == state.first_stage
+    if stage.name == MAIN and not resuming and cfg.synthetic.init == "real_correct":
+        if not hasattr(matcher, "correctly_classified_real") or syn.kind != "pixels":
+            raise ConfigError(f"synthetic.init: real_correct picks real samples the experts classify correctly; "
+                              f"method {stage.method.name!r} with a {syn.kind!r} set has no experts to ask (use "
+                              f"init: real)")
+        rows = matcher.correctly_classified_real(state.ws.real, syn.ipc, derived_generator(cfg.seed, "real_correct"))
+        with torch.no_grad():
+            syn.inputs.copy_(state.ws.real.split.inputs[rows])
     if stage.name == MAIN and not resuming and cfg.synthetic.soft_labels:
         with torch.no_grad():  # e.g. from an expert's logits
             logits = matcher.initial_label_logits(syn.decode()[0], syn.labels)

@@ -394,3 +394,87 @@ def test_the_soft_labels_may_have_their_own_momentum():
     cfg = SimpleNamespace(lr_inputs=1.0, lr_labels=2.0, lr_lr=0.0, momentum=0.5, label_momentum=0.9)
     groups = {g["name"]: g for g in make_optimizer(syn, cfg).param_groups}
     assert groups["inputs"]["momentum"] == 0.5 and groups["labels"]["momentum"] == 0.9
+
+
+def test_soft_label_epoch_final_reads_the_experts_last_snapshot(buffer):
+    inputs = syn_set().inputs.detach()
+    final = matcher_for(buffer, "exact", soft_label_epoch="final")
+    assert final.label_epoch() == buffer.num_epochs
+    snapshot = buffer.snapshot(buffer.experts[0], buffer.num_epochs)
+    with torch.no_grad():
+        expected = torch.func.functional_call(final.net, {**snapshot, **final.buffers}, (inputs,))
+    torch.testing.assert_close(final.initial_label_logits(inputs, None), expected)
+    assert not torch.allclose(matcher_for(buffer, "exact").initial_label_logits(inputs, None), expected)
+
+
+def test_tesla_teacher_labels_are_the_drawn_experts_target_epoch_softmax(buffer):
+    m = matcher_for(buffer, "exact", teacher_labels=True)
+    syn = syn_set(soft=True)
+    before = syn.label_logits.detach().clone()
+    loss = m(syn, None, make_generator(7))
+    seg = m.draw_segment(syn.inputs.shape[0], make_generator(7))  # the same draw again
+    with torch.no_grad():
+        expected = torch.func.functional_call(m.net, {**seg.target, **m.buffers}, (syn.inputs,))
+    torch.testing.assert_close(syn.label_logits.detach(), expected)
+    assert not torch.allclose(before, expected) and syn.decode()[1].sum(1).allclose(torch.ones(6))
+    loss.backward()
+    assert syn.label_logits.grad is None  # recomputed, never learned
+    with pytest.raises(ConfigError, match="synthetic.soft_labels: true"):
+        m(syn_set(soft=False), None, make_generator(7))
+    from mmdd.config import build
+
+    with pytest.raises(ConfigError, match="lr_labels: 0"):
+        build(TMConfig, {"teacher_labels": True, "lr_labels": 1.0}, "method")
+
+
+def test_datm_init_keeps_real_samples_the_experts_classify_correctly(buffer):
+    from mmdd.core.data import ClassIndex, Split
+    from mmdd.core.errors import DataError
+
+    x, y = toy_data()
+    real = ClassIndex(Split(x, y), CLASSES)
+    m = matcher_for(buffer, "exact", soft_label_epoch="final")
+    rows = m.correctly_classified_real(real, 2, make_generator(0))
+    assert torch.equal(y[rows], torch.arange(CLASSES).repeat_interleave(2)) and rows.unique().numel() == 6
+    correct = torch.zeros(len(y), dtype=torch.bool)
+    for k in buffer.experts:
+        correct |= m.expert_logits(k, x).argmax(1) == y
+    assert bool(correct[rows].all())
+    assert torch.equal(rows, m.correctly_classified_real(real, 2, make_generator(0)))  # seeded
+    with pytest.raises(DataError, match="classified correctly"):
+        m.correctly_classified_real(real, int(correct.sum()) + 1, make_generator(0))
+
+
+def test_teacher_labels_are_refused_with_several_draws_per_iteration():
+    from mmdd.run import load_config
+
+    recipe = json.loads(json.dumps(MTT_RECIPE))
+    recipe["synthetic"]["soft_labels"] = True
+    recipe["method"].update({"teacher_labels": True})
+    recipe["distributed"] = {"draws_per_rank": 2}
+    from mmdd.run import check_draws
+
+    with pytest.raises(ConfigError, match="teacher_labels: TESLA's labels"):
+        check_draws(load_config(recipe), 1)
+
+
+def test_a_run_with_datms_init_and_teslas_labels(tmp_path):
+    recipe = json.loads(json.dumps(MTT_RECIPE))
+    recipe["experts"]["dir"] = str(tmp_path / "experts")
+    recipe["synthetic"].update({"soft_labels": True, "init": "real_correct"})
+    recipe["method"].update({"iterations": 2, "teacher_labels": True, "soft_label_epoch": "final"})
+    from mmdd.experts import generate_experts
+
+    generate_experts(recipe, progress=False)
+    run = mmdd.distill(recipe, output_dir=tmp_path / "run", evaluate=False, progress=False)
+    assert run.manifest["status"] == "complete"
+    probs = run.synthetic.decode()[1]
+    assert probs.shape == (10, 10) and torch.allclose(probs.sum(1), torch.ones(10))
+    assert not torch.allclose(run.synthetic.label_logits, torch.nn.functional.one_hot(run.synthetic.labels, 10) * 5.0)
+    noise = json.loads(json.dumps(recipe))
+    noise["method"]["name"] = "dm"
+    for key in ("syn_steps", "expert_epochs", "max_start_epoch", "lr_lr", "solver", "teacher_labels",
+                "soft_label_epoch"):
+        noise["method"].pop(key)
+    with pytest.raises(ConfigError, match="real_correct"):
+        mmdd.distill(noise, output_dir=tmp_path / "dm", evaluate=False, progress=False)

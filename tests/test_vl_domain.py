@@ -112,6 +112,27 @@ def test_contrastive_loss_identity_targets_equal_infonce():
     assert not torch.allclose(plain, contrastive_loss(img, txt, 0.1, torch.full((5, 5), 0.2)))
 
 
+def test_lors_weighted_bce_on_a_hand_computed_case():
+    """LoRS' WBCE: BCE of sigmoid(cos/τ) against S, the mean over S > ½ and the mean over the rest averaged."""
+    img = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    txt = torch.tensor([[0.6, 0.8], [0.0, 1.0]])
+    targets = torch.tensor([[0.9, 0.2], [0.1, 0.7]])
+    logits = (img @ txt.t()) / 0.5  # [[1.2, 0], [1.6, 2]]
+
+    def bce(z: float, y: float) -> float:
+        p = 1 / (1 + math.exp(-z))
+        return -(y * math.log(p) + (1 - y) * math.log(1 - p))
+
+    pos = (bce(1.2, 0.9) + bce(2.0, 0.7)) / 2  # the diagonal: S > ½
+    neg = (bce(0.0, 0.2) + bce(1.6, 0.1)) / 2
+    assert float(logits[1, 0]) == pytest.approx(1.6)
+    assert float(contrastive_loss(img, txt, 0.5, targets, "wbce")) == pytest.approx((pos + neg) / 2, rel=1e-6)
+    # without targets (no similarity mining) every kind is the plain InfoNCE
+    assert torch.equal(contrastive_loss(img, txt, 0.5, None, "wbce"), contrastive_loss(img, txt, 0.5))
+    with pytest.raises(ValueError, match="kind"):
+        contrastive_loss(img, txt, 0.5, targets, "bce")
+
+
 def test_retrieval_recall_on_a_known_case():
     img = torch.eye(3)
     # captions 0,1 → image 0; 2 → image 1; 3 → image 2 (caption 3 scores image 0 higher: an IR miss;
@@ -175,6 +196,56 @@ def test_groups_are_normalised_independently():
     assert groups["text"] == ["text.weight", "text.bias"]
 
 
+def test_merged_branch_normalisation_divides_the_summed_distances():
+    """LoRS' --merge_loss_branches: (Σ_img + Σ_txt distances) / (Σ_img + Σ_txt start distances)."""
+    from types import SimpleNamespace
+
+    from mmdd.domains.vision_language.matching import BiTrajectoryMatcher
+
+    start = {"image.w": torch.zeros(3), "text.w": torch.zeros(2)}
+    target = {"image.w": torch.full((3,), 10.0), "text.w": torch.full((2,), 0.1)}
+    final = {"image.w": torch.full((3,), 5.0), "text.w": torch.full((2,), 0.0)}
+    members = {"image": ["image.w"], "text": ["text.w"]}
+    groups = {mode: BiTrajectoryMatcher.loss_groups.fget(SimpleNamespace(cfg=BiTMConfig(branch_norm=mode),
+                                                                          members=members))
+              for mode in ("per_branch", "merged")}
+    assert groups["per_branch"] == members and groups["merged"] == {"image+text": ["image.w", "text.w"]}
+    assert float(group_loss(final, start, target, groups["per_branch"])) == pytest.approx(0.25 + 1.0)
+    merged = (3 * 25 + 2 * 0.01) / (3 * 100 + 2 * 0.01)  # the text branch's scale barely counts
+    assert float(group_loss(final, start, target, groups["merged"])) == pytest.approx(merged)
+
+
+def test_lors_heads_no_image_projection_and_the_residual_text_head():
+    pytest.importorskip("timm")
+    cfg = DualEncoderConfig(image_encoder="timm", model="vit_tiny_patch16_224", embed_dim=192, image_projection=False,
+                            text_head="residual")
+    net = build_dual_encoder(cfg, (3, 32, 32), 6, torch.Generator().manual_seed(0))
+    assert net.image.proj is None
+    head = net.text
+    t = torch.randn(4, 6, generator=torch.Generator().manual_seed(1))
+    h = t @ head.project.weight.t() + head.project.bias
+    u = h + torch.nn.functional.gelu(h) @ head.fc.weight.t() + head.fc.bias
+    expected = (u - u.mean(1, keepdim=True)) / torch.sqrt(u.var(1, unbiased=False, keepdim=True) + 1e-5)
+    assert torch.allclose(net.text(t), expected, atol=1e-5)  # LayerNorm starts at weight 1, bias 0
+    with pytest.raises(ConfigError, match="embedding \\(192-d\\), but network.embed_dim is 64"):
+        build_dual_encoder(DualEncoderConfig(image_encoder="timm", model="vit_tiny_patch16_224", embed_dim=64,
+                                             image_projection=False), (3, 32, 32), 6, torch.Generator().manual_seed(0))
+
+
+def test_lors_recipes_carry_their_scripts_settings():
+    flickr100 = load_config("vision_language/flickr30k-lors-pairs100")
+    coco500 = load_config("vision_language/coco-lors-pairs500")
+    assert (flickr100.method.lr_inputs, flickr100.method.lr_sim, flickr100.method.sim_rank,
+            flickr100.method.sim_alpha, flickr100.method.batch_syn) == (100.0, 10.0, 10, 3.0, 20)
+    assert flickr100.method.branch_norm == "per_branch" and coco500.method.branch_norm == "merged"
+    assert (coco500.method.lr_inputs, coco500.method.lr_sim, coco500.method.sim_rank, coco500.network.temperature) == (
+        5000.0, 500.0, 40, 0.1)
+    for cfg in (flickr100, coco500):
+        assert cfg.method.sim_loss == "wbce" and not cfg.network.image_projection and cfg.network.embed_dim == 2304
+    cpu = load_config("vision_language/coco-lors-pairs500", ["profile=cpu"])
+    assert cpu.network.image_encoder == "convnet" and cpu.network.image_projection and cpu.method.sim_loss == "infonce"
+
+
 def _lora_net(encoder: str, tmp_path: Path):
     if encoder == "timm":
         pytest.importorskip("timm")
@@ -222,8 +293,10 @@ def test_lora_mode_matches_only_adapter_weights(encoder, tmp_path):
     assert math.isfinite(float(loss.detach())) and syn.images.grad.abs().sum() > 0 and syn.text.grad.abs().sum() > 0
 
 
-def test_constant_memory_solver_agrees_with_exact(flickr, bert, tmp_path):
-    cfg = load_config(recipe(flickr, bert, tmp_path, similarity=True, sim_rank=2))
+@pytest.mark.parametrize("published", [False, True])
+def test_constant_memory_solver_agrees_with_exact(flickr, bert, tmp_path, published):
+    lors = {"sim_loss": "wbce", "branch_norm": "merged"} if published else {}
+    cfg = load_config(recipe(flickr, bert, tmp_path, similarity=True, sim_rank=2, **lors))
     generate_experts(cfg, progress=False)
     ws = setup(cfg)
     grads = {}

@@ -39,7 +39,7 @@ from torch.func import functional_call
 
 from ..checks import at_least, positive
 from ..data import ClassIndex
-from ..errors import ConfigError, RunError
+from ..errors import ConfigError, DataError, RunError
 from ..losses import classification_loss
 from ..synthetic import SyntheticSet
 from .base import MATCHERS, Matcher, MatcherSpec, MatchingContext
@@ -68,10 +68,17 @@ class TMConfig:
     solver: Literal["exact", "constant_memory"] = "exact"
     augment: bool = True
     groups: dict | None = None
-    #: learned soft labels start from: "expert" — the first expert's logits at max_start_epoch (the
-    #: MTT-family codes' rule); "experts_correct" — the logits averaged over the experts (at
-    #: max_start_epoch) that classify the sample correctly (DATM's initialisation)
+    #: learned soft labels start from: "expert" — the first expert's logits (the MTT-family codes'
+    #: rule); "experts_correct" — the logits averaged over the experts that classify the sample
+    #: correctly (DATM's initialisation); both at ``soft_label_epoch``
     soft_label_init: Literal["expert", "experts_correct"] = "expert"
+    #: the expert snapshot those logits come from: "max_start" (max_start_epoch) or "final" (the
+    #: experts' last epoch, DATM's ``Label_Model_Timestamp: -1``)
+    soft_label_epoch: Literal["max_start", "final"] = "max_start"
+    #: TESLA's teacher labels: on every draw the labels are the softmax of the drawn expert's
+    #: target-epoch logits on the current synthetic inputs — recomputed, never learned (needs
+    #: synthetic.soft_labels: true and lr_labels 0; one draw per iteration)
+    teacher_labels: bool = False
     #: the SGD momentum of the soft labels (None: ``momentum``, as for the images; DATM gives labels their own)
     label_momentum: float | None = None
     #: where segments start: "uniform" in [min_start_epoch, max_start_epoch) (MTT); "expanding" —
@@ -84,6 +91,9 @@ class TMConfig:
     def check(self, path: str) -> list[str]:
         problems = at_least(self, path, ("iterations", "syn_steps", "expert_epochs", "batch_syn"))
         problems += positive(self, path, ("lr_inputs",))
+        if self.teacher_labels and self.lr_labels != 0:
+            problems.append(f"{path}.teacher_labels: TESLA's labels are recomputed from the experts every draw, "
+                            f"not learned; set lr_labels: 0 (got {self.lr_labels})")
         if self.label_momentum is not None and not 0 <= self.label_momentum < 1:
             problems.append(f"{path}.label_momentum must be in [0, 1) or null, got {self.label_momentum}")
         if self.start_schedule == "expanding":
@@ -185,15 +195,26 @@ class TrajectoryMatcher(Matcher):
     def group_names(self) -> list[str]:
         return list(self.members)
 
-    def expert_logits(self, expert, inputs: Tensor) -> Tensor:
-        snapshot = {n: t.to(self.context.device) for n, t in self.experts.snapshot(expert, self.cfg.max_start_epoch).items()}
+    def label_epoch(self) -> int:
+        """The expert snapshot soft labels and DATM's image selection read (``soft_label_epoch``)."""
+        return self.experts.num_epochs if self.cfg.soft_label_epoch == "final" else self.cfg.max_start_epoch
+
+    def logits_at(self, params: dict[str, Tensor], inputs: Tensor, batch: int = 256) -> Tensor:
+        """The network's logits with ``params`` on ``inputs`` (no graph; ``batch`` rows at a time)."""
         with torch.no_grad():
-            return functional_call(self.net, {**snapshot, **self.buffers}, (inputs.detach(),)).float()
+            return torch.cat([functional_call(self.net, {**params, **self.buffers},
+                                              (inputs[i:i + batch].detach().to(self.context.device),)).float()
+                              for i in range(0, inputs.shape[0], batch)])
+
+    def expert_logits(self, expert, inputs: Tensor, epoch: int | None = None) -> Tensor:
+        epoch = self.label_epoch() if epoch is None else epoch
+        snapshot = {n: t.to(self.context.device) for n, t in self.experts.snapshot(expert, epoch).items()}
+        return self.logits_at(snapshot, inputs)
 
     def initial_label_logits(self, inputs: Tensor, labels: Tensor | None = None) -> Tensor:
-        """Soft-label initialisation at ``max_start_epoch`` (``soft_label_init``): the first expert's logits,
+        """Soft-label initialisation at ``soft_label_epoch`` (``soft_label_init``): the first expert's logits,
         or the mean logits of the experts that classify each sample correctly (a sample no expert gets
-        right keeps the first expert's)."""
+        right keeps the first expert's). With ``teacher_labels`` the first draw overwrites them."""
         first = self.expert_logits(self.experts.experts[0], inputs)
         if self.cfg.soft_label_init == "expert" or labels is None or labels.dim() != 1:
             return first
@@ -203,6 +224,32 @@ class TrajectoryMatcher(Matcher):
             right = (logits.argmax(dim=1) == labels.to(logits.device)).float().unsqueeze(1)
             total, count = total + logits * right, count + right
         return torch.where(count > 0, total / count.clamp_min(1), first)
+
+    def correctly_classified_real(self, real, ipc: int, gen: torch.Generator) -> Tensor:
+        """DATM's image initialisation (``synthetic.init: real_correct``): per class, real samples in a
+        seeded random order, keeping the first ``ipc`` that the first expert's snapshot at
+        ``soft_label_epoch`` classifies correctly; a class short of them continues with the next
+        expert, and so on. Returns the row indices into ``real.split``, class-major."""
+        if real.split.labels.dim() != 1:
+            raise ConfigError("synthetic.init: real_correct picks samples an expert classifies correctly, which "
+                              "needs one class per sample; this data set is multi-label")
+        rows = []
+        for c in range(real.num_classes):
+            pool = real.indices[c][torch.randperm(real.count(c), generator=gen)]
+            kept = torch.empty(0, dtype=torch.long)
+            for expert in self.experts.experts:
+                rest = pool[~torch.isin(pool, kept)]
+                logits = self.expert_logits(expert, real.split.inputs[rest])
+                right = rest[(logits.argmax(dim=1).cpu() == c)]
+                kept = torch.cat([kept, right[:ipc - kept.numel()]])
+                if kept.numel() == ipc:
+                    break
+            if kept.numel() < ipc:
+                raise DataError(f"synthetic.init: real_correct: only {kept.numel()} samples of class {c} are "
+                                f"classified correctly by any of the {len(self.experts.experts)} experts at epoch "
+                                f"{self.label_epoch()}; budget.ipc is {ipc} (use init: real)")
+            rows.append(kept)
+        return torch.cat(rows)
 
     def start_upper_bound(self) -> int:
         """The exclusive upper bound of this iteration's start epoch (``start_schedule``)."""
@@ -250,6 +297,12 @@ class TrajectoryMatcher(Matcher):
         logits = functional_call(self.net, {**params, **self.buffers}, (x,))
         return classification_loss(logits, y)
 
+    @property
+    def loss_groups(self) -> dict[str, list[str]]:
+        """The parameter groups the matching loss normalises each on its own (default: the lr groups,
+        ``members``; a subclass may merge them)."""
+        return self.members
+
     def student_lrs(self, syn: SyntheticSet) -> Tensor:
         lrs = syn.student_lrs()
         if lrs is None:
@@ -271,7 +324,7 @@ class TrajectoryMatcher(Matcher):
             loss = self._step_loss({**frozen, **params}, self._inputs(inputs, idx, draw), targets[idx.to(targets.device)])
             grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
             params = {n: p - lr_of[self.group_of[n]] * g for (n, p), g in zip(params.items(), grads)}
-        return group_loss(params, seg.start, seg.target, self.members)
+        return group_loss(params, seg.start, seg.target, self.loss_groups)
 
     def forward_sweep(self, inputs: Tensor, targets: Tensor, lr_values: dict[str, float], seg: Segment
                       ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
@@ -300,10 +353,10 @@ class TrajectoryMatcher(Matcher):
         y_leaf = targets.detach().requires_grad_(soft)
         thetas, params = self.forward_sweep(inputs, targets, lr_values, seg)
         with torch.no_grad():
-            value = group_loss(params, seg.start, seg.target, self.members)
+            value = group_loss(params, seg.start, seg.target, self.loss_groups)
         # a = ∂L/∂θ_N, analytic for the normalised squared distance.
         adj = {}
-        for names_g in self.members.values():
+        for names_g in self.loss_groups.values():
             den = sum(((seg.start[n] - seg.target[n]) ** 2).sum() for n in names_g).clamp_min(1e-12)
             for n in names_g:
                 adj[n] = 2.0 * (params[n] - seg.target[n]) / den
@@ -342,6 +395,13 @@ class TrajectoryMatcher(Matcher):
         inputs, targets = syn.decode()
         lrs = self.student_lrs(syn)
         seg = self.draw_segment(inputs.shape[0], gen)
+        if self.cfg.teacher_labels:  # TESLA: the drawn expert's target-epoch softmax, kept in the set
+            if not getattr(syn, "soft_labels", False):
+                raise ConfigError("method.teacher_labels sets the synthetic labels from the experts; set "
+                                  "synthetic.soft_labels: true")
+            with torch.no_grad():
+                syn.label_logits.copy_(self.logits_at(seg.target, inputs))
+            targets = syn.decode()[1].detach()
         solve = self.exact if self.cfg.solver == "exact" else self.constant_memory
         return solve(inputs, targets, lrs, seg)
 

@@ -146,7 +146,10 @@ def _network_text(cfg: DualEncoderConfig) -> str:
         enc = f"ConvNet-{cfg.depth} w{cfg.width} {cfg.norm}"
     else:
         enc = f"{cfg.image_encoder} {cfg.model}" + (f" + LoRA r{cfg.lora.rank}" if cfg.lora.enabled else "")
-    return f"dual encoder ({enc}; text head {cfg.text_layers}-layer; embed {cfg.embed_dim}; τ={cfg.temperature:g})"
+        if not cfg.image_projection:
+            enc += ", no image projection"
+    head = "residual (LoRS)" if cfg.text_head == "residual" else f"{cfg.text_layers}-layer"
+    return f"dual encoder ({enc}; text head {head}; embed {cfg.embed_dim}; τ={cfg.temperature:g})"
 
 
 class VisionLanguageDomain(Domain):
@@ -228,7 +231,8 @@ class VisionLanguageDomain(Domain):
         with torch.no_grad():
             sim = syn.similarity_matrix()
             pairs = PairTensors(syn.images.detach().cpu(), syn.text.detach().cpu(), torch.arange(syn.num_pairs),
-                                sim=None if sim is None else sim.detach().cpu())
+                                sim=None if sim is None else sim.detach().cpu(),
+                                sim_loss=getattr(ws.cfg.method, "sim_loss", "infonce"))
         return EvalSet(pairs, syn.learned_lrs() if ev.use_learned_lr else None)
 
     def baseline_set(self, ws, name: str, syn=None) -> EvalSet:

@@ -150,7 +150,13 @@ class DualEncoderConfig:
     ``image_encoder``: ``convnet`` (the core ConvNet from scratch: depth / width / norm / pooling),
     ``open_clip`` (``model``: architecture name or JSON config; ``weights``: local file; the vision
     tower only) or ``timm`` (``model``: a timm architecture; ``weights``: local file or null for
-    random init). ``text_layers``: 1 = a linear head, 2 = Linear-ReLU-Linear (``text_hidden``).
+    random init). ``image_projection``: a Linear from the encoder's output to ``embed_dim`` (timm /
+    open_clip; ``false`` uses the encoder's output as the embedding, as LoRS does with NFNet's 2304-d
+    features, and then ``embed_dim`` must equal that size). ``text_head``: ``mlp`` — ``text_layers``
+    1 = a linear head, 2 = Linear-ReLU-Linear (``text_hidden``); ``residual`` — LoRS' projection head:
+    Linear to ``embed_dim`` (h), then GELU-Linear added to h, then LayerNorm (LoRS' head also has a
+    dropout of 0.1 after the second Linear, which mmdd leaves out: the bi-trajectory solvers replay
+    each student step and need the same function both times, and every draw here is seeded).
     ``temperature`` τ: logits = cos-similarity / τ, the same for experts, matching and evaluation.
     """
 
@@ -165,6 +171,8 @@ class DualEncoderConfig:
     model: str | None = None
     weights: str | None = None
     freeze_image: bool = False
+    image_projection: bool = True
+    text_head: Literal["mlp", "residual"] = "mlp"
     text_layers: int = 1
     text_hidden: int = 512
     lora: LoRAConfig = field(default_factory=LoRAConfig)
@@ -185,6 +193,11 @@ class DualEncoderConfig:
                             "image_encoder open_clip or timm")
         if self.text_layers not in (1, 2):
             problems.append(f"{path}.text_layers must be 1 or 2, got {self.text_layers}")
+        if self.text_head not in ("mlp", "residual"):
+            problems.append(f"{path}.text_head must be mlp or residual, got {self.text_head!r}")
+        if not self.image_projection and self.image_encoder == "convnet":
+            problems.append(f"{path}.image_projection: false applies to timm / open_clip encoders (the ConvNet's "
+                            "classifier is its projection)")
         return problems
 
 
@@ -201,6 +214,13 @@ class BiTMConfig(TMConfig):
     targets of the contrastive loss; its tensors count in the storage budget. ``sim_symmetric:
     true`` uses the symmetric low-rank part, S = diag(a) + (α/r)·½(L·Rᵀ + R·Lᵀ) (same tensors, same
     storage), so the image→text targets (rows of S) and the text→image targets (rows of Sᵀ) agree.
+
+    ``sim_loss`` is the loss against S, in the student's steps and when the distilled set is
+    evaluated: ``infonce`` (mmdd's reading: S as soft InfoNCE targets) or ``wbce`` (LoRS' published
+    loss: class-balanced BCE on sigmoid logits); without similarity mining it is always InfoNCE.
+    ``branch_norm``: ``per_branch`` divides each tower's distance to the target by its own start
+    distance and sums the two (LoRS' default, its Flickr scripts); ``merged`` divides the summed
+    distances by the summed start distances (LoRS' ``--merge_loss_branches``, its COCO scripts).
     """
 
     name: str = "bitm"
@@ -210,6 +230,8 @@ class BiTMConfig(TMConfig):
     sim_rank: int = 10
     sim_alpha: float = 1.0
     sim_symmetric: bool = False
+    sim_loss: Literal["infonce", "wbce"] = "infonce"
+    branch_norm: Literal["per_branch", "merged"] = "per_branch"
     lr_init_text: float | None = None  # the text group's initial student lr (default: synthetic.lr_init)
 
     def check(self, path: str) -> list[str]:
@@ -220,4 +242,8 @@ class BiTMConfig(TMConfig):
             problems.append(f"{path}.sim_rank must be ≥ 1, got {self.sim_rank}")
         if self.lr_text < 0 or self.lr_sim < 0:
             problems.append(f"{path}: lr_text and lr_sim must be ≥ 0")
+        if self.sim_loss not in ("infonce", "wbce"):
+            problems.append(f"{path}.sim_loss must be infonce or wbce, got {self.sim_loss!r}")
+        if self.branch_norm not in ("per_branch", "merged"):
+            problems.append(f"{path}.branch_norm must be per_branch or merged, got {self.branch_norm!r}")
         return problems

@@ -4,13 +4,16 @@
 and changes three things:
 
 * **groups** — two named groups, ``image`` (trainable parameters under ``image.``) and ``text``
-  (under ``text.``), each normalised on its own by the core ``group_loss`` and each with its own
+  (under ``text.``), each (by default) normalised on its own by the core ``group_loss`` and each with its own
   learnable student lr (the :class:`~.synthetic.PairSet` learns two). Frozen parameters (a LoRA
   model's base weights) are in no group: they are not stored in the experts and not matched. In
   LoRA mode the image group is exactly the adapter tensors (``lora_*``), checked at build time;
 * **the student's loss** (``_step_loss``) — the bidirectional InfoNCE of the dual encoder with the
   network's temperature; the text side is the minibatch's rows of the learnable text embeddings,
-  and with similarity mining the targets are the minibatch's block of S instead of the identity;
+  and with similarity mining the targets are the minibatch's block of S instead of the identity
+  (``method.sim_loss``: as InfoNCE soft targets, or LoRS' class-balanced BCE);
+* **the normalisation** (``loss_groups``) — per tower, or both towers merged
+  (``method.branch_norm``); the learnable lrs stay one per tower either way;
 * **the expert check** — experts store only trainable parameters, so the buffer is checked
   against those.
 
@@ -76,7 +79,14 @@ class BiTrajectoryMatcher(TrajectoryMatcher):
         # the math attention kernel: fused CPU/GPU kernels have no double backward (ViT towers)
         with sdpa_kernel(SDPBackend.MATH):
             img, txt = functional_call(self.net, {**params, **self.buffers}, (x, text))
-        return contrastive_loss(img, txt, self.temperature, sim)
+        return contrastive_loss(img, txt, self.temperature, sim, self.cfg.sim_loss)
+
+    @property
+    def loss_groups(self) -> dict[str, list[str]]:
+        """``per_branch``: image and text each normalised on its own; ``merged``: one group of both."""
+        if self.cfg.branch_norm == "merged":
+            return {"image+text": self.members["image"] + self.members["text"]}
+        return self.members
 
     def draw(self, syn, real, gen: torch.Generator) -> Tensor:
         self._layout = (syn.text_dim, syn.num_pairs, syn.similarity)

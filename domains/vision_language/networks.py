@@ -128,6 +128,20 @@ class ImageTower(nn.Module):
         return h if self.proj is None else self.proj(h)
 
 
+class ResidualTextHead(nn.Module):
+    """LoRS' text projection head (without its dropout): h = Linear(x); LayerNorm(h + Linear(GELU(h)))."""
+
+    def __init__(self, text_dim: int, embed_dim: int):
+        super().__init__()
+        self.project = nn.Linear(text_dim, embed_dim)
+        self.fc = nn.Linear(embed_dim, embed_dim)
+        self.norm = nn.LayerNorm(embed_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.project(x)
+        return self.norm(h + self.fc(F.gelu(h)))
+
+
 class DualEncoder(nn.Module):
     def __init__(self, cfg: DualEncoderConfig, in_shape: Sequence[int], text_dim: int):
         super().__init__()
@@ -142,11 +156,20 @@ class DualEncoder(nn.Module):
                 encoder.requires_grad_(False)
             if cfg.lora.enabled:
                 encoder = add_lora(encoder, cfg)
-            proj = nn.Linear(encoder.out_dim, cfg.embed_dim)
-            if cfg.lora.enabled:  # LoRA mode: only the adapters train in the image tower
-                proj = None if encoder.out_dim == cfg.embed_dim else proj.requires_grad_(False)
+            if not cfg.image_projection:
+                if encoder.out_dim != cfg.embed_dim:
+                    raise ConfigError(f"network.image_projection: false uses the {cfg.model} encoder's output as the "
+                                      f"embedding ({encoder.out_dim}-d), but network.embed_dim is {cfg.embed_dim}; set "
+                                      f"network.embed_dim: {encoder.out_dim}")
+                proj = None
+            else:
+                proj = nn.Linear(encoder.out_dim, cfg.embed_dim)
+                if cfg.lora.enabled:  # LoRA mode: only the adapters train in the image tower
+                    proj = None if encoder.out_dim == cfg.embed_dim else proj.requires_grad_(False)
             self.image = ImageTower(encoder, proj)
-        if cfg.text_layers == 1:
+        if cfg.text_head == "residual":
+            self.text = ResidualTextHead(text_dim, cfg.embed_dim)
+        elif cfg.text_layers == 1:
             self.text = nn.Linear(text_dim, cfg.embed_dim)
         else:
             self.text = nn.Sequential(nn.Linear(text_dim, cfg.text_hidden), nn.ReLU(),
@@ -171,16 +194,36 @@ def contrastive_logits(img: Tensor, txt: Tensor, temperature: float) -> Tensor:
     return img @ txt.t() / temperature
 
 
-def contrastive_loss(img: Tensor, txt: Tensor, temperature: float, targets: Tensor | None = None) -> Tensor:
-    """Bidirectional InfoNCE: ½(CE(image→text) + CE(text→image)).
+#: losses of a dual encoder against a similarity matrix S (``method.sim_loss``)
+SIM_LOSSES = ("infonce", "wbce")
 
-    ``targets`` (B×B) replaces the identity targets: −Σ_j T_ij log softmax_j(logits_i), both ways
-    (with T = I it is the usual InfoNCE; similarity mining passes its learned S).
+
+def contrastive_loss(img: Tensor, txt: Tensor, temperature: float, targets: Tensor | None = None,
+                     kind: str = "infonce") -> Tensor:
+    """The dual encoder's loss on a minibatch of B pairs (logits: cosine / temperature, B×B).
+
+    Without ``targets``: bidirectional InfoNCE, ½(CE(image→text) + CE(text→image)) with the identity
+    as targets. With ``targets`` T (B×B, similarity mining's learned S):
+
+    * ``kind="infonce"`` (mmdd's reading): −Σ_j T_ij log softmax_j(logits_i), both ways, halved;
+    * ``kind="wbce"`` (LoRS' published loss, its ``WBCE``): binary cross-entropy of sigmoid(logits)
+      against T entry by entry, averaged separately over the entries with T > ½ and the others, and
+      the two means averaged — so the B diagonal entries weigh as much as the B² − B off-diagonal ones.
+      T is used as it is (not squashed or clipped), as in LoRS; the log-sigmoid form is used where
+      LoRS writes log(sigmoid + 1e-6) (equal up to that 1e-6 away from saturation).
     """
     logits = contrastive_logits(img, txt, temperature)
     if targets is None:
         labels = torch.arange(logits.shape[0], device=logits.device)
         return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
+    if kind == "wbce":
+        entries = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        positive = (targets > 0.5).detach()
+        pos_mean = entries[positive].sum() / positive.sum().clamp_min(1)
+        neg_mean = entries[~positive].sum() / (~positive).sum().clamp_min(1)
+        return 0.5 * (pos_mean + neg_mean)
+    if kind != "infonce":
+        raise ValueError(f"contrastive loss kind must be one of {SIM_LOSSES}, got {kind!r}")
     i2t = -(targets * logits.log_softmax(dim=1)).sum(dim=1).mean()
     t2i = -(targets.t() * logits.t().log_softmax(dim=1)).sum(dim=1).mean()
     return 0.5 * (i2t + t2i)

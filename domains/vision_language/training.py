@@ -38,6 +38,7 @@ class PairTensors:
     text: Tensor
     caption_image: Tensor
     sim: Tensor | None = None  # soft contrastive targets between the pairs (a distilled set's S), or None
+    sim_loss: str = "infonce"  # the loss against ``sim`` (networks.contrastive_loss's kind)
 
     def __post_init__(self) -> None:
         n = self.images.shape[0]
@@ -62,7 +63,8 @@ class PairTensors:
 
 
 def contrastive_epoch(net: nn.Module, opt: torch.optim.Optimizer, data: PairTensors, batch_size: int,
-                      gen: torch.Generator, augment, device: torch.device, sim: Tensor | None = None) -> None:
+                      gen: torch.Generator, augment, device: torch.device, sim: Tensor | None = None,
+                      sim_loss: str = "infonce") -> None:
     net.train()
     n = data.num_images
     order = torch.randperm(n, generator=gen)
@@ -75,7 +77,7 @@ def contrastive_epoch(net: nn.Module, opt: torch.optim.Optimizer, data: PairTens
         t = data.text[caps[idx]]
         img, txt = net(x.to(device), t.to(device))
         targets = None if sim is None else sim[idx][:, idx].to(device)
-        loss = contrastive_loss(img, txt, net.temperature, targets)
+        loss = contrastive_loss(img, txt, net.temperature, targets, sim_loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -138,7 +140,7 @@ class ContrastiveTask:
     """
 
     metric = MAIN_METRIC
-    loss_text = "bidirectional InfoNCE"
+    loss_text = "bidirectional InfoNCE (a set with learned similarities: against S by method.sim_loss)"
 
     def size(self, data: PairTensors) -> int:
         return data.num_images
@@ -150,7 +152,7 @@ class ContrastiveTask:
 
     def epoch(self, net, opt, data: PairTensors, batch_size: int, gen: torch.Generator, augment,
               device: torch.device) -> None:
-        contrastive_epoch(net, opt, data, batch_size, gen, augment, device, data.sim)
+        contrastive_epoch(net, opt, data, batch_size, gen, augment, device, data.sim, data.sim_loss)
 
     def scores(self, net, split: PairTensors, device: torch.device, batch_size: int) -> dict[str, float]:
         return recall_of(net, split, device)
