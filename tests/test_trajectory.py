@@ -463,6 +463,7 @@ def test_a_run_with_datms_init_and_teslas_labels(tmp_path):
     recipe["experts"]["dir"] = str(tmp_path / "experts")
     recipe["synthetic"].update({"soft_labels": True, "init": "real_correct"})
     recipe["method"].update({"iterations": 2, "teacher_labels": True, "soft_label_epoch": "final"})
+    recipe["experts"].update({"num_experts": 2, "epochs": 6, "lr": 0.05, "batch_size": 16})  # experts that classify
     from mmdd.experts import generate_experts
 
     generate_experts(recipe, progress=False)

@@ -239,6 +239,8 @@ class TrajectoryMatcher(Matcher):
             kept = torch.empty(0, dtype=torch.long)
             for expert in self.experts.experts:
                 rest = pool[~torch.isin(pool, kept)]
+                if rest.numel() == 0:
+                    break
                 logits = self.expert_logits(expert, real.split.inputs[rest])
                 right = rest[(logits.argmax(dim=1).cpu() == c)]
                 kept = torch.cat([kept, right[:ipc - kept.numel()]])
