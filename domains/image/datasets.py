@@ -189,15 +189,7 @@ def stored_idx_splits(loader: str, files: dict[str, Path], num_classes: int, sto
         labels={name: lab.tolist() for name, lab in labels.items()},
         ids={name: [f"{images[name]}#{i}" for i in range(len(lab))] for name, lab in labels.items()},
         decode_block=IdxRows())
-    store = build_store(source, storage.store_dir, num_workers=storage.workers(), progress=progress)
-    splits = {}
-    for name in labels:
-        stored = store.split(name)
-        pixels = stored.fields["pixels"]
-        h, w, c = pixels.row_shape
-        splits[name] = Split(pixels.map(_pixels_to_inputs, (c, h, w), torch.float32, stats_tag="chw-unit"),
-                             stored.labels)
-    return splits, store.record()
+    return stored_pixel_splits(source, storage, progress)
 
 
 def load_fashion_mnist(root: str | Path, val_fraction: float = 0.0, seed: int = 0,
@@ -392,9 +384,16 @@ def stored_image_splits(loader: str, root: Path, parts: dict[str, list[tuple[Pat
         labels={name: [lab for _, lab in items] for name, items in parts.items()},
         ids={name: [str(p) for p, _ in items] for name, items in parts.items()},
         decode=decode_stored_image)
+    return stored_pixel_splits(source, storage, progress)
+
+
+def stored_pixel_splits(source: StoreSource, storage: StorageOptions, progress: bool = True
+                        ) -> tuple[dict[str, Split], dict]:
+    """Build (or find) the store of ``source``, whose field ``pixels`` holds H×W×C rows; each split's
+    inputs stream from it as float N×C×H×W in [0, 1]. Returns the splits and the ``info["store"]`` record."""
     store = build_store(source, storage.store_dir, num_workers=storage.workers(), progress=progress)
     splits = {}
-    for name in parts:
+    for name in source.items:
         stored = store.split(name)
         pixels = stored.fields["pixels"]
         h, w, c = pixels.row_shape
