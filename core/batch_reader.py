@@ -7,7 +7,7 @@ is a per-process setting, :class:`ReadAhead`, which the :class:`~mmdd.core.works
 from the recipe's ``dataset.loader_workers`` / ``dataset.pin_memory``:
 
 * ``workers == 0`` (the default on a CPU): each batch is read when the loop asks for it;
-* ``workers > 0`` (the default on a GPU: up to 4): a ``torch.utils.data.DataLoader`` with that many
+* ``workers > 0`` (the default on a GPU — where the speed options' ``auto`` is on: up to 4): a ``torch.utils.data.DataLoader`` with that many
   worker processes reads the next batches (``prefetch`` each) while the device trains on the current
   one; with ``pin_memory`` they land in page-locked memory and are copied with ``non_blocking``.
 
@@ -30,6 +30,8 @@ import torch
 
 from .errors import ConfigError
 from .lazy import is_lazy
+from .speed import option_on
+from .store import default_workers
 
 __all__ = ["ReadAhead", "configure_read_ahead", "read_ahead", "read_ahead_for", "read_batches", "read_steps", "slices",
            "using_read_ahead"]
@@ -75,25 +77,21 @@ def using_read_ahead(settings: ReadAhead):
         configure_read_ahead(before)
 
 
-def _usable_cpus() -> int:
-    from .store import default_workers
-
-    return default_workers()
-
-
 def read_ahead_for(workers: int | None, pin_memory: str, device: torch.device | str) -> ReadAhead:
-    """The setting a recipe asks for on ``device``: ``workers`` None means up to
-    :data:`AUTO_GPU_WORKERS` (leaving one CPU to the training process) on CUDA and 0 elsewhere;
-    ``pin_memory`` ``auto`` pins on CUDA, ``on`` requires it."""
-    cuda = torch.device(device).type == "cuda"
+    """The setting a recipe asks for on its ``device``. ``auto`` follows the one rule of the speed
+    options (:func:`~mmdd.core.speed.option_on`: on for the accelerator types in
+    ``AUTO_ON_DEVICE_TYPES``): ``workers`` None means up to :data:`AUTO_GPU_WORKERS` there (leaving
+    one CPU to the training process) and 0 elsewhere; ``pin_memory: auto`` pins there, ``on`` pins on
+    any accelerator and is refused on a CPU, where there is no copy to speed up."""
     if pin_memory not in PIN_MODES:
         raise ConfigError(f"dataset.pin_memory must be one of {PIN_MODES}, got {pin_memory!r}")
-    if pin_memory == "on" and not cuda:
-        raise ConfigError(f"dataset.pin_memory: on pins batches for copying to a CUDA device, but the recipe's "
+    host = torch.device(device).type == "cpu"
+    if pin_memory == "on" and host:
+        raise ConfigError(f"dataset.pin_memory: on pins batches for copying to an accelerator, but the recipe's "
                           f"device is {torch.device(device)}; use auto or off")
     if workers is None:
-        workers = min(AUTO_GPU_WORKERS, max(_usable_cpus() - 1, 0)) if cuda else 0
-    return ReadAhead(workers=int(workers), pin_memory=cuda and pin_memory != "off")
+        workers = min(AUTO_GPU_WORKERS, max(default_workers() - 1, 0)) if option_on("auto", device) else 0
+    return ReadAhead(workers=int(workers), pin_memory=not host and option_on(pin_memory, device, "dataset.pin_memory"))
 
 
 def _one_thread(_worker_id: int) -> None:
@@ -136,7 +134,7 @@ def read_steps(fetch: Callable[[int], T], steps: int, device: torch.device | str
         for step in range(steps):
             yield _to(fetch(step), device, False)
         return
-    pin = settings.pin_memory and device is not None and device.type == "cuda"
+    pin = settings.pin_memory and device is not None and device.type != "cpu"  # a copy off the host
     loader = torch.utils.data.DataLoader(
         _Steps(fetch, steps), batch_size=None, shuffle=False, num_workers=min(settings.workers, steps),
         collate_fn=_as_read, pin_memory=pin, prefetch_factor=settings.prefetch, worker_init_fn=_one_thread,

@@ -50,7 +50,7 @@ from mmdd.core.matchers import MATCHERS, Matcher, MatchingContext
 from mmdd.core.media import MediaFiles
 from mmdd.core.viewable import Viewable
 from mmdd.core.seeding import derived_generator, make_generator
-from mmdd.core.synthetic import SyntheticSet, rebuild
+from mmdd.core.synthetic import PixelSet, SyntheticSet, rebuild
 from mmdd.core.tracking import ValidationTracker
 from mmdd.core.trajectories import ExpertBuffer
 from mmdd.core.workspace import Workspace
@@ -445,7 +445,7 @@ def _stage_parts(state: RunState, index: int, stage: Stage):
     matcher = build_matcher(state.ws, stage)
     resuming = state.checkpoint is not None and index == state.first_stage
     if stage.name == MAIN and not resuming and cfg.synthetic.init == "real_correct":
-        if not hasattr(matcher, "correctly_classified_real") or syn.kind != "pixels":
+        if not hasattr(matcher, "correctly_classified_real") or not isinstance(syn, PixelSet):
             raise ConfigError(f"synthetic.init: real_correct picks real samples the experts classify correctly; "
                               f"method {stage.method.name!r} with a {syn.kind!r} set has no experts to ask (use "
                               f"init: real)")

@@ -46,7 +46,7 @@ def test_settings_from_the_recipe():
     assert gpu.pin_memory and 0 <= gpu.workers <= AUTO_GPU_WORKERS
     assert read_ahead_for(3, "off", "cuda") == ReadAhead(workers=3, pin_memory=False)
     assert read_ahead_for(2, "auto", "cpu") == ReadAhead(workers=2, pin_memory=False)
-    with pytest.raises(ConfigError, match="pin_memory: on .* device is cpu"):
+    with pytest.raises(ConfigError, match="pin_memory: on .* device is cpu"):  # no copy off the host to speed up
         read_ahead_for(None, "on", "cpu")
     with pytest.raises(ConfigError, match="pin_memory must be one of"):
         read_ahead_for(None, "yes", "cpu")

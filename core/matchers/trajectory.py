@@ -241,8 +241,12 @@ class TrajectoryMatcher(Matcher):
                 rest = pool[~torch.isin(pool, kept)]
                 if rest.numel() == 0:
                     break
-                logits = self.expert_logits(expert, real.split.inputs[rest])
-                right = rest[(logits.argmax(dim=1).cpu() == c)]
+                snapshot = {n: t.to(self.context.device)
+                            for n, t in self.experts.snapshot(expert, self.label_epoch()).items()}
+                # the class is read 256 rows at a time (a stored split is never gathered whole)
+                predicted = torch.cat([self.logits_at(snapshot, real.split.inputs[part]).argmax(dim=1).cpu()
+                                       for part in rest.split(256)])
+                right = rest[predicted == c]
                 kept = torch.cat([kept, right[:ipc - kept.numel()]])
                 if kept.numel() == ipc:
                     break
