@@ -12,7 +12,12 @@ For each VPC, from the shipped recipe ``video/action_set-s2d-vpc<N>``:
 * ``static + dynamic (MTT)`` — profile ``mtt`` (the same static stage; stage 2 by trajectory
   matching against ConvNet3D experts, generated first and shared);
 * ``DM, full videos`` — profile ``full`` (every frame of every synthetic clip learned by DM),
-  which also evaluates ``whole data`` at the largest VPC.
+  which also evaluates ``whole data`` at the largest VPC;
+* ``static + dynamic (DM), as published`` / ``(MTT), as published`` (``--configs published
+  published_mtt``) — profiles ``published`` / ``published_mtt``: the memories as Wang et al. publish
+  them (random pairing of 2 stills × 2 dynamic memories per video, noise-initialised full-size
+  dynamic memory, one-conv integrator, their ConvNet3D, no augmentation), with their own
+  ``…, published protocol`` baselines trained under that network and protocol.
 
 Accuracy is mean ± std over the recipe's evaluation seeds (a fresh ConvNet3D trained on the set,
 test split of the generated set). Storage is what each set stores: every frame for clip sets,
@@ -36,7 +41,10 @@ import av  # noqa: E402,F401  (PyAV before decord: clashing libvpx builds)
 from common import RESULTS, baseline_rows, distill_repeated, machine, row_from, write  # noqa: E402
 
 ORDER = ["random clips", "slide-window", "DM, full videos", "static-only", "static + dynamic (DM)",
-         "static + dynamic (MTT)", "whole data"]
+         "static + dynamic (MTT)", "random clips, published protocol", "slide-window, published protocol",
+         "static-only, published protocol", "static + dynamic (DM), as published",
+         "static + dynamic (MTT), as published", "whole data"]
+PUBLISHED = ", published protocol"  # baselines of a published-form run: the authors' network and evaluation
 NAMES = {"random": "random clips", "slide_window": "slide-window", "static_only": "static-only", "full": "whole data"}
 
 
@@ -49,13 +57,14 @@ def clip_bytes(run, count: int) -> int:
     return count * (frames + 8)
 
 
-def rows_of(runs, method: str, vpc: int, note: str = "") -> list[dict]:
-    """The rows of one run (or of one recipe's runs under several distillation seeds)."""
+def rows_of(runs, method: str, vpc: int, note: str = "", baseline_suffix: str = "") -> list[dict]:
+    """The rows of one run (or of one recipe's runs under several distillation seeds); each row keeps
+    its own ``protocol`` (a published-form run's baselines are named with ``baseline_suffix``)."""
     rows = []
     run = runs[0] if isinstance(runs, list) else runs
     m = run.manifest
     for name, res in m["evaluation"].items():
-        label = method if name == "distilled" else NAMES.get(name, name)
+        label = method if name == "distilled" else NAMES.get(name, name) + baseline_suffix
         row = row_from(runs, name, label, vpc, note=note if name == "distilled" else "")
         if name in ("random", "slide_window"):
             row["storage_bytes"] = clip_bytes(run, res["train_size"])
@@ -65,7 +74,8 @@ def rows_of(runs, method: str, vpc: int, note: str = "") -> list[dict]:
         elif name == "full":
             row.update(budget="all", budget_unit="clips")
         if name == "slide_window":
-            row["note"] = "teacher: ConvNet3D, synthetic.teacher_epochs on the real clips (time not in wall_s)"
+            row["note"] = "teacher: the evaluation network, synthetic.teacher_epochs on the real clips (time not in wall_s)"
+        row["protocol"] = res["protocol"]
         if name == "distilled" and m.get("storage_full_equivalent_bytes"):
             row["full_video_bytes"] = m["storage_full_equivalent_bytes"]
         rows.append(row)
@@ -90,11 +100,14 @@ def findings(rows: list[dict]) -> list[str]:
     lines = []
     for vpc in sorted({r["budget"] for r in rows if isinstance(r["budget"], int)}):
         got = {r["method"]: r for r in rows if r["budget"] == vpc}
-        for method in ("static + dynamic (DM)", "static + dynamic (MTT)"):
+        for method in ("static + dynamic (DM)", "static + dynamic (MTT)", "static + dynamic (DM), as published",
+                       "static + dynamic (MTT), as published"):
             if method not in got:
                 continue
             mine = got[method]
-            for other in ("static-only", "random clips", "DM, full videos"):
+            suffix = PUBLISHED if method.endswith("as published") else ""  # compared under its own protocol
+            others = [o + suffix for o in ("static-only", "random clips")] + ([] if suffix else ["DM, full videos"])
+            for other in others:
                 if other in got:
                     diff = 100 * (mine["mean"] - got[other]["mean"])
                     lines.append(f"VPC {vpc}: {method} − {other} = {diff:+.2f} points "
@@ -106,7 +119,9 @@ def findings(rows: list[dict]) -> list[str]:
     return lines
 
 
-CONFIG_METHODS = {"dm": "static + dynamic (DM)", "mtt": "static + dynamic (MTT)", "full": "DM, full videos"}
+CONFIG_METHODS = {"dm": "static + dynamic (DM)", "mtt": "static + dynamic (MTT)", "full": "DM, full videos",
+                  "published": "static + dynamic (DM), as published",
+                  "published_mtt": "static + dynamic (MTT), as published"}
 
 
 def from_runs(dirs: list[Path], out: Path, note: str = "") -> int:
@@ -118,8 +133,9 @@ def from_runs(dirs: list[Path], out: Path, note: str = "") -> int:
         run = open_run(d)
         experts = run.config.experts
         expert_note = (f"experts: {experts.num_experts} × {experts.epochs} epochs (shared; not in wall_s)"
-                       if config == "mtt" else "")
-        for row in rows_of(run, CONFIG_METHODS[config], run.config.budget.ipc, expert_note):
+                       if config in ("mtt", "published_mtt") else "")
+        suffix = PUBLISHED if config.startswith("published") else ""
+        for row in rows_of(run, CONFIG_METHODS[config], run.config.budget.ipc, expert_note, suffix):
             if row["method"] == "whole data":
                 if seen_whole:
                     continue
@@ -139,8 +155,9 @@ def describe(rows: list[dict], data: Path, protocol: str, note: str = "") -> dic
         "data": f"generated action set at {data} (10 classes = 2 Fashion-MNIST groups × 5 motions; see its "
                 "manifest.json), clips of 8 frames (stride 2) at 32×32, greyscale",
         "protocol": (f"evaluation: {protocol}. Settings: recipes video/action_set-s2d-vpc<N> (mtt: profile=mtt, "
-                     "full videos: profile=full); each run's manifest holds the resolved recipe. wall_s = "
-                     "distillation + evaluation"),
+                     "full videos: profile=full; 'as published' rows and their ', published protocol' baselines: "
+                     "profile=published / published_mtt, each row's own protocol field says how it was evaluated); "
+                     "each run's manifest holds the resolved recipe. wall_s = distillation + evaluation"),
         "rows": rows,
     }
     if note:
@@ -171,7 +188,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="the generated action set (holds videos/ and splits/)")
     parser.add_argument("--vpc", type=int, nargs="+", default=[1, 5])
-    parser.add_argument("--configs", nargs="+", default=["dm", "mtt", "full"], choices=["dm", "mtt", "full"])
+    parser.add_argument("--configs", nargs="+", default=["dm", "mtt", "full"], choices=list(CONFIG_METHODS),
+                        help="dm, mtt, full (mmdd's memories and full videos); published, published_mtt (the "
+                             "published form: profile=published / published_mtt, with its own baselines)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--runs", default=None, help="where to keep run directories and experts (default: a temp dir)")
     parser.add_argument("--out", default=None, help="results folder (default: benchmarks/results)")
@@ -213,24 +232,23 @@ def main(argv=None) -> int:
         for config in args.configs:
             overrides = list(base)
             note = ""
-            if config == "dm":
-                method = "static + dynamic (DM)"
-            elif config == "mtt":
-                method = "static + dynamic (MTT)"
-                overrides += ["profile=mtt", "evaluation.baselines=[]"]
+            method, suffix = CONFIG_METHODS[config], PUBLISHED if config.startswith("published") else ""
+            if config in ("mtt", "published_mtt"):
+                overrides += [f"profile={config}"] + (["evaluation.baselines=[]"] if config == "mtt" else [])
                 from mmdd.experts import generate_experts
 
                 started = time.perf_counter()
                 buffer = generate_experts(recipe, overrides + args.set, progress=False)
                 note = (f"experts: {len(buffer.experts)} × {buffer.num_epochs} epochs "
                         f"({time.perf_counter() - started:.0f} s this run; shared; not in wall_s)")
-            else:
-                method = "DM, full videos"
+            elif config == "published":
+                overrides += ["profile=published"]
+            elif config == "full":
                 whole = ["full"] if vpc == max(args.vpc) else []
                 overrides += ["profile=full", f"evaluation.baselines=[{', '.join(whole)}]"]
             started = time.perf_counter()
             done = distill_repeated(recipe, overrides + args.set, runs / f"{config}-vpc{vpc}", args.distill_seeds)
-            rows += rows_of(done, method, vpc, note)
+            rows += rows_of(done, method, vpc, note, suffix)
             protocol = done[0].manifest["evaluation"]["distilled"]["protocol"]
             print(f"{config} vpc {vpc}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     rows.sort(key=lambda r: (r["budget"] if isinstance(r["budget"], int) else 10**9, ORDER.index(r["method"])))

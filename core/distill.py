@@ -41,7 +41,7 @@ class NonFiniteLoss(RunError):
 
 
 #: a parameter role → the method option giving it a momentum of its own (else the method's ``momentum``)
-OWN_MOMENTUM = {"labels": "label_momentum"}
+OWN_MOMENTUM = {"labels": "label_momentum", "lr": "lr_momentum"}
 
 
 def make_optimizer(syn: SyntheticSet, method_cfg) -> torch.optim.Optimizer:
@@ -60,7 +60,7 @@ def make_optimizer(syn: SyntheticSet, method_cfg) -> torch.optim.Optimizer:
         if lr > 0:
             group = {"params": params, "lr": lr, "name": role}
             own_momentum = getattr(method_cfg, OWN_MOMENTUM.get(role, ""), None)
-            if own_momentum is not None:  # method.label_momentum: the soft labels' own (DATM)
+            if own_momentum is not None:  # method.label_momentum (DATM's labels), method.lr_momentum
                 group["momentum"] = float(own_momentum)
             groups.append(group)
     if not groups:

@@ -136,6 +136,15 @@ class Samples:
 
 
 @dataclass
+class EpochDraws(Samples):
+    """Samples drawn anew for every training epoch by ``draw(gen)`` (from the epoch's generator); the
+    ``inputs`` and ``targets`` fields are one draw, for sizes and shapes. Video's static/dynamic
+    memories with random pairing are evaluated this way, as their authors do."""
+
+    draw: Callable[[torch.Generator], Samples] | None = None
+
+
+@dataclass
 class EvalSet:
     """A set under evaluation: what the task trains on, its lr (a learned one, or None for the
     protocol's; a task may take one per parameter group) and its epochs (None: the protocol's).
@@ -203,6 +212,8 @@ class ClassificationTask:
                                weight_decay)
 
     def epoch(self, net, opt, data, batch_size, gen, augment, device) -> None:
+        if isinstance(data, EpochDraws):
+            data = data.draw(gen)
         train_epoch(net, opt, data.inputs, _targets(data), batch_size, gen, augment, device)
 
     def scores(self, net, split, device, batch_size) -> dict[str, float]:

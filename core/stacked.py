@@ -46,7 +46,7 @@ def _targets(data) -> Tensor:
 def unsupported_reason(task, lr, datas: Sequence[Any]) -> str | None:
     """Why these seeds cannot be trained as one batched model (None: they can), before any network
     is built: the task, the lr and the seeds' training sets (``datas``, one per seed)."""
-    from .evaluation import ClassificationTask
+    from .evaluation import ClassificationTask, EpochDraws
 
     if len(datas) < 2:
         return "there is a single evaluation seed (evaluation.seeds = 1)"
@@ -57,6 +57,8 @@ def unsupported_reason(task, lr, datas: Sequence[Any]) -> str | None:
             return f"{type(task).__name__} overrides ClassificationTask.{name}"
     if isinstance(lr, dict):
         return "the learned lr is one per parameter group, not a single float"
+    if any(isinstance(d, EpochDraws) for d in datas):
+        return "the set is drawn anew every epoch (random pairing)"
     sizes = sorted({len(d) for d in datas})
     if len(sizes) > 1:
         return f"the seeds' training sets differ in size ({sizes})"
@@ -78,6 +80,9 @@ def network_unsupported_reason(net: nn.Module) -> str | None:
     if dropout:
         return (f"the network has dropout ({dropout[0]}), which draws from the global generator, not the "
                 "seeds' generators")
+    drawing = [name for name, m in net.named_modules() if getattr(m, "draws_random", False)]
+    if drawing:
+        return f"the network draws random numbers in training ({drawing[0]}: a generator of its own per seed)"
     return None
 
 

@@ -394,6 +394,14 @@ def test_the_soft_labels_may_have_their_own_momentum():
     cfg = SimpleNamespace(lr_inputs=1.0, lr_labels=2.0, lr_lr=0.0, momentum=0.5, label_momentum=0.9)
     groups = {g["name"]: g for g in make_optimizer(syn, cfg).param_groups}
     assert groups["inputs"]["momentum"] == 0.5 and groups["labels"]["momentum"] == 0.9
+    # the learned lr too (the static/dynamic-memory authors: 0.95 for the memories, 0.9 for the lr)
+    cfg = SimpleNamespace(lr_inputs=1.0, lr_labels=0.0, lr_lr=0.1, momentum=0.95, lr_momentum=0.9)
+    groups = {g["name"]: g for g in make_optimizer(syn_set(), cfg).param_groups}
+    assert groups["inputs"]["momentum"] == 0.95 and groups["lr"]["momentum"] == 0.9
+    from mmdd.config import build
+
+    with pytest.raises(ConfigError, match="lr_momentum must be in"):
+        build(TMConfig, {"lr_momentum": 1.0}, "method")
 
 
 def test_soft_label_epoch_final_reads_the_experts_last_snapshot(buffer):

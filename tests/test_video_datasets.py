@@ -676,3 +676,60 @@ def test_cache_keeps_skipped_list(tmp_path):
     assert second.skipped == first.skipped and second.skipped[0].startswith(str(bad))
     with pytest.raises(DataError, match=re.escape(str(bad))):  # on_error is part of the key: 'fail' decodes
         load_ucf101(lay.root, lay.extra["split_dir"], **{**kw, "on_error": "fail"})
+
+
+# --------------------------------------------------------------------------------------------
+# several test clips per video, and resize-then-centre-crop (the static/dynamic-memory protocol)
+# --------------------------------------------------------------------------------------------
+
+
+def test_window_clips_spread_evenly_and_one_window_is_the_centre():
+    assert [clip_indices(20, 4, 2, "window", window=(i, 3))[0].item() for i in range(3)] == [0, 6, 13]  # slack 13
+    assert clip_indices(20, 4, 2, "window", window=(0, 1)).tolist() == clip_indices(20, 4, 2, "center").tolist()
+    assert clip_indices(5, 8, 1, "window", window=(2, 3)).tolist() == [0, 1, 2, 3, 4, 4, 4, 4]  # short: clamped
+    with pytest.raises(ConfigError, match="window=\\(i, k\\)"):
+        clip_indices(20, 4, 2, "window", window=(3, 3))
+
+
+def test_short_side_crop_keeps_the_aspect_and_takes_the_centre():
+    from mmdd.domains.video.sampling import fit_frames
+
+    wide = torch.zeros(2, 20, 40, 3, dtype=torch.uint8)
+    wide[:, :, 15:25] = 255  # a bright band in the middle third of the width
+    out = fit_frames(wide, 10, "short_side_crop")  # 20×40 → 10×20 → centre 10×10 = columns 5..14 of 20
+    assert out.shape == (2, 10, 10, 3)
+    assert out[0, :, 4:6].float().mean() > 200 and out[0, :, 0].max() < 60 and out[0, :, -1].max() < 60
+    square = fit_frames(wide, 10, "square")
+    assert square.shape == (2, 10, 10, 3) and square[0, :, 0].max() < 60 and square[0, :, 4:6].min() > 200
+    with pytest.raises(ConfigError, match="resize must be one of"):
+        fit_frames(wide, 10, "stretch")
+
+
+def test_several_test_clips_per_video_are_consecutive_rows_in_memory_and_in_the_store(ucf, tmp_path):
+    from mmdd.core.lazy import materialize
+    from mmdd.core.store import StorageOptions
+
+    split_dir = ucf.extra["split_dir"]
+    one = load_ucf101(ucf.root, split_dir, frames=4, stride=2, size=16, seed=3)
+    three = load_ucf101(ucf.root, split_dir, frames=4, stride=2, size=16, seed=3, test_clips=3,
+                        cache_dir=tmp_path / "cache")
+    assert torch.equal(one.train.clips, three.train.clips)  # training clips are untouched
+    n = len(one.test)
+    assert len(three.test) == 3 * n and three.test.labels.tolist() == one.test.labels.repeat_interleave(3).tolist()
+    for k, path in enumerate(one.test.paths):
+        frames = ucf.frames[path]
+        rows = three.test.frame_indices[3 * k:3 * k + 3]
+        assert three.test.paths[3 * k:3 * k + 3] == [path] * 3
+        assert rows.tolist() == [clip_indices(frames, 4, 2, "window", window=(i, 3)).tolist() for i in range(3)]
+    assert "3 clips per val/test video" in three.info["sampling"]
+    again = load_ucf101(ucf.root, split_dir, frames=4, stride=2, size=16, seed=3, test_clips=3,
+                        cache_dir=tmp_path / "cache")
+    assert again.info["cache"]["hit"] and torch.equal(again.test.clips, three.test.clips)
+    plain = load_ucf101(ucf.root, split_dir, frames=4, stride=2, size=16, seed=3, cache_dir=tmp_path / "cache")
+    assert not plain.info["cache"]["hit"] and len(plain.test) == n  # test_clips is part of the cache key
+    stored = load_ucf101(ucf.root, split_dir, frames=4, stride=2, size=16, seed=3, test_clips=3,
+                         storage=StorageOptions(storage="store", store_dir=str(tmp_path / "store")))
+    assert torch.equal(materialize(stored.test.clips), three.test.clips)
+    assert stored.test.labels.tolist() == three.test.labels.tolist()
+    with pytest.raises(ConfigError, match="test_clips"):
+        load_ucf101(ucf.root, split_dir, frames=4, test_clips=0)

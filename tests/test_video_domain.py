@@ -239,3 +239,133 @@ def test_a_run_streamed_from_the_store_matches_the_in_memory_run(ucf, tmp_path, 
     assert set(ev["store"]) == {"distilled", "random", "static_only", "slide_window"}
     for name in ev["store"]:
         assert ev["store"][name]["mean"] == pytest.approx(ev["memory"][name]["mean"], abs=0.1)
+
+
+# -- the published form (Wang et al.): one-conv integrator, random pairing, noise-initialised motion
+
+
+def test_published_integrator_is_one_conv_of_the_concatenation():
+    syn = make_set(classes=2, vpc=1, n_static=2, n_dynamic=2, c=3, scale=1, integrator="conv3d", pairing="random")
+    conv = syn.integrator.conv
+    assert (conv.in_channels, conv.out_channels, conv.kernel_size, conv.padding) == (4, 3, (3, 3, 3), (1, 1, 1))
+    with torch.no_grad():
+        clips, _ = syn.decode()  # no gradients: each slot's first pairing (still 2c, dynamic 2c)
+        still = syn.static[[0, 2]].unsqueeze(2).expand(-1, -1, 6, -1, -1)
+        expected = torch.nn.functional.conv3d(torch.cat([still, syn.dynamic[[0, 2]]], 1), conv.weight, conv.bias,
+                                              padding=1)
+    assert torch.allclose(clips, expected)
+    assert syn.storage_breakdown()["integrator"] == (4 * 3 * 27 + 3) * 4
+
+
+def test_random_pairing_draws_within_each_slot_and_resumes_its_draws():
+    syn = make_set(classes=2, vpc=2, n_static=4, n_dynamic=4, scale=1, integrator="conv3d", pairing="random",
+                   draw_seed=7)
+    syn.set_stage("main")
+    syn.dynamic.requires_grad_(True)
+    seen_static, seen_dynamic = set(), set()
+    for k in range(40):  # a matching decode draws; slot j of class c stays within its own pair
+        gen = torch.Generator().manual_seed(k)
+        s, d = syn.drawn_indices(gen)
+        assert ((s - syn.static_index) >= 0).all() and ((s - syn.static_index) < 2).all()
+        assert ((d - syn.dynamic_index) >= 0).all() and ((d - syn.dynamic_index) < 2).all()
+        seen_static |= set(s.tolist())
+        seen_dynamic |= set(d.tolist())
+    assert seen_static == set(range(8)) and seen_dynamic == set(range(8))
+    assert syn.static_index.tolist() == [0, 2, 4, 6] and syn.dynamic_index.tolist() == [0, 2, 4, 6]
+    first, _ = syn.decode()
+    assert int(syn.pairing_draws) == 1
+    state = {k: v.clone() for k, v in syn.state_dict().items()}
+    later = [syn.decode()[0].detach() for _ in range(3)]
+    back = StaticDynamicSet.from_tensors(state, syn.metadata())  # a resumed run draws what this one drew
+    back.set_stage("main")
+    back.dynamic.requires_grad_(True)
+    assert all(torch.equal(a, back.decode()[0].detach()) for a in later)
+    with torch.no_grad():  # renders and exports: deterministic first pairing, no draw
+        assert torch.equal(syn.decode()[0], syn.decode()[0]) and int(syn.pairing_draws) == 4
+    with pytest.raises(Exception, match="multiples of the videos per class"):
+        make_set(classes=2, vpc=2, n_static=3, n_dynamic=4, pairing="random")
+
+
+def test_random_pairing_evaluation_draws_a_new_pairing_every_epoch(monkeypatch):
+    from mmdd.core import evaluation
+
+    syn = make_set(classes=2, vpc=1, n_static=2, n_dynamic=2, scale=1, integrator="conv3d", pairing="random")
+    drawn = []
+    real_epoch = evaluation.train_epoch
+    monkeypatch.setattr(evaluation, "train_epoch",
+                        lambda net, opt, inputs, targets, *a: (drawn.append(inputs.clone()),
+                                                               real_epoch(net, opt, inputs, targets, *a)))
+    from mmdd.domains.video import VideoDomain
+
+    class WS:
+        class cfg:
+            class evaluation:
+                use_learned_lr = True
+    data = VideoDomain().distilled_set(WS, syn).data
+    assert isinstance(data, evaluation.EpochDraws)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6 * 8 * 8, 2))
+    cfg = evaluation.EvalConfig(epochs=6, batch_size=2, augment=False)
+    evaluation.fit(net, data, evaluation.ClassificationTask("accuracy", {}), cfg, make_generator(0), None,
+                   torch.device("cpu"))
+    assert len(drawn) == 6 and len({tuple(x.flatten()[:50].tolist()) for x in drawn}) > 1
+    from mmdd.core.stacked import unsupported_reason
+    assert "drawn anew every epoch" in unsupported_reason(evaluation.ClassificationTask("a", {}), 0.01, [data, data])
+
+
+def test_authors_convnet3d_shapes_seeded_dropout_and_size_errors():
+    from mmdd.domains.video.networks import S2DConvNet3D, S2DConvNet3DConfig
+    from mmdd.core.networks import create_network
+    from mmdd.core.stacked import network_unsupported_reason
+
+    cfg = S2DConvNet3DConfig()
+    net = create_network(cfg, (3, 16, 112, 112), 5, make_generator(0), spatial_dims=3)
+    x = torch.randn(2, 3, 16, 112, 112)
+    assert net(x).shape == (2, 5) and net.embed(x).shape == (2, 128 * 4 * 2 * 2)  # as the authors' at 112 px
+    assert [type(m).__name__ for m in net.features][:3] == ["Conv3d", "ReLU", "MaxPool3d"]
+    assert net.features[0].kernel_size == (3, 7, 7) and net.features[0].out_channels == 64
+    small = S2DConvNet3DConfig(depth=2, width=8, first_width=4)
+    a = create_network(small, (1, 8, 32, 32), 3, make_generator(1), spatial_dims=3)
+    b = create_network(small, (1, 8, 32, 32), 3, make_generator(1), spatial_dims=3)
+    y = torch.randn(4, 1, 8, 32, 32)
+    assert torch.equal(a(y), b(y))  # dropout masks come from the network's own seeded generator
+    assert "draws random numbers" in network_unsupported_reason(a)
+    a.eval()
+    assert torch.equal(a(y), a(y))
+    with pytest.raises(ConfigError, match="shrink to nothing by block 3"):
+        S2DConvNet3D(S2DConvNet3DConfig(depth=3), (1, 8, 32, 32), 3)
+
+
+PUBLISHED = {"teacher_epochs": 2, "integrator": "conv3d", "pairing": "random", "dynamic_init": "noise",
+             "dynamic_scale": 1}
+
+
+def test_published_form_runs_end_to_end_and_resumes_its_pairing_draws(ucf, tmp_path):
+    r = recipe(ucf, tmp_path, synthetic=PUBLISHED, budget={"ipc": 1},
+               network={"name": "s2d_convnet3d", "depth": 2, "width": 8, "first_width": 4},
+               evaluation={"epochs": 2, "seeds": 1, "augment": False, "baselines": ["static_only"]})
+    r["method"] = {**r["method"], "momentum": 0.95}
+    with pytest.raises(ConfigError, match="set stages.static.network"):
+        mmdd.distill(r, output_dir=tmp_path / "no2d", progress=False)
+    r["stages"]["static"]["network"] = {"name": "convnet", "depth": 2, "width": 8}
+    whole = mmdd.distill(r, output_dir=tmp_path / "whole", progress=False)
+    m = whole.manifest
+    assert m["status"] == "complete" and set(m["evaluation"]) == {"distilled", "static_only"}
+    syn = whole.synthetic
+    assert (syn.pairing, syn.integrator_kind, syn.static_per_class, syn.dynamic_per_class) == ("random", "conv3d", 2, 2)
+    assert syn.dynamic.shape == (3 * 2, 1, 8, 16, 16)  # full T×H×W, one channel
+    assert int(syn.pairing_draws) == 3  # one draw per main-stage decode
+    assert "s2d_convnet3d" in m["evaluation"]["distilled"]["protocol"]
+    part = mmdd.distill(r, output_dir=tmp_path / "part", evaluate=False, stop_after=4, progress=False)
+    assert part.manifest["status"] == "interrupted"
+    mmdd.distill(r, output_dir=tmp_path / "part", resume=True, evaluate=False, progress=False)
+    a, b = load_file(tmp_path / "whole" / "distilled.safetensors"), load_file(tmp_path / "part" / "distilled.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_random_pairing_needs_whole_groups_and_motion_needs_real_clips(ucf, tmp_path):
+    bad = recipe(ucf, tmp_path, synthetic={**PUBLISHED, "static_per_class": 3})
+    with pytest.raises(Exception, match="multiples of the videos per class"):
+        mmdd.distill(bad, output_dir=tmp_path / "bad", progress=False)
+    with pytest.raises(ConfigError, match="dynamic_init: 'motion' takes a real clip's motion"):
+        mmdd.distill(recipe(ucf, tmp_path, synthetic={"init": "noise", "dynamic_init": "motion"}),
+                     output_dir=tmp_path / "bad2", progress=False)

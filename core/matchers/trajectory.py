@@ -81,6 +81,9 @@ class TMConfig:
     teacher_labels: bool = False
     #: the SGD momentum of the soft labels (None: ``momentum``, as for the images; DATM gives labels their own)
     label_momentum: float | None = None
+    #: the SGD momentum of the learned lr (None: ``momentum``; the static/dynamic-memory authors use 0.9
+    #: for the lr beside 0.95 for the memories)
+    lr_momentum: float | None = None
     #: where segments start: "uniform" in [min_start_epoch, max_start_epoch) (MTT); "expanding" —
     #: DATM's difficulty-aligned window, whose upper bound grows from ``initial_max_start_epoch`` to
     #: ``max_start_epoch`` over the first ``expansion_iterations`` iterations (default: all of them)
@@ -94,8 +97,10 @@ class TMConfig:
         if self.teacher_labels and self.lr_labels != 0:
             problems.append(f"{path}.teacher_labels: TESLA's labels are recomputed from the experts every draw, "
                             f"not learned; set lr_labels: 0 (got {self.lr_labels})")
-        if self.label_momentum is not None and not 0 <= self.label_momentum < 1:
-            problems.append(f"{path}.label_momentum must be in [0, 1) or null, got {self.label_momentum}")
+        for key in ("label_momentum", "lr_momentum"):
+            value = getattr(self, key)
+            if value is not None and not 0 <= value < 1:
+                problems.append(f"{path}.{key} must be in [0, 1) or null, got {value}")
         if self.start_schedule == "expanding":
             first = self.initial_max_start_epoch
             if first is None or not self.min_start_epoch < first <= self.max_start_epoch:

@@ -27,10 +27,10 @@ from mmdd.core.data import DataSplits, Split, normalize
 from mmdd.core.errors import ConfigError
 from mmdd.core.lazy import LazyRows, is_lazy
 from mmdd.core.domain import Domain, decoded, labelled_view
-from mmdd.core.evaluation import BASELINES, EvalSet, Samples, train_model
+from mmdd.core.evaluation import BASELINES, EpochDraws, EvalSet, Samples, train_model
 from mmdd.core.networks import rank_network
 from mmdd.core.registry import dataset_entry, import_submodules
-from mmdd.core.seeding import make_generator
+from mmdd.core.seeding import child_seed, make_generator
 from mmdd.core.synthetic import PixelSet
 from mmdd.core.viewable import Viewable
 
@@ -189,8 +189,9 @@ class VideoDomain(Domain):
         if opts.soft_labels:
             raise ConfigError("synthetic.soft_labels is not available with parameterisation: static_dynamic (the "
                               "labels are per video); use hard labels or parameterisation: full")
-        n_static = opts.static_per_class or ipc
-        n_dynamic = opts.dynamic_per_class or ipc
+        group = 2 if opts.pairing == "random" else 1  # random pairing: each slot draws from 2 of each (the authors)
+        n_static = opts.static_per_class or group * ipc
+        n_dynamic = opts.dynamic_per_class or group * ipc
         n, c, t, h, w = real.split.inputs.shape
         if opts.dynamic_scale > min(h, w):
             raise ConfigError(f"synthetic.dynamic_scale={opts.dynamic_scale} is larger than the frames ({h}×{w})")
@@ -208,9 +209,22 @@ class VideoDomain(Domain):
             static = clips[:, :n_static, :, t // 2].reshape(-1, c, h, w)
             dynamic = motion_of(clips[:, :n_dynamic].reshape(-1, c, t, h, w), opts.dynamic_channels,
                                 opts.dynamic_scale)
+        if opts.dynamic_init == "noise":  # as published: unit Gaussian noise, whatever the stills start from
+            dynamic = torch.randn((real.num_classes * n_dynamic, opts.dynamic_channels, *small), generator=gen)
+        draw_seed = child_seed(gen) if opts.pairing == "random" else 0
         return StaticDynamicSet(static, dynamic, real.num_classes, ipc, integrator_width=opts.integrator_width,
                                 learn_lr=opts.learn_lr, lr_init=opts.lr_init, lr_groups=opts.lr_groups,
-                                integrator_lr=opts.integrator_lr, gen=gen)
+                                integrator_lr=opts.integrator_lr, integrator=opts.integrator, pairing=opts.pairing,
+                                draw_seed=draw_seed, gen=gen)
+
+    def distilled_set(self, ws, syn) -> EvalSet:
+        """A static/dynamic set with random pairing trains each evaluation epoch on a fresh draw of
+        every slot's pairing (as the authors' evaluation does); any other set on its decoded clips."""
+        if not (isinstance(syn, StaticDynamicSet) and syn.pairing == "random"):
+            return super().distilled_set(ws, syn)
+        lr = syn.learned_lr() if ws.cfg.evaluation.use_learned_lr else None
+        first = Samples(*decoded(syn))
+        return EvalSet(EpochDraws(first.inputs, first.targets, draw=lambda gen: Samples(*syn.pairing_draw(gen))), lr)
 
     def baseline_set(self, ws, name: str, syn=None) -> EvalSet | None:
         if name == "slide_window":

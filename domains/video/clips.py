@@ -27,7 +27,7 @@ from mmdd.core.decode_cache import (cache_key, cache_path, file_fingerprint, fol
                                     write_cache)
 from mmdd.core.lazy import materialize
 from mmdd.core.store import StorageOptions, StoreSource, build_store, decoder_threads
-from .sampling import clip_indices, resize_and_flip
+from .sampling import RESIZES, clip_indices, fit_frames
 
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
 EXPECTED_VIDEO = "a video file that decord (FFmpeg) can decode, with at least one frame"
@@ -89,7 +89,9 @@ class ClipKeywords(TypedDict, total=False):
     """The keyword options every video loader takes (each loader's ``**options``).
 
     ``classes``: keep only these class names (relabelled 0..K-1 in the dataset's class order);
-    ``frames`` sampled ``stride`` apart and resized to ``size``²; ``on_error``: ``"fail"`` or
+    ``frames`` sampled ``stride`` apart and brought to ``size``² by ``resize`` (``square`` or
+    ``short_side_crop``); ``test_clips``: clips per test (and listed validation) video, evenly
+    spaced (1: the centred clip); ``on_error``: ``"fail"`` or
     ``"skip"`` an unreadable video; ``seed``: the training clips' random starts; ``cache_dir``:
     where decoded splits are cached (``None``: no cache); ``storage``: RAM or the decoded store
     (:class:`~mmdd.core.store.StorageOptions`; ``None``: RAM).
@@ -103,6 +105,8 @@ class ClipKeywords(TypedDict, total=False):
     seed: int
     cache_dir: str | Path | None
     storage: StorageOptions | None
+    test_clips: int
+    resize: str
 
 
 @dataclass(frozen=True)
@@ -117,26 +121,38 @@ class ClipRequest:
     classes: Sequence[str] | None
     cache_dir: str | Path | None
     storage: StorageOptions | None = None
+    test_clips: int = 1
+    resize: str = "square"
+
+    def held_out_reads(self) -> list[tuple[str, tuple[int, int] | None]]:
+        """(mode, window) of each clip read from one test / listed validation video."""
+        if self.test_clips == 1:
+            return [("center", None)]
+        return [("window", (i, self.test_clips)) for i in range(self.test_clips)]
 
 
 def clip_request(*, classes: Sequence[str] | None = None, frames: int = 16, stride: int = 1, size: int = 112,
                  on_error: str = "fail", seed: int = 0, cache_dir: str | Path | None = None,
-                 storage: StorageOptions | None = None) -> ClipRequest:
+                 storage: StorageOptions | None = None, test_clips: int = 1, resize: str = "square") -> ClipRequest:
     """The clip options of a video loader, checked (a ConfigError names the first bad one)."""
     frames = check_positive_int(frames, "frames")
     stride = check_positive_int(stride, "stride")
     size = check_positive_int(size, "size")
+    test_clips = check_positive_int(test_clips, "test_clips")
+    if resize not in RESIZES:
+        raise ConfigError(f"resize must be one of {RESIZES}, got {resize!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
     check_on_error(on_error, item="unreadable video", listed_in="VideoData.skipped")
-    return ClipRequest(frames, stride, size, int(seed), on_error, classes, cache_dir, storage)
+    return ClipRequest(frames, stride, size, int(seed), on_error, classes, cache_dir, storage, test_clips, resize)
 
 
 def clip_keywords(cfg) -> ClipKeywords:
     """The :class:`ClipKeywords` of a recipe's dataset config (:class:`~.configs.ClipOptions`)."""
     return {"classes": cfg.classes, "frames": cfg.frames, "stride": cfg.stride, "size": cfg.size,
             "on_error": cfg.on_error, "seed": cfg.clip_seed,
-            "cache_dir": None if cfg.cache_dir is None else Path(cfg.cache_dir).expanduser(), "storage": cfg}
+            "cache_dir": None if cfg.cache_dir is None else Path(cfg.cache_dir).expanduser(), "storage": cfg,
+            "test_clips": cfg.test_clips, "resize": cfg.resize}
 
 
 def with_val(data: VideoData, cfg) -> VideoData:
@@ -179,9 +195,9 @@ def _decord():
     return decord
 
 
-def _to_clip(frames_thwc: np.ndarray | Tensor, size: int) -> Tensor:
+def _to_clip(frames_thwc: np.ndarray | Tensor, size: int, resize: str = "square") -> Tensor:
     x = torch.as_tensor(np.ascontiguousarray(frames_thwc)) if isinstance(frames_thwc, np.ndarray) else frames_thwc
-    return resize_and_flip(x, size, flip=False, channels_last=True).permute(0, 3, 1, 2).contiguous()
+    return fit_frames(x, size, resize).permute(0, 3, 1, 2).contiguous()
 
 
 def read_video_clip(
@@ -192,12 +208,15 @@ def read_video_clip(
     size: int = 112,
     mode: str = "center",
     gen: torch.Generator | None = None,
+    window: tuple[int, int] | None = None,
+    resize: str = "square",
 ) -> tuple[Tensor, Tensor]:
     """One clip of a video file: ``(clip uint8 T×3×size×size, frame indices int64 T)``.
 
     Opens ``path`` with ``decord.VideoReader``, picks the indices with
     :func:`~mmdd.domains.video.sampling.clip_indices` (``mode``/``gen`` as there) and reads them
-    with one ``get_batch``. Raises :class:`DataError` whose message starts with the path for a
+    with one ``get_batch`` (``window``: see ``clip_indices``; ``resize``: see
+    :func:`~mmdd.domains.video.sampling.fit_frames`). Raises :class:`DataError` whose message starts with the path for a
     missing or empty file, a file decord cannot open or decode, and a video with 0 frames.
     """
     path = Path(path)
@@ -215,7 +234,7 @@ def read_video_clip(
         ) from exc
     if num < 1:
         raise DataError(f"{path}: holds no frames (decord reports 0); expected {EXPECTED_VIDEO}")
-    index = clip_indices(num, frames, stride, mode, gen)
+    index = clip_indices(num, frames, stride, mode, gen, window)
     try:
         batch = reader.get_batch(index.tolist()).asnumpy()
     except errors as exc:
@@ -225,7 +244,7 @@ def read_video_clip(
         ) from exc
     if batch.ndim != 4 or batch.shape[0] != len(index) or batch.shape[-1] != 3:
         raise DataError(f"{path}: decord returned frames of shape {batch.shape}; expected T×H×W×3")
-    return _to_clip(batch, check_positive_int(size, "size")), index
+    return _to_clip(batch, check_positive_int(size, "size"), resize), index
 
 
 def frame_files(folder: Path) -> list[Path]:
@@ -244,6 +263,8 @@ def read_frame_folder_clip(
     size: int = 112,
     mode: str = "center",
     gen: torch.Generator | None = None,
+    window: tuple[int, int] | None = None,
+    resize: str = "square",
 ) -> tuple[Tensor, Tensor]:
     """One clip of a folder of frame images: ``(clip uint8 T×3×size×size, frame indices T)``.
 
@@ -260,7 +281,7 @@ def read_frame_folder_clip(
     files = frame_files(folder)
     if not files:
         raise DataError(f"{folder}: holds no frame images; expected {EXPECTED_FRAMES}")
-    index = clip_indices(len(files), frames, stride, mode, gen)
+    index = clip_indices(len(files), frames, stride, mode, gen, window)
     images: dict[int, np.ndarray] = {}
     for i in sorted(set(index.tolist())):
         try:
@@ -274,7 +295,7 @@ def read_frame_folder_clip(
     if len(shapes) > 1:
         raise DataError(f"{folder}: frames have different sizes {shapes}; expected {EXPECTED_FRAMES}")
     batch = np.stack([images[i] for i in index.tolist()])
-    return _to_clip(batch, check_positive_int(size, "size")), index
+    return _to_clip(batch, check_positive_int(size, "size"), resize), index
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,22 +334,32 @@ def _empty_split(opts: ClipRequest) -> VideoSplit:
 
 
 def _decode_split(entries: Sequence[Entry], opts: ClipRequest, mode: str, read: Callable, bad: BadFiles) -> VideoSplit:
+    """The clips of ``entries``: one per video in ``mode`` "random" (training), or the held-out reads
+    of each video (``opts.test_clips`` rows per video, consecutive) — a video that fails is skipped
+    whole (one entry in ``bad``)."""
     if not entries:
         return _empty_split(opts)
     seeds = _clip_seeds(entries, opts, mode)
-    clips = torch.empty(len(entries), opts.frames, 3, opts.size, opts.size, dtype=torch.uint8)
-    index = torch.empty(len(entries), opts.frames, dtype=torch.long)
+    reads = [(mode, None)] if mode == "random" else opts.held_out_reads()
+    rows = len(entries) * len(reads)
+    clips = torch.empty(rows, opts.frames, 3, opts.size, opts.size, dtype=torch.uint8)
+    index = torch.empty(rows, opts.frames, dtype=torch.long)
     kept: list[int] = []
+
+    def read_all(path, **kwargs):
+        return [read(path, mode=m, window=w, **kwargs) for m, w in reads]
+
     for i, (path, _) in enumerate(entries):
         gen = make_generator(seeds[i]) if seeds[i] is not None else None
-        got = bad.attempt(read, path, frames=opts.frames, stride=opts.stride, size=opts.size, mode=mode, gen=gen)
+        got = bad.attempt(read_all, path, frames=opts.frames, stride=opts.stride, size=opts.size, gen=gen,
+                          resize=opts.resize)
         if got is None:
             continue
-        clip, idx = got
-        clips[len(kept)] = clip
-        index[len(kept)] = idx
-        kept.append(i)
-    if len(kept) < len(entries):
+        for clip, idx in got:
+            clips[len(kept)] = clip
+            index[len(kept)] = idx
+            kept.append(i)
+    if len(kept) < rows:
         clips, index = clips[: len(kept)].clone(), index[: len(kept)].clone()
     labels = torch.tensor([entries[i][1] for i in kept], dtype=torch.long)
     return VideoSplit(clips, labels, [str(entries[i][0]) for i in kept], index)
@@ -344,28 +375,38 @@ def _clip_seeds(entries: Sequence[Entry], opts: ClipRequest, mode: str) -> list[
 
 def decode_stored_clip(item: tuple) -> dict[str, np.ndarray]:
     """One clip for the decoded store: ``{"clips": uint8 T×3×S×S, "frame_indices": int64 T}``."""
-    path, frames, stride, size, mode, seed, frames_kind = item
+    path, frames, stride, size, mode, seed, frames_kind, window, resize = item
     read = read_frame_folder_clip if frames_kind else read_video_clip
     gen = make_generator(seed) if seed is not None else None
-    clip, index = read(path, frames=frames, stride=stride, size=size, mode=mode, gen=gen)
+    clip, index = read(path, frames=frames, stride=stride, size=size, mode=mode, gen=gen,
+                       window=None if window is None else tuple(window), resize=resize)
     return {"clips": clip.numpy(), "frame_indices": np.asarray(index, dtype=np.int64)}
 
 
 def _stored_load(plan: LoadPlan, opts: ClipRequest, present: dict[str, list[Entry]], fingerprints: dict,
                  bad: BadFiles, info: dict) -> VideoData:
     """The clips of ``present`` decoded once into the store; clips stream from it (frame indices in RAM)."""
-    modes = {name: "random" if name == "train" else "center" for name in present}
+    def reads(name: str, entries: list[Entry]) -> list[tuple[Entry, str, tuple[int, int] | None, int | None]]:
+        """(entry, mode, window, seed) of every row of a split: one per training video, the held-out
+        reads (``test_clips``) of each test / validation video."""
+        if name == "train":
+            return [(e, "random", None, seed) for e, seed in zip(entries, _clip_seeds(entries, opts, "random"))]
+        return [(e, m, w, None) for e in entries for m, w in opts.held_out_reads()]
+
+    rows = {name: reads(name, entries) for name, entries in present.items()}
     source = StoreSource(
         plan.loader,
         {"root": str(plan.root), **plan.options, "frames": opts.frames, "stride": opts.stride, "size": opts.size,
          "seed": opts.seed, "class_names": plan.class_names, "frames_kind": plan.frames_kind,
-         "resize": "bilinear-antialias-float32",
+         "resize": "bilinear-antialias-float32" + ("" if opts.resize == "square" else f"-{opts.resize}"),
+         **({"test_clips": opts.test_clips} if opts.test_clips > 1 else {}),
          "files": {s: [[str(p), fp] for (p, _), fp in zip(plan.entries[s], fingerprints[s])] for s in present}},
-        items={name: [(str(p), opts.frames, opts.stride, opts.size, modes[name], seed, plan.frames_kind)
-                      for (p, _), seed in zip(entries, _clip_seeds(entries, opts, modes[name]))]
-               for name, entries in present.items()},
-        labels={name: [lab for _, lab in entries] for name, entries in present.items()},
-        ids={name: [str(p) for p, _ in entries] for name, entries in present.items()},
+        items={name: [(str(p), opts.frames, opts.stride, opts.size, m, seed, plan.frames_kind, w, opts.resize)
+                      for (p, _), m, w, seed in split_rows]
+               for name, split_rows in rows.items()},
+        labels={name: [lab for (_, lab), *_ in split_rows] for name, split_rows in rows.items()},
+        ids={name: [str(p) if w is None else f"{p}#clip{w[0]}" for (p, _), _, w, _ in split_rows]
+             for name, split_rows in rows.items()},
         decode=decode_stored_clip)
     storage = opts.storage
     store = build_store(source, storage.store_dir, num_workers=storage.workers(), on_error=opts.on_error)
@@ -415,20 +456,28 @@ def finish_load(plan: LoadPlan, opts: ClipRequest) -> VideoData:
         "size": opts.size,
         "seed": opts.seed,
         "sampling": (
-            "one clip per video: train random start (per entry make_generator(child_seed(base)), "
-            "base = make_generator(seed)), val/test centred; short videos clamp to the last frame; "
-            "frames resized (bilinear, antialias) to size x size; no flip"
+            "one clip per training video: random start (per entry make_generator(child_seed(base)), "
+            "base = make_generator(seed)); "
+            + ("val/test centred" if opts.test_clips == 1 else
+               f"{opts.test_clips} clips per val/test video at evenly spaced starts (one row each)")
+            + "; short videos clamp to the last frame; frames "
+            + ("resized (bilinear, antialias) to size x size" if opts.resize == "square" else
+               "resized (bilinear, antialias) so the short side is size, then centre-cropped to size x size")
+            + "; no flip"
         ),
         "layout": "clips uint8 N x T x C x H x W (RGB)",
         "cache": None,
     }
     fingerprints = {s: [_fingerprint(plan, p) for p, _ in items] for s, items in plan.entries.items()}
     key = path = None
-    decoded_bytes = sum(len(e) for e in plan.entries.values()) * 3 * opts.frames * opts.size * opts.size * 4
+    rows = sum(len(e) * (1 if s == "train" else opts.test_clips) for s, e in plan.entries.items())
+    decoded_bytes = rows * 3 * opts.frames * opts.size * opts.size * 4
     to_store = opts.storage is not None and opts.storage.wants_store(decoded_bytes)
     if cache_dir is not None and not to_store:  # the store replaces the RAM path's cache
         options = {**plan.options, "frames": opts.frames, "stride": opts.stride, "size": opts.size,
-                   "seed": opts.seed, "on_error": on_error, "class_names": plan.class_names}  # fmt: skip
+                   "seed": opts.seed, "on_error": on_error, "class_names": plan.class_names,
+                   **({"test_clips": opts.test_clips} if opts.test_clips > 1 else {}),
+                   **({"resize": opts.resize} if opts.resize != "square" else {})}  # fmt: skip
         files = {
             s: [[str(p), lab, fp] for (p, lab), fp in zip(items, fingerprints[s])]
             for s, items in plan.entries.items()

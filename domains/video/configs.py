@@ -1,8 +1,11 @@
 """Typed options of the video domain: datasets (recipe section ``dataset``) and the synthetic set.
 
 Every dataset shares the clip options: ``frames`` sampled at ``stride`` (random start for
-training clips, centred for test clips, from ``clip_seed``), resized to ``size``², decoded once
-and cached under ``cache_dir`` (``null``: no cache); ``grayscale`` averages the colour channels.
+training clips, from ``clip_seed``; centred for test clips, or ``test_clips`` evenly spaced clips
+per test video, each its own test row, so the accuracy averages over them), brought to ``size``²
+by ``resize`` (``square``: resized, aspect not kept; ``short_side_crop``: short side resized to
+``size``, then the centre crop, as the static/dynamic-memory authors' frames), decoded once and
+cached under ``cache_dir`` (``null``: no cache); ``grayscale`` averages the colour channels.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ class ClipOptions(StorageOptions):
     frames: int = 16
     stride: int = 1
     size: int = 112
+    resize: Literal["square", "short_side_crop"] = "square"
+    test_clips: int = 1
     grayscale: bool = False
     on_error: Literal["fail", "skip"] = "fail"
     clip_seed: int = 0
@@ -30,7 +35,7 @@ class ClipOptions(StorageOptions):
     train_per_class: int | None = None
 
     def clip_problems(self, path: str) -> list[str]:
-        problems = at_least(self, path, ("frames", "stride", "size", "train_per_class"))
+        problems = at_least(self, path, ("frames", "stride", "size", "train_per_class", "test_clips"))
         if self.classes is not None and not self.classes:
             problems.append(f"{path}.classes: expected a non-empty list of class names or null (all classes)")
         return problems + subset_problems(path, self.train_per_class, self.val_fraction) + self.storage_problems(path)
@@ -127,9 +132,20 @@ class VideoSyntheticConfig(SyntheticConfig):
     ``static_dynamic`` stores, per class, ``static_per_class`` still frames (default: the budget,
     one per video) and ``dynamic_per_class`` dynamic memories (``dynamic_channels`` × frames ×
     (size / ``dynamic_scale``)²), combined by a small integrator network (``integrator_width``
-    hidden channels, learned with ``integrator_lr``). Video ``j`` of a class pairs still frame
-    ``j mod static_per_class`` with dynamic memory ``j mod dynamic_per_class``. ``init:
-    slide_window`` starts from the slide-window selection instead of random real clips.
+    hidden channels, learned with ``integrator_lr``). ``init: slide_window`` starts from the
+    slide-window selection instead of random real clips.
+
+    The published form (Wang et al., CVPR 2024) and mmdd's variant differ in three options:
+
+    * ``integrator``: ``residual`` (mmdd: still + motion + a two-layer conv correction) or
+      ``conv3d`` (as published: one 3×3×3 conv of [still, dynamic] is the video);
+    * ``pairing``: ``fixed`` (mmdd: video ``j`` pairs still ``j mod static_per_class`` with dynamic
+      memory ``j mod dynamic_per_class``) or ``random`` (as published: each video slot owns
+      ``static_per_class / budget`` stills and ``dynamic_per_class / budget`` dynamic memories and
+      draws one of each on every use; both default to 2 × the budget);
+    * ``dynamic_init``: ``null`` (follows ``init``: a real clip's motion, downsampled, or small
+      noise), ``motion``, or ``noise`` (as published: unit Gaussian noise), with ``dynamic_scale``
+      (mmdd: 2; as published: 1, the full frame size).
 
     Slide-window selection (the ``slide_window`` baseline and init): a teacher network trained
     ``teacher_epochs`` on the real clips scores every window of ``frames`` frames, ``selection_stride``
@@ -145,6 +161,9 @@ class VideoSyntheticConfig(SyntheticConfig):
     dynamic_scale: int = 2
     integrator_width: int = 16
     integrator_lr: float = 0.01
+    integrator: Literal["residual", "conv3d"] = "residual"
+    pairing: Literal["fixed", "random"] = "fixed"
+    dynamic_init: Literal["motion", "noise"] | None = None
     selection_frames: int | None = None
     selection_stride: int = 2
     teacher_epochs: int = 20
@@ -155,4 +174,7 @@ class VideoSyntheticConfig(SyntheticConfig):
                                           "dynamic_scale", "integrator_width", "selection_frames",
                                           "selection_stride", "teacher_epochs"))
         problems += positive(self, path, ("integrator_lr",))
+        if self.dynamic_init == "motion" and self.init == "noise":
+            problems.append(f"{path}.dynamic_init: 'motion' takes a real clip's motion, but init is 'noise'; use "
+                            "init: real or slide_window, or dynamic_init: noise")
         return problems

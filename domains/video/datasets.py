@@ -20,16 +20,19 @@ own module (:mod:`.ucf101`, :mod:`.hmdb51`, :mod:`.kinetics`, :mod:`.something_s
 with a recipe's typed dataset config, which then holds out the validation split
 (``val_fraction``, when the dataset gives none) and records the split rule in ``info["split_rule"]``.
 
-**Sampling.** One clip per video. Its frame indices come from
+**Sampling.** One clip per training video. Its frame indices come from
 :func:`~mmdd.domains.video.sampling.clip_indices`: ``frames`` indices ``stride`` apart; the
-training split draws a random start, every other split (val, test) takes the centred clip; a
-video shorter than the clip span is clamped to its last frame. The training draws are seeded:
+training split draws a random start, every other split (val, test) takes the centred clip — or,
+with ``test_clips`` k > 1, k clips at evenly spaced starts, each its own row (consecutive, with
+the video's label and path); a video shorter than the clip span is clamped to its last frame. The training draws are seeded:
 ``base = make_generator(seed)``, then one ``child_seed(base)`` per training entry in split
 order (before any file is read, so a skipped file never shifts another clip's draw), and entry
 ``i`` draws its start from ``make_generator(seeds[i])``. The sampled indices are kept in
 :attr:`VideoSplit.frame_indices`. Frames are resized to ``size×size`` (bilinear, antialiased,
-aspect ratio not kept; see :func:`~mmdd.domains.video.sampling.resize_and_flip`). No flip is
-applied at load time: flipping is an augmentation.
+aspect ratio not kept; see :func:`~mmdd.domains.video.sampling.resize_and_flip`), or with
+``resize="short_side_crop"`` resized so the short side is ``size`` and centre-cropped
+(:func:`~mmdd.domains.video.sampling.fit_frames`). No flip is applied at load time: flipping is an
+augmentation.
 
 **Reading.** Video files are opened with ``decord.VideoReader(path)`` and the clip is read with
 one ``get_batch(indices)``. Frame folders are read with Pillow (converted to RGB), only the

@@ -1,9 +1,12 @@
 """Clip sampling and the spatial transform shared by every video loader.
 
 * :func:`clip_indices` picks the ``frames`` frame indices of one clip: evenly ``stride`` apart
-  from a start that is drawn (``mode="random"``, training) or centred (``mode="center"``, test).
+  from a start that is drawn (``mode="random"``, training), centred (``mode="center"``, test) or
+  the ``i``-th of ``k`` evenly spaced starts (``mode="window"``, several test clips per video).
 * :func:`resize_and_flip` resizes every frame of a clip to ``size`` and optionally mirrors it
-  left-right (the flip is an augmentation: the loaders never apply it).
+  left-right (the flip is an augmentation: the loaders never apply it); :func:`fit_frames` is the
+  loaders' spatial rule: ``square`` (resize to size², aspect not kept) or ``short_side_crop``
+  (resize the short side to ``size``, keeping the aspect, then take the centre size×size).
 
 Every random draw comes from the ``torch.Generator`` passed in; nothing here touches the global
 random state.
@@ -20,9 +23,10 @@ from torch import Tensor
 
 from mmdd.core.errors import ConfigError
 
-__all__ = ["CLIP_MODES", "clip_indices", "clip_span", "resize_and_flip"]
+__all__ = ["CLIP_MODES", "RESIZES", "clip_indices", "clip_span", "fit_frames", "resize_and_flip"]
 
-CLIP_MODES = ("random", "center")
+CLIP_MODES = ("random", "center", "window")
+RESIZES = ("square", "short_side_crop")
 
 
 def _positive_int(value, name: str) -> int:
@@ -42,6 +46,7 @@ def clip_indices(
     stride: int = 1,
     mode: str = "random",
     gen: torch.Generator | None = None,
+    window: tuple[int, int] | None = None,
 ) -> Tensor:
     """The ``frames`` frame indices (int64, ascending) of one clip of a ``num_frames``-frame video.
 
@@ -54,6 +59,9 @@ def clip_indices(
       generator's stream never depends on video lengths. ``gen`` is required.
     * ``mode="center"`` (test): ``start = (num_frames - span) // 2`` (floor; 0 for a short video);
       no draw, ``gen`` is ignored.
+    * ``mode="window"`` with ``window=(i, k)`` (``k`` test clips per video): the ``i``-th of ``k``
+      starts spread evenly from the first to the last start, ``round(i · slack / (k − 1))`` (the
+      centre for ``k = 1``); no draw.
 
     A video shorter than ``span`` frames starts at 0 and its indices are **clamped** to the last
     frame: ``min(stride * k, num_frames - 1)``, so its last frame repeats (e.g. 5 frames,
@@ -73,6 +81,11 @@ def clip_indices(
                 "in mmdd comes from a seeded generator passed down"
             )
         start = int(torch.randint(max(slack, 0) + 1, (1,), generator=gen).item())
+    elif mode == "window":
+        if window is None or not (0 <= window[0] < window[1]):
+            raise ConfigError(f"clip_indices(mode='window') needs window=(i, k) with 0 <= i < k, got {window!r}")
+        i, k = window
+        start = round(i * max(slack, 0) / (k - 1)) if k > 1 else max(slack, 0) // 2
     else:
         start = max(slack, 0) // 2
     offsets = torch.arange(frames, dtype=torch.long) * stride
@@ -136,3 +149,18 @@ def resize_and_flip(clip: Tensor, size, flip: bool = False, *, channels_last: bo
         x = x.flip(-1)
     x = x.movedim(-3, -1) if channels_last else x
     return x.contiguous()
+
+
+def fit_frames(clip: Tensor, size: int, resize: str = "square") -> Tensor:
+    """Frames ``T×H×W×C`` uint8 to ``T×size×size×C``: ``square`` resizes to size² (aspect not kept);
+    ``short_side_crop`` resizes the short side to ``size`` (aspect kept) and takes the centre crop."""
+    if resize not in RESIZES:
+        raise ConfigError(f"resize must be one of {RESIZES}, got {resize!r}")
+    if resize == "square":
+        return resize_and_flip(clip, size, flip=False, channels_last=True)
+    h, w = int(clip.shape[-3]), int(clip.shape[-2])
+    scale = size / min(h, w)
+    th, tw = max(size, round(h * scale)), max(size, round(w * scale))
+    x = resize_and_flip(clip, (th, tw), flip=False, channels_last=True)
+    top, left = (th - size) // 2, (tw - size) // 2
+    return x[..., top:top + size, left:left + size, :].contiguous()
