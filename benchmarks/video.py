@@ -13,6 +13,9 @@ For each VPC, from the shipped recipe ``video/action_set-s2d-vpc<N>``:
   matching against ConvNet3D experts, generated first and shared);
 * ``DM, full videos`` — profile ``full`` (every frame of every synthetic clip learned by DM),
   which also evaluates ``whole data`` at the largest VPC;
+* ``static + dynamic (DM), published form on mmdd's settings`` (``--configs published_form``) —
+  the published memories (integrator, pairing, dynamic memory) alone, on the recipe's network, lrs
+  and protocol, with the static-only row of its own stills;
 * ``static + dynamic (DM), as published`` / ``(MTT), as published`` (``--configs published
   published_mtt``) — profiles ``published`` / ``published_mtt``: the memories as Wang et al. publish
   them (random pairing of 2 stills × 2 dynamic memories per video, noise-initialised full-size
@@ -43,7 +46,8 @@ from common import RESULTS, baseline_rows, distill_repeated, machine, row_from, 
 ORDER = ["random clips", "slide-window", "DM, full videos", "static-only", "static + dynamic (DM)",
          "static + dynamic (MTT)", "random clips, published protocol", "slide-window, published protocol",
          "static-only, published protocol", "static + dynamic (DM), as published",
-         "static + dynamic (MTT), as published", "whole data"]
+         "static + dynamic (MTT), as published", "static-only, published form",
+         "static + dynamic (DM), published form on mmdd's settings", "whole data"]
 PUBLISHED = ", published protocol"  # baselines of a published-form run: the authors' network and evaluation
 NAMES = {"random": "random clips", "slide_window": "slide-window", "static_only": "static-only", "full": "whole data"}
 
@@ -101,27 +105,34 @@ def findings(rows: list[dict]) -> list[str]:
     for vpc in sorted({r["budget"] for r in rows if isinstance(r["budget"], int)}):
         got = {r["method"]: r for r in rows if r["budget"] == vpc}
         for method in ("static + dynamic (DM)", "static + dynamic (MTT)", "static + dynamic (DM), as published",
-                       "static + dynamic (MTT), as published"):
+                       "static + dynamic (MTT), as published", "static + dynamic (DM), published form on mmdd's settings"):
             if method not in got:
                 continue
             mine = got[method]
             suffix = PUBLISHED if method.endswith("as published") else ""  # compared under its own protocol
             others = [o + suffix for o in ("static-only", "random clips")] + ([] if suffix else ["DM, full videos"])
+            if method.endswith("on mmdd's settings"):  # mmdd's protocol; its own stills (2 per video)
+                others = ["static-only, published form", "random clips", "DM, full videos", "static + dynamic (DM)"]
             for other in others:
                 if other in got:
                     diff = 100 * (mine["mean"] - got[other]["mean"])
                     lines.append(f"VPC {vpc}: {method} − {other} = {diff:+.2f} points "
                                  f"({'beats' if diff > 0 else 'does not beat'} it)")
             if mine.get("full_video_bytes"):
+                ratio = mine["full_video_bytes"] / mine["storage_bytes"]
                 lines.append(f"VPC {vpc}: {method} stores {mine['storage_bytes'] / 2**20:.3f} MiB vs "
                              f"{mine['full_video_bytes'] / 2**20:.3f} MiB for full synthetic videos of the same count "
-                             f"(×{mine['full_video_bytes'] / mine['storage_bytes']:.2f} smaller)")
+                             + (f"(×{ratio:.2f} smaller)" if ratio >= 1 else f"(×{1 / ratio:.2f} larger)"))
     return lines
 
 
 CONFIG_METHODS = {"dm": "static + dynamic (DM)", "mtt": "static + dynamic (MTT)", "full": "DM, full videos",
                   "published": "static + dynamic (DM), as published",
-                  "published_mtt": "static + dynamic (MTT), as published"}
+                  "published_mtt": "static + dynamic (MTT), as published",
+                  "published_form": "static + dynamic (DM), published form on mmdd's settings"}
+#: the memories' published form alone (integrator, pairing, dynamic memory), on the recipe's network, lrs and protocol
+PUBLISHED_FORM = ["synthetic.integrator=conv3d", "synthetic.pairing=random", "synthetic.dynamic_init=noise",
+                  "synthetic.dynamic_scale=1", "evaluation.baselines=[static_only]"]
 
 
 def from_runs(dirs: list[Path], out: Path, note: str = "") -> int:
@@ -134,7 +145,7 @@ def from_runs(dirs: list[Path], out: Path, note: str = "") -> int:
         experts = run.config.experts
         expert_note = (f"experts: {experts.num_experts} × {experts.epochs} epochs (shared; not in wall_s)"
                        if config in ("mtt", "published_mtt") else "")
-        suffix = PUBLISHED if config.startswith("published") else ""
+        suffix = {"published": PUBLISHED, "published_mtt": PUBLISHED, "published_form": ", published form"}.get(config, "")
         for row in rows_of(run, CONFIG_METHODS[config], run.config.budget.ipc, expert_note, suffix):
             if row["method"] == "whole data":
                 if seen_whole:
@@ -233,6 +244,9 @@ def main(argv=None) -> int:
             overrides = list(base)
             note = ""
             method, suffix = CONFIG_METHODS[config], PUBLISHED if config.startswith("published") else ""
+            if config == "published_form":
+                suffix = ", published form"
+                overrides += PUBLISHED_FORM
             if config in ("mtt", "published_mtt"):
                 overrides += [f"profile={config}"] + (["evaluation.baselines=[]"] if config == "mtt" else [])
                 from mmdd.experts import generate_experts
