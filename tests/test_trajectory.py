@@ -404,6 +404,32 @@ def test_the_soft_labels_may_have_their_own_momentum():
         build(TMConfig, {"lr_momentum": 1.0}, "method")
 
 
+def test_the_learned_lr_floor_clamps_after_every_step():
+    from types import SimpleNamespace
+
+    from mmdd.config import build
+    from mmdd.core.distill import make_optimizer
+    from mmdd.core.matchers.trajectory import TrajectoryMatcher
+
+    syn = syn_set(lr=0.01)
+    cfg = SimpleNamespace(lr_inputs=1.0, lr_labels=0.0, lr_lr=10.0, momentum=0.0, lr_floor=0.001)
+    opt = make_optimizer(syn, cfg)
+    TrajectoryMatcher.bind_optimizer(SimpleNamespace(cfg=cfg), opt)  # the hook reads only cfg.lr_floor
+    for _ in range(3):  # a large step down the lr: log 0.01 − 10 would be far below the floor
+        opt.zero_grad()
+        syn.log_lr.sum().backward()
+        opt.step()
+        assert syn.learned_lr() == pytest.approx(0.001)
+    free = syn_set(lr=0.01)
+    opt = make_optimizer(free, SimpleNamespace(**{**vars(cfg), "lr_floor": None}))
+    TrajectoryMatcher.bind_optimizer(SimpleNamespace(cfg=SimpleNamespace(lr_floor=None)), opt)
+    free.log_lr.sum().backward()
+    opt.step()
+    assert free.learned_lr() < 1e-5  # no floor: the step goes through
+    with pytest.raises(ConfigError, match="lr_floor must be > 0"):
+        build(TMConfig, {"lr_floor": 0.0}, "method")
+
+
 def test_soft_label_epoch_final_reads_the_experts_last_snapshot(buffer):
     inputs = syn_set().inputs.detach()
     final = matcher_for(buffer, "exact", soft_label_epoch="final")

@@ -30,6 +30,8 @@ and has its own learnable lr. Parameters in no group stay frozen at θ_0 and are
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Callable, Literal
 
@@ -84,6 +86,9 @@ class TMConfig:
     #: the SGD momentum of the learned lr (None: ``momentum``; the static/dynamic-memory authors use 0.9
     #: for the lr beside 0.95 for the memories)
     lr_momentum: float | None = None
+    #: the learned lr never drops below this after a step (None: no floor, as MTT; the static/dynamic-
+    #: memory authors clip theirs at 0.001)
+    lr_floor: float | None = None
     #: where segments start: "uniform" in [min_start_epoch, max_start_epoch) (MTT); "expanding" —
     #: DATM's difficulty-aligned window, whose upper bound grows from ``initial_max_start_epoch`` to
     #: ``max_start_epoch`` over the first ``expansion_iterations`` iterations (default: all of them)
@@ -97,6 +102,8 @@ class TMConfig:
         if self.teacher_labels and self.lr_labels != 0:
             problems.append(f"{path}.teacher_labels: TESLA's labels are recomputed from the experts every draw, "
                             f"not learned; set lr_labels: 0 (got {self.lr_labels})")
+        if self.lr_floor is not None and not self.lr_floor > 0:
+            problems.append(f"{path}.lr_floor must be > 0 or null, got {self.lr_floor}")
         for key in ("label_momentum", "lr_momentum"):
             value = getattr(self, key)
             if value is not None and not 0 <= value < 1:
@@ -418,6 +425,21 @@ class TrajectoryMatcher(Matcher):
 
     def end_iteration(self) -> None:
         self.iteration += 1  # once per iteration, whatever the number of draws
+
+    def bind_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """With ``lr_floor``, clamp the learned (log) lr after every step of the synthetic set's optimizer."""
+        floor = getattr(self.cfg, "lr_floor", None)
+        lr_params = [p for g in optimizer.param_groups if g.get("name") == "lr" for p in g["params"]]
+        if floor is None or not lr_params:
+            return
+        log_floor = math.log(floor)
+
+        def clamp(*_):
+            with torch.no_grad():
+                for p in lr_params:
+                    p.clamp_(min=log_floor)
+
+        optimizer.register_step_post_hook(clamp)
 
 
 SPEC = MATCHERS.add("mtt", MatcherSpec(config=TMConfig, build=TrajectoryMatcher, needs_experts=True,
