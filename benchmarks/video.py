@@ -130,6 +130,8 @@ CONFIG_METHODS = {"dm": "static + dynamic (DM)", "mtt": "static + dynamic (MTT)"
                   "published": "static + dynamic (DM), as published",
                   "published_mtt": "static + dynamic (MTT), as published",
                   "published_form": "static + dynamic (DM), published form on mmdd's settings"}
+#: how a config's baseline rows are named: the published profiles' are trained under the authors' protocol
+BASELINE_SUFFIX = {"published": PUBLISHED, "published_mtt": PUBLISHED, "published_form": ", published form"}
 #: the memories' published form alone (integrator, pairing, dynamic memory), on the recipe's network, lrs and protocol
 PUBLISHED_FORM = ["synthetic.integrator=conv3d", "synthetic.pairing=random", "synthetic.dynamic_init=noise",
                   "synthetic.dynamic_scale=1", "evaluation.baselines=[static_only]"]
@@ -145,8 +147,8 @@ def from_runs(dirs: list[Path], out: Path, note: str = "") -> int:
         experts = run.config.experts
         expert_note = (f"experts: {experts.num_experts} × {experts.epochs} epochs (shared; not in wall_s)"
                        if config in ("mtt", "published_mtt") else "")
-        suffix = {"published": PUBLISHED, "published_mtt": PUBLISHED, "published_form": ", published form"}.get(config, "")
-        for row in rows_of(run, CONFIG_METHODS[config], run.config.budget.ipc, expert_note, suffix):
+        for row in rows_of(run, CONFIG_METHODS[config], run.config.budget.ipc, expert_note,
+                           BASELINE_SUFFIX.get(config, "")):
             if row["method"] == "whole data":
                 if seen_whole:
                     continue
@@ -201,7 +203,8 @@ def main(argv=None) -> int:
     parser.add_argument("--vpc", type=int, nargs="+", default=[1, 5])
     parser.add_argument("--configs", nargs="+", default=["dm", "mtt", "full"], choices=list(CONFIG_METHODS),
                         help="dm, mtt, full (mmdd's memories and full videos); published, published_mtt (the "
-                             "published form: profile=published / published_mtt, with its own baselines)")
+                             "published form: profile=published / published_mtt; the DM run evaluates its baselines); "
+                             "published_form (the published memories on the recipe's other settings)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--runs", default=None, help="where to keep run directories and experts (default: a temp dir)")
     parser.add_argument("--out", default=None, help="results folder (default: benchmarks/results)")
@@ -243,12 +246,11 @@ def main(argv=None) -> int:
         for config in args.configs:
             overrides = list(base)
             note = ""
-            method, suffix = CONFIG_METHODS[config], PUBLISHED if config.startswith("published") else ""
+            method, suffix = CONFIG_METHODS[config], BASELINE_SUFFIX.get(config, "")
             if config == "published_form":
-                suffix = ", published form"
                 overrides += PUBLISHED_FORM
-            if config in ("mtt", "published_mtt"):
-                overrides += [f"profile={config}"] + (["evaluation.baselines=[]"] if config == "mtt" else [])
+            if config in ("mtt", "published_mtt"):  # the DM run of the same form evaluates the baselines
+                overrides += [f"profile={config}", "evaluation.baselines=[]"]
                 from mmdd.experts import generate_experts
 
                 started = time.perf_counter()

@@ -49,7 +49,8 @@ def make_optimizer(syn: SyntheticSet, method_cfg) -> torch.optim.Optimizer:
 
     The method config supplies ``lr_inputs`` and ``momentum``, and optionally ``lr_labels`` and
     ``lr_lr``; a role the method does not know may take its lr from the set (``syn.role_lr``, e.g.
-    video's integrator); a group whose lr is 0 (or missing) is frozen.
+    video's integrator); a group whose lr is 0 (or missing) is frozen. With ``method.lr_floor`` the
+    learned (log) lr is clamped to at least that after every step.
     """
     groups = []
     for role, params in syn.param_groups().items():
@@ -65,7 +66,19 @@ def make_optimizer(syn: SyntheticSet, method_cfg) -> torch.optim.Optimizer:
             groups.append(group)
     if not groups:
         raise RunError("no synthetic parameter has a positive learning rate; set method.lr_inputs > 0")
-    return torch.optim.SGD(groups, momentum=getattr(method_cfg, "momentum", 0.5))
+    optimizer = torch.optim.SGD(groups, momentum=getattr(method_cfg, "momentum", 0.5))
+    floor = getattr(method_cfg, "lr_floor", None)
+    lr_params = [p for g in groups if g["name"] == "lr" for p in g["params"]]
+    if floor is not None and lr_params:
+        log_floor = math.log(floor)
+
+        def clamp_lr(*_):
+            with torch.no_grad():
+                for p in lr_params:
+                    p.clamp_(min=log_floor)
+
+        optimizer.register_step_post_hook(clamp_lr)
+    return optimizer
 
 
 def run_loop(syn: SyntheticSet, matcher, real: ClassIndex, optimizer: torch.optim.Optimizer,

@@ -409,12 +409,10 @@ def test_the_learned_lr_floor_clamps_after_every_step():
 
     from mmdd.config import build
     from mmdd.core.distill import make_optimizer
-    from mmdd.core.matchers.trajectory import TrajectoryMatcher
 
     syn = syn_set(lr=0.01)
     cfg = SimpleNamespace(lr_inputs=1.0, lr_labels=0.0, lr_lr=10.0, momentum=0.0, lr_floor=0.001)
     opt = make_optimizer(syn, cfg)
-    TrajectoryMatcher.bind_optimizer(SimpleNamespace(cfg=cfg), opt)  # the hook reads only cfg.lr_floor
     for _ in range(3):  # a large step down the lr: log 0.01 − 10 would be far below the floor
         opt.zero_grad()
         syn.log_lr.sum().backward()
@@ -422,7 +420,6 @@ def test_the_learned_lr_floor_clamps_after_every_step():
         assert syn.learned_lr() == pytest.approx(0.001)
     free = syn_set(lr=0.01)
     opt = make_optimizer(free, SimpleNamespace(**{**vars(cfg), "lr_floor": None}))
-    TrajectoryMatcher.bind_optimizer(SimpleNamespace(cfg=SimpleNamespace(lr_floor=None)), opt)
     free.log_lr.sum().backward()
     opt.step()
     assert free.learned_lr() < 1e-5  # no floor: the step goes through

@@ -30,8 +30,6 @@ and has its own learnable lr. Parameters in no group stay frozen at θ_0 and are
 
 from __future__ import annotations
 
-import math
-
 from dataclasses import dataclass
 from typing import Callable, Literal
 
@@ -87,7 +85,7 @@ class TMConfig:
     #: for the lr beside 0.95 for the memories)
     lr_momentum: float | None = None
     #: the learned lr never drops below this after a step (None: no floor, as MTT; the static/dynamic-
-    #: memory authors clip theirs at 0.001)
+    #: memory authors clip theirs at 0.001); applied by ``core.distill.make_optimizer``
     lr_floor: float | None = None
     #: where segments start: "uniform" in [min_start_epoch, max_start_epoch) (MTT); "expanding" —
     #: DATM's difficulty-aligned window, whose upper bound grows from ``initial_max_start_epoch`` to
@@ -425,21 +423,6 @@ class TrajectoryMatcher(Matcher):
 
     def end_iteration(self) -> None:
         self.iteration += 1  # once per iteration, whatever the number of draws
-
-    def bind_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
-        """With ``lr_floor``, clamp the learned (log) lr after every step of the synthetic set's optimizer."""
-        floor = getattr(self.cfg, "lr_floor", None)
-        lr_params = [p for g in optimizer.param_groups if g.get("name") == "lr" for p in g["params"]]
-        if floor is None or not lr_params:
-            return
-        log_floor = math.log(floor)
-
-        def clamp(*_):
-            with torch.no_grad():
-                for p in lr_params:
-                    p.clamp_(min=log_floor)
-
-        optimizer.register_step_post_hook(clamp)
 
 
 SPEC = MATCHERS.add("mtt", MatcherSpec(config=TMConfig, build=TrajectoryMatcher, needs_experts=True,

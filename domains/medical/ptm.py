@@ -152,7 +152,6 @@ class ProgressiveTrajectoryMatcher(TrajectoryMatcher):
         self.optimizer = None
 
     def bind_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
-        super().bind_optimizer(optimizer)
         self.optimizer = optimizer
 
     def progressive(self, iteration: int, gen: torch.Generator) -> tuple[int, int]:

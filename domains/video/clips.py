@@ -333,25 +333,32 @@ def _empty_split(opts: ClipRequest) -> VideoSplit:
     )
 
 
+def _entry_reads(entries: Sequence[Entry], opts: ClipRequest, mode: str
+                 ) -> list[list[tuple[str, tuple[int, int] | None, int | None]]]:
+    """Per entry, the (mode, window, seed) of every row it gives — one ``random`` read per training
+    video (its own seed), or the held-out reads of a test / validation video (``opts.test_clips``) —
+    shared by the RAM path and the store, so both read the same clips."""
+    reads = [("random", None)] if mode == "random" else opts.held_out_reads()
+    return [[(m, w, seed) for m, w in reads] for seed in _clip_seeds(entries, opts, mode)]
+
+
 def _decode_split(entries: Sequence[Entry], opts: ClipRequest, mode: str, read: Callable, bad: BadFiles) -> VideoSplit:
-    """The clips of ``entries``: one per video in ``mode`` "random" (training), or the held-out reads
-    of each video (``opts.test_clips`` rows per video, consecutive) — a video that fails is skipped
-    whole (one entry in ``bad``)."""
+    """The clips of ``entries`` (:func:`_entry_reads`; a video's rows are consecutive) — a video that
+    fails is skipped whole (one entry in ``bad``)."""
     if not entries:
         return _empty_split(opts)
-    seeds = _clip_seeds(entries, opts, mode)
-    reads = [(mode, None)] if mode == "random" else opts.held_out_reads()
-    rows = len(entries) * len(reads)
+    plan = _entry_reads(entries, opts, mode)
+    rows = sum(len(r) for r in plan)
     clips = torch.empty(rows, opts.frames, 3, opts.size, opts.size, dtype=torch.uint8)
     index = torch.empty(rows, opts.frames, dtype=torch.long)
     kept: list[int] = []
 
-    def read_all(path, **kwargs):
-        return [read(path, mode=m, window=w, **kwargs) for m, w in reads]
+    def read_all(path, reads, **kwargs):
+        return [read(path, mode=m, window=w, gen=None if seed is None else make_generator(seed), **kwargs)
+                for m, w, seed in reads]
 
-    for i, (path, _) in enumerate(entries):
-        gen = make_generator(seeds[i]) if seeds[i] is not None else None
-        got = bad.attempt(read_all, path, frames=opts.frames, stride=opts.stride, size=opts.size, gen=gen,
+    for i, ((path, _), reads) in enumerate(zip(entries, plan)):
+        got = bad.attempt(read_all, path, reads, frames=opts.frames, stride=opts.stride, size=opts.size,
                           resize=opts.resize)
         if got is None:
             continue
@@ -363,6 +370,11 @@ def _decode_split(entries: Sequence[Entry], opts: ClipRequest, mode: str, read: 
         clips, index = clips[: len(kept)].clone(), index[: len(kept)].clone()
     labels = torch.tensor([entries[i][1] for i in kept], dtype=torch.long)
     return VideoSplit(clips, labels, [str(entries[i][0]) for i in kept], index)
+
+
+def _split_mode(name: str) -> str:
+    """Training clips start at random; every other split's are held-out reads."""
+    return "random" if name == "train" else "center"
 
 
 def _clip_seeds(entries: Sequence[Entry], opts: ClipRequest, mode: str) -> list[int | None]:
@@ -386,14 +398,9 @@ def decode_stored_clip(item: tuple) -> dict[str, np.ndarray]:
 def _stored_load(plan: LoadPlan, opts: ClipRequest, present: dict[str, list[Entry]], fingerprints: dict,
                  bad: BadFiles, info: dict) -> VideoData:
     """The clips of ``present`` decoded once into the store; clips stream from it (frame indices in RAM)."""
-    def reads(name: str, entries: list[Entry]) -> list[tuple[Entry, str, tuple[int, int] | None, int | None]]:
-        """(entry, mode, window, seed) of every row of a split: one per training video, the held-out
-        reads (``test_clips``) of each test / validation video."""
-        if name == "train":
-            return [(e, "random", None, seed) for e, seed in zip(entries, _clip_seeds(entries, opts, "random"))]
-        return [(e, m, w, None) for e in entries for m, w in opts.held_out_reads()]
-
-    rows = {name: reads(name, entries) for name, entries in present.items()}
+    rows = {name: [(e, m, w, seed) for e, reads in zip(entries, _entry_reads(entries, opts, _split_mode(name)))
+                   for m, w, seed in reads]
+            for name, entries in present.items()}
     source = StoreSource(
         plan.loader,
         {"root": str(plan.root), **plan.options, "frames": opts.frames, "stride": opts.stride, "size": opts.size,
@@ -517,7 +524,7 @@ def finish_load(plan: LoadPlan, opts: ClipRequest) -> VideoData:
         if name not in plan.entries:
             continue
         present = [(p, lab) for p, lab in plan.entries[name] if str(p) not in absent_set]
-        built[name] = _decode_split(present, opts, "random" if name == "train" else "center", read, bad)
+        built[name] = _decode_split(present, opts, _split_mode(name), read, bad)
     for name in ("train", "test"):
         require_rows(what, name, len(built[name]), bad.skipped, unit="video",
                      skipped_what="unreadable or missing video(s)")
