@@ -17,10 +17,15 @@ Configs (Fashion-MNIST ConvNet-3 width 128 unless said otherwise; recipes from t
 
 Modes, each in a fresh process (the allocator is a process-wide setting):
 
-* ``baseline``      — eager, glibc's default allocator (``MMDD_HOST_ALLOCATOR=system``), seeds one after another;
-* ``allocator``     — eager with mmdd's tuned host allocator (the default now);
+* ``baseline``      — eager, glibc's default allocator (``MMDD_HOST_ALLOCATOR=system``) and PyTorch's
+                      ``avg_pool2d`` (``MMDD_CPU_POOL=avg_pool``), seeds one after another: the code as the speed
+                      issue found it;
+* ``allocator``     — eager with mmdd's tuned host allocator, still ``avg_pool2d``;
+* ``pool``          — allocator + the ConvNet's 2×2 pool as a bit-identical depthwise convolution on the CPU
+                      (the defaults now: allocator and pool);
 * ``compiled``      — allocator + ``torch.compile`` of the training step (experts, evaluation);
-* ``batched_seeds`` — allocator + the evaluation seeds trained as one batched model (evaluation only).
+* ``batched_seeds`` — pool + the evaluation seeds trained as one batched model (evaluation only);
+* ``ranks2``        — pool + two processes under torchrun (the 2-draw DM config; its reference is ``pool``).
 
 Every row carries config, device, mode, unit, ms_per_unit, peak_bytes and speedup (the baseline mode's
 ms ÷ this mode's, from the same run). Time is the median of ``--iters`` timed units; ``compiled`` rows and GPU rows
@@ -68,10 +73,12 @@ CONFIGS = {
     "video_dm": dict(kind="distill", recipe="video/action_set-s2d-vpc1", data="action_set", overrides=[],
                      unit="iteration (clip stage)"),
 }
-MODES = ("baseline", "allocator", "compiled", "batched_seeds", "ranks2")
+MODES = ("baseline", "allocator", "pool", "compiled", "batched_seeds", "ranks2")
 #: which modes mean something for which kind of work
-APPLIES = {"expert": ("baseline", "allocator", "compiled"), "eval": MODES[:4], "distill": ("baseline", "allocator"),
-           "draws": ("allocator", "ranks2")}
+APPLIES = {"expert": ("baseline", "allocator", "pool", "compiled"), "eval": MODES[:5],
+           "distill": ("baseline", "allocator", "pool"), "draws": ("pool", "ranks2")}
+#: the modes that measure PyTorch's avg_pool2d (the depthwise CPU pool is what ``pool`` adds)
+AVG_POOL_MODES = ("baseline", "allocator")
 DEFAULT_CONFIGS = ("expert_step", "eval_ipc10", "mtt_ipc1_s50_exact", "mtt_ipc1_s50_constant_memory",
                    "mtt_ipc10_s30_exact", "mtt_ipc10_s30_constant_memory", "dm_ipc10", "dm_ipc10_2draws",
                    "fsdd_mtt_ipc10", "video_dm")
@@ -175,6 +182,7 @@ def worker(args) -> dict:
     return {"config": args.config, "device": str(device), "mode": args.mode, "unit": unit,
             "ms_per_unit": round(1000 * statistics.median(times), 1), "ms_all": [round(1000 * t, 1) for t in times],
             "warmup_ms": warm, "peak_bytes": int(peak), "allocator": speed.allocator_state(),
+            "cpu_pool": speed.cpu_pool(),
             "recipe": config["recipe"]}
 
 
@@ -274,7 +282,8 @@ def run_worker(args, config: str, mode: str) -> dict:
         if getattr(args, flag):
             cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads),
-           "MMDD_HOST_ALLOCATOR": "system" if mode == "baseline" else "tuned"}
+           "MMDD_HOST_ALLOCATOR": "system" if mode == "baseline" else "tuned",
+           "MMDD_CPU_POOL": "avg_pool" if mode in AVG_POOL_MODES else "depthwise"}
     started = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:

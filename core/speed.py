@@ -9,6 +9,10 @@ once per process, so freed blocks are reused like PyTorch's CUDA caching allocat
 cost is the same as there: the process keeps its peak heap instead of returning it to the system.
 Set ``MMDD_HOST_ALLOCATOR=system`` to keep glibc's defaults. Other C libraries are left alone.
 
+**CPU pooling.** The ConvNet's 2×2 average pool runs as a bit-identical depthwise convolution on the
+CPU (``core.networks.convnet.AvgPool2x2``); ``MMDD_CPU_POOL=avg_pool`` keeps PyTorch's ``avg_pool2d``
+(what the speed benchmark's ``baseline`` and ``allocator`` modes measure against).
+
 **Compilation.** :func:`compiled` wraps a network in ``torch.compile`` for first-order training
 (expert epochs, evaluation training) when the option asks for it, and falls back to the eager
 network with one warning when the backend is missing or compilation fails. ``auto`` compiles on
@@ -66,6 +70,20 @@ def tune_host_allocator() -> str:
     if mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) == 1 and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1:
         _allocator_state = "tuned"
     return _allocator_state
+
+
+_cpu_pool: str | None = None
+
+
+def cpu_pool() -> str:
+    """``"depthwise"`` (default) or ``"avg_pool"`` (``MMDD_CPU_POOL``), read once per process."""
+    global _cpu_pool
+    if _cpu_pool is None:
+        choice = os.environ.get("MMDD_CPU_POOL", "depthwise").strip().lower()
+        if choice not in ("depthwise", "avg_pool"):
+            raise ValueError(f"MMDD_CPU_POOL must be 'depthwise' or 'avg_pool', got {choice!r}")
+        _cpu_pool = choice
+    return _cpu_pool
 
 
 def allocator_state() -> str:

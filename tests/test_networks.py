@@ -8,6 +8,7 @@ from torch import nn
 
 from mmdd.core.errors import ConfigError
 from mmdd.core.networks import ConvNet, ConvNetConfig, create_network, network_description
+from mmdd.core.networks.convnet import AvgPool2x2
 from mmdd.core.seeding import make_generator
 
 CLASSES = 5
@@ -121,7 +122,7 @@ def test_groupnorm_width_not_multiple_of_four_is_reported_or_works():
 
 
 # ------------------------------------------------------------------ pooling
-@pytest.mark.parametrize("pooling,layer", [("avgpool", nn.AvgPool2d), ("maxpool", nn.MaxPool2d), ("none", None)])
+@pytest.mark.parametrize("pooling,layer", [("avgpool", AvgPool2x2), ("maxpool", nn.MaxPool2d), ("none", None)])
 def test_pooling_kinds(pooling, layer):
     shape = (1, 8, 8)
     net = ConvNet(shape, CLASSES, depth=2, width=WIDTH, pooling=pooling)
@@ -286,3 +287,94 @@ def test_the_first_layer_pads_like_the_reference_nets_on_28x28_gray_images():
     for shape in ((3, 32, 32), (1, 8, 8), (3, 28, 28), (1, 28, 28, 28)):  # the rule is for gray 28×28 images only
         net = ConvNet(shape, 10, depth=2, width=8, spatial_dims=len(shape) - 1)
         assert net.features[0].padding in ((1, 1), (1, 1, 1))
+
+
+# ------------------------------------------------------------------ the CPU pool path
+def _reference_pool(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.avg_pool2d(x, 2, 2)
+
+
+@pytest.mark.parametrize("shape", [(3, 16, 8, 8), (2, 5, 7, 9), (1, 1, 2, 2), (4, 128, 32, 32)])
+@pytest.mark.parametrize("scale", [1.0, 1e-30, 1e30])
+def test_cpu_pool_is_bit_identical_to_avg_pool_in_value_gradient_and_second_order(shape, scale):
+    """The depthwise-convolution path must be avg_pool2d exactly, so no result moves with it: the output,
+    the input gradient, and the gradient of a function of that gradient (what MTT's exact solver and the
+    constant-memory adjoint differentiate)."""
+    gen = make_generator(1)
+    x = (torch.randn(shape, generator=gen) * scale).requires_grad_(True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    pool = AvgPool2x2()
+    out, ref = pool(x), _reference_pool(x_ref)
+    assert torch.equal(out, ref)
+    upstream = torch.randn(ref.shape, generator=gen).requires_grad_(True)
+    (g,) = torch.autograd.grad(out, x, upstream, create_graph=True)
+    (g_ref,) = torch.autograd.grad(ref, x_ref, upstream, create_graph=True)
+    assert torch.equal(g, g_ref)
+    weight = torch.randn(shape, generator=gen)  # second order: the pool's backward, differentiated again
+    (h,) = torch.autograd.grad((g * weight).sum(), upstream)
+    (h_ref,) = torch.autograd.grad((g_ref * weight).sum(), upstream)
+    assert torch.equal(h, h_ref)
+
+
+def test_cpu_pool_takes_the_depthwise_path_only_where_it_is_exact(monkeypatch):
+    from mmdd.core.networks import convnet
+
+    calls = []
+    real_conv2d = torch.nn.functional.conv2d
+    monkeypatch.setattr(torch.nn.functional, "conv2d", lambda *a, **k: calls.append(1) or real_conv2d(*a, **k))
+    pool = AvgPool2x2()
+    x = torch.randn(2, 4, 6, 6)
+    pool(x)
+    assert calls == [1]  # float32, contiguous, CPU: the fast path
+    for other in (x.double(), x.contiguous(memory_format=torch.channels_last)):
+        assert torch.equal(pool(other), _reference_pool(other))
+    calls.clear()
+    pool(x.double())
+    assert calls == []  # float64 and channels-last take avg_pool2d
+    pool(x.contiguous(memory_format=torch.channels_last))
+    assert calls == []
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
+    pool(x)
+    assert calls == []
+    assert convnet._depthwise_pool_applies(x) is False
+
+
+def test_the_cpu_pool_can_be_switched_off_by_environment(monkeypatch):
+    from mmdd.core import speed
+    from mmdd.core.networks import convnet
+
+    x = torch.randn(2, 4, 6, 6)
+    monkeypatch.setattr(speed, "_cpu_pool", None)
+    monkeypatch.setenv("MMDD_CPU_POOL", "avg_pool")
+    assert speed.cpu_pool() == "avg_pool" and convnet._depthwise_pool_applies(x) is False
+    monkeypatch.setattr(speed, "_cpu_pool", None)
+    monkeypatch.setenv("MMDD_CPU_POOL", "fast")
+    with pytest.raises(ValueError, match="MMDD_CPU_POOL"):
+        speed.cpu_pool()
+    monkeypatch.setattr(speed, "_cpu_pool", None)
+    monkeypatch.delenv("MMDD_CPU_POOL")
+    assert speed.cpu_pool() == "depthwise" and convnet._depthwise_pool_applies(x) is True
+
+
+def test_a_convnet_trains_identically_with_either_pool():
+    """One SGD step of a whole ConvNet: same loss, gradients and a second-order gradient with the CPU
+    pool as with nn.AvgPool2d."""
+    gen = make_generator(2)
+    fast = ConvNet((3, 16, 16), CLASSES, depth=2, width=WIDTH)
+    slow = ConvNet((3, 16, 16), CLASSES, depth=2, width=WIDTH)
+    slow.load_state_dict(fast.state_dict())
+    for i, m in enumerate(slow.features):
+        if isinstance(m, AvgPool2x2):
+            slow.features[i] = nn.AvgPool2d(2, 2)
+    x = torch.randn(6, 3, 16, 16, generator=gen)
+    y = torch.randint(0, CLASSES, (6,), generator=gen)
+    results = []
+    for net in (fast, slow):
+        inputs = x.clone().requires_grad_(True)
+        loss = nn.functional.cross_entropy(net(inputs), y)
+        grads = torch.autograd.grad(loss, list(net.parameters()), create_graph=True)
+        meta = sum((g * g).sum() for g in grads)
+        (dx,) = torch.autograd.grad(meta, [inputs])
+        results.append((loss.detach(), [g.detach() for g in grads], dx))
+    (l1, g1, d1), (l2, g2, d2) = results
+    assert torch.equal(l1, l2) and all(torch.equal(a, b) for a, b in zip(g1, g2)) and torch.equal(d1, d2)
