@@ -83,15 +83,31 @@ def row_from(runs, name: str, method: str, ipc: int, extra_wall: float = 0.0, no
 def distill_repeated(recipe, overrides: list[str], output_dir: Path, distill_seeds: int = 1, **kwargs) -> list:
     """``mmdd.distill`` of one recipe under ``distill_seeds`` distillation seeds (the recipe's seed, +1,
     ...); the first run evaluates the recipe's baselines, the others the distilled set only. Run
-    directories: ``output_dir``, ``output_dir-seed1``, ..."""
+    directories: ``output_dir``, ``output_dir-seed1``, ...; with ``resume=True`` a directory that holds a
+    checkpoint is resumed, and a finished, evaluated one is read back, instead of started over."""
     import mmdd
 
+    from mmdd.core import rundir
+
+    resume = kwargs.pop("resume", False)
     kwargs = {"overwrite": True, "progress": False, **kwargs}
-    first = mmdd.distill(recipe, overrides, output_dir=output_dir, **kwargs)
+
+    def one(extra: list[str], out: Path):
+        if resume and (out / rundir.MANIFEST).exists():
+            done = rundir.read_json(out / rundir.MANIFEST)
+            if done.get("status") == "complete" and done.get("evaluation"):  # finished and evaluated: read it
+                from mmdd.run import open_run
+
+                return open_run(out)
+        if resume and (out / rundir.CHECKPOINT).exists():  # continue a run an earlier invocation left
+            return mmdd.distill(recipe, extra, output_dir=out, **{**kwargs, "overwrite": False, "resume": True})
+        return mmdd.distill(recipe, extra, output_dir=out, **kwargs)
+
+    first = one(list(overrides), Path(output_dir))
     runs = [first]
     for i in range(1, distill_seeds):
         more = [*overrides, f"seed={first.config.seed + i}", "evaluation.baselines=[]"]
-        runs.append(mmdd.distill(recipe, more, output_dir=Path(f"{output_dir}-seed{i}"), **kwargs))
+        runs.append(one(more, Path(f"{output_dir}-seed{i}")))
     return runs
 
 

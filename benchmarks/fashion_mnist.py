@@ -11,11 +11,22 @@ trajectories; their wall-clock is reported in the MTT row's note. Rows of method
 --methods are kept from the existing results file of the same profile, so methods can be
 (re)measured one at a time; `--baselines-only` re-measures the coreset rows without distilling. A
 row's mean ± std is over every distillation × evaluation seed (`distill_runs`, `seeds`). Prints a Markdown table and writes benchmarks/results/fashion_mnist.{md,json}.
+
+`--profile paper` runs the papers' settings (width 128, 1,000 outer iterations, the papers' evaluation,
+20 evaluation networks per set) for DC and DSA, each run with its own random baseline under its own
+protocol. Those rows are added to the results file beside the cpu rows, each marked
+``"profile": "paper"`` and carrying ``paper_mean`` / ``paper_std`` (the DC and DSA papers' Fashion-MNIST
+numbers). They take hours on a 2-core CPU, so keep `--runs DIR` and pass `--resume`: an interrupted
+invocation, run again, continues each run from its checkpoint and reads back finished ones.
+
+    python benchmarks/fashion_mnist.py --root /usr/share/datasets/fashion-mnist --profile paper \
+           --methods dc --ipc 1 --runs /work/runs/fmnist-paper --resume
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -27,6 +38,8 @@ from common import (RESULTS, baseline_rows, distill_repeated, fill_compression, 
                     row_from, write)
 
 METHODS = ("dm", "dc", "dsa", "mtt")
+#: the DC (Zhao et al., ICLR 2021) and DSA (Zhao & Bilen, ICML 2021) papers' Fashion-MNIST accuracy, mean and std
+PAPER = {("dc", 1): (0.705, 0.006), ("dsa", 1): (0.706, 0.006), ("dc", 10): (0.823, 0.004), ("dsa", 10): (0.846, 0.003)}
 ORDER = ["random", "herding", "kcenter", "dm", "dc", "dsa", "mtt"]
 
 
@@ -44,6 +57,8 @@ def main(argv=None) -> int:
                              "× the evaluation seeds")
     parser.add_argument("--baselines-only", action="store_true",
                         help="re-measure only the random / herding / kcenter rows (no distillation)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue runs left in --runs by an earlier invocation (read back finished ones)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="extra recipe overrides (e.g. for a smoke test: method.iterations=5)")
     args = parser.parse_args(argv)
@@ -54,7 +69,13 @@ def main(argv=None) -> int:
     real_bytes = None  # of the training split, from any run of this invocation
     coresets = {"random", "herding", "kcenter"}
     rerun = coresets if args.baselines_only else set(args.methods) | (coresets if "dm" in args.methods else set())
-    rows = kept_rows(out_dir, "fashion_mnist", args.profile, rerun, args.ipc)
+    paper = args.profile == "paper"
+    if paper:
+        if args.baselines_only or set(args.methods) - {"dc", "dsa"}:
+            parser.error("--profile paper measures DC and DSA (--methods dc dsa), each with its random baseline")
+        rows = kept_paper_rows(out_dir, set(args.methods), args.ipc)
+    else:
+        rows = kept_rows(out_dir, "fashion_mnist", args.profile, rerun, args.ipc)
     if args.baselines_only:
         for ipc in args.ipc:
             rows += baseline_rows(f"image/fashion_mnist-dm-ipc{ipc}", base, sorted(coresets), ipc)
@@ -63,7 +84,7 @@ def main(argv=None) -> int:
         for ipc in args.ipc:
             recipe = f"image/fashion_mnist-{method}-ipc{ipc}"
             overrides = [*base, f"experts.dir={runs / 'experts'}"]
-            if method != "dm":
+            if method != "dm" and not paper:
                 overrides.append("evaluation.baselines=[]")  # the DM run evaluates the baselines
             expert_s, note = 0.0, ""
             if method == "mtt":
@@ -75,11 +96,15 @@ def main(argv=None) -> int:
                 note = (f"experts: {len(buffer.experts)} × {buffer.num_epochs} epochs "
                         f"({expert_s:.0f} s this run, shared across budgets; not in wall_s)")
             started = time.perf_counter()
-            done = distill_repeated(recipe, overrides, runs / f"{method}-ipc{ipc}", args.distill_seeds)
+            done = distill_repeated(recipe, overrides, runs / f"{method}-ipc{ipc}", args.distill_seeds,
+                                    resume=args.resume)
             real_bytes = done[0].manifest["real_bytes"]
             for name in done[0].manifest["evaluation"]:
                 label = method if name == "distilled" else name
-                rows.append(row_from(done, name, label, ipc, note=note if name == "distilled" else ""))
+                row = row_from(done, name, label, ipc, note=note if name == "distilled" else "")
+                if paper:
+                    row = paper_row(row, method, ipc, name == "distilled")
+                rows.append(row)
             print(f"{method} ipc {ipc}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
     if real_bytes is not None:
@@ -87,6 +112,11 @@ def main(argv=None) -> int:
     rows.sort(key=lambda r: (r["budget"], ORDER.index(r["method"]) if r["method"] in ORDER else 99))
     protocol = next((r["protocol"] for r in rows if r["method"] == "random" and "protocol" in r),
                     next((r["protocol"] for r in rows if "protocol" in r), ""))
+    if paper:  # the file stays the cpu profile's, with the paper rows added
+        result = json.loads((out_dir / "fashion_mnist.json").read_text())
+        result["rows"] = rows
+        print(write(result, out_dir))
+        return 0
     result = {
         "benchmark": "fashion_mnist", "profile": args.profile, "machine": machine(),
         "data": f"Fashion-MNIST IDX files at {args.root} (60,000 train / 10,000 test, 10 classes)",
@@ -98,6 +128,34 @@ def main(argv=None) -> int:
     }
     print(write(result, out_dir))
     return 0
+
+
+def paper_row(row: dict, method: str, ipc: int, distilled: bool) -> dict:
+    """A paper-profile row: marked, its baseline named after the protocol it ran under, the paper's number
+    beside a distilled row."""
+    row = {**row, "profile": "paper"}
+    notes = ["paper profile"]
+    if not distilled:
+        row["method"] = f"{row['method']} ({method} protocol)"
+    elif (method, ipc) in PAPER:
+        row["paper_mean"], row["paper_std"] = PAPER[(method, ipc)]
+        notes.append(f"the paper: {100 * row['paper_mean']:.1f} ± {100 * row['paper_std']:.1f}")
+    row["note"] = "; ".join(notes + ([row["note"]] if row.get("note") else []))
+    return row
+
+
+def kept_paper_rows(out_dir: Path, methods: set[str], budgets: list[int]) -> list[dict]:
+    """Every row of the results file except the paper rows this invocation measures again."""
+    path = out_dir / "fashion_mnist.json"
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: the paper rows are added to the cpu profile's results file")
+    old = json.loads(path.read_text())["rows"]
+
+    def remeasured(r: dict) -> bool:
+        method = r["method"].split(" (")[-1].split(" protocol")[0] if " protocol)" in r["method"] else r["method"]
+        return r.get("profile") == "paper" and method in methods and r["budget"] in budgets
+
+    return [r for r in old if not remeasured(r)]
 
 
 if __name__ == "__main__":
