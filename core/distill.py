@@ -21,6 +21,8 @@ whose generators derive from (seed, step, j), so no generator state is carried b
 
 from __future__ import annotations
 
+import contextlib
+
 import math
 from typing import Callable
 
@@ -86,14 +88,16 @@ def run_loop(syn: SyntheticSet, matcher, real: ClassIndex, optimizer: torch.opti
              save_checkpoint: Callable[[int], None] | None = None,
              log: Callable[[int, dict], None] | None = None, stop_after: int | None = None,
              progress: bool = True, after_step: Callable[[int], bool] | None = None,
-             draws: Draws | None = None) -> int:
+             draws: Draws | None = None,
+             forward_context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> int:
     """Run steps ``start_step+1 .. steps``; return the last completed step.
 
     ``stop_after`` ends this call early after that many steps (a checkpoint is written), so long
     runs can be done in pieces and resumed. ``after_step(step)`` runs after each step, before its
     checkpoint (e.g. a validation score); when it returns True the loop checkpoints and ends there.
     ``draws`` splits each iteration into several draws (module docstring); None or a single draw
-    is the plain iteration ``matcher(syn, real, gen)``.
+    is the plain iteration ``matcher(syn, real, gen)``. ``forward_context()`` wraps each matching loss's
+    computation, not its backward (the recipe's ``precision``: ``core.speed.precision``).
     """
     if draws is not None and not draws.single:
         check_multi_draw(matcher)
@@ -104,14 +108,15 @@ def run_loop(syn: SyntheticSet, matcher, real: ClassIndex, optimizer: torch.opti
     for i in bar:
         optimizer.zero_grad(set_to_none=True)
         if draws is None or draws.single:
-            loss = matcher(syn, real, gen)
+            with forward_context():
+                loss = matcher(syn, real, gen)
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise NonFiniteLoss(i + 1, value)
             loss.backward()
             optimizer.step()
         else:
-            value = _draws_iteration(syn, matcher, real, optimizer, draws, i + 1)
+            value = _draws_iteration(syn, matcher, real, optimizer, draws, i + 1, forward_context)
         step = i + 1
         if log is not None:
             record = {"step": step, "loss": value}
@@ -138,13 +143,14 @@ def check_multi_draw(matcher) -> None:
 
 
 def _draws_iteration(syn: SyntheticSet, matcher: Matcher, real, optimizer: torch.optim.Optimizer, draws: Draws,
-                     step: int) -> float:
+                     step: int, forward_context: Callable[[], contextlib.AbstractContextManager]) -> float:
     """One iteration of this process's draws (module docstring); return the loss averaged over all
     draws of every process. The update is skipped (NonFiniteLoss) on every rank together."""
     matcher.begin_iteration(syn, real, draws.shared_generator(step))
     total = 0.0
     for gen in draws.generators(step):
-        loss = matcher.draw(syn, real, gen)
+        with forward_context():
+            loss = matcher.draw(syn, real, gen)
         total += float(loss.detach())
         (loss / draws.per_rank).backward()  # the draws' graphs are freed one at a time
     value = average_scalar(total / draws.per_rank)

@@ -24,7 +24,7 @@ from .data import Split
 from .losses import classification_loss
 from .progress import progress_bar
 from .seeding import derived_generator, make_generator
-from .speed import check_compile_mode, compiled, option_on
+from .speed import check_compile_mode, check_precision, compiled, option_on, precision
 from .stacked import fit_stacked, network_unsupported_reason, unsupported_reason
 
 
@@ -60,11 +60,14 @@ class EvalConfig:
     batch_seeds: Literal["auto", "on", "off"] = "auto"
     #: torch.compile the training step of each seed (core/speed.py): "auto" on CUDA only, "on", "off"
     compile: Literal["auto", "on", "off"] = "auto"
+    #: evaluation training and scoring at "fp32", "tf32" (CUDA) or "bf16" (autocast; core/speed.py)
+    precision: Literal["fp32", "tf32", "bf16"] = "fp32"
 
     def check(self, path: str) -> list[str]:
         problems = at_least(self, path, ("epochs", "batch_size", "seeds", "test_batch_size", "full_epochs",
                                          "select_every"))
         problems += check_compile_mode(self.compile, f"{path}.compile")
+        problems += check_precision(self.precision, f"{path}.precision")
         problems += positive(self, path, ("lr",))
         at = self.lr_decay_at if isinstance(self.lr_decay_at, list) else [self.lr_decay_at]
         if not at or not all(0 < a <= 1 for a in at):
@@ -240,7 +243,8 @@ def fit(net: nn.Module, data, task: Task, cfg: EvalConfig, gen: torch.Generator,
     runner = compiled(net, cfg.compile, device, "evaluation training")  # shares net's parameters
     bar = progress_bar(range(epochs), desc=desc, leave=False, enabled=bool(desc), unit="epoch")
     for _ in bar:
-        task.epoch(runner, opt, data, batch, gen, augment if cfg.augment else None, device)
+        with precision(cfg.precision, device):
+            task.epoch(runner, opt, data, batch, gen, augment if cfg.augment else None, device)
         sched.step()
         if after_epoch is not None:
             after_epoch(sched.last_epoch)
@@ -308,8 +312,12 @@ def evaluate_set(train: EvalSet, task: Task, *, make_network: Callable[[torch.Ge
     def due(epoch: int) -> bool:
         return epoch % cfg.select_every == 0 or epoch == total
 
+    def scores(net: nn.Module, split) -> dict[str, float]:
+        with precision(cfg.precision, device):
+            return task.scores(net, split, device, batch)
+
     def offer(i: int, net: nn.Module) -> None:
-        best[i].offer(net, task.scores(net, val, device, batch)[task.metric])
+        best[i].offer(net, scores(net, val)[task.metric])
 
     batched, gens, nets = _plan_batching(cfg, task, train.lr, datas, seeds, make_network, device)
     if batched:
@@ -318,9 +326,10 @@ def evaluate_set(train: EvalSet, task: Task, *, make_network: Callable[[torch.Ge
                 for i, net in enumerate(current()):
                     offer(i, net)
 
-        nets = fit_stacked(nets, datas, cfg, gens, augment, device, lr=train.lr, epochs=train.epochs,
-                           desc=f"eval {label} seeds {seeds[0]}–{seeds[-1]} (batched)" if label else None,
-                           after_epoch=keep_best_all if select else None)
+        with precision(cfg.precision, device):
+            nets = fit_stacked(nets, datas, cfg, gens, augment, device, lr=train.lr, epochs=train.epochs,
+                               desc=f"eval {label} seeds {seeds[0]}–{seeds[-1]} (batched)" if label else None,
+                               after_epoch=keep_best_all if select else None)
     for i, seed in enumerate(seeds):
         if batched:
             net = nets[i]
@@ -336,10 +345,10 @@ def evaluate_set(train: EvalSet, task: Task, *, make_network: Callable[[torch.Ge
                 desc=f"eval {label} seed {seed}" if label else None, after_epoch=keep_best if select else None)
         if select:
             net.load_state_dict(best[i].state)
-        for name, value in task.scores(net, test, device, batch).items():
+        for name, value in scores(net, test).items():
             values.setdefault(name, []).append(value)
         if has_val:
-            for name, value in task.scores(net, val, device, batch).items():
+            for name, value in scores(net, val).items():
                 val_values.setdefault(name, []).append(value)
     mean, std = mean_std(values[task.metric])
     extra = {}
@@ -412,4 +421,5 @@ def describe_protocol(cfg: EvalConfig, network: str, augment: str, lr: float | d
         chosen = "last epoch on test"
     return (f"{network}, {loss + ', ' if loss else ''}{opt}, {lr_text} ×0.1 "
             f"at {decay}, batch {cfg.batch_size}, {epochs} epochs, {aug}, {cfg.seeds} seeds"
-            f"{' (a new random draw per seed)' if redrawn else ''}, {chosen}")
+            f"{' (a new random draw per seed)' if redrawn else ''}, {chosen}"
+            f"{'' if cfg.precision == 'fp32' else f', {cfg.precision} precision'}")

@@ -13,6 +13,13 @@ Set ``MMDD_HOST_ALLOCATOR=system`` to keep glibc's defaults. Other C libraries a
 CPU (``core.networks.convnet.AvgPool2x2``); ``MMDD_CPU_POOL=avg_pool`` keeps PyTorch's ``avg_pool2d``
 (what the speed benchmark's ``baseline`` and ``allocator`` modes measure against).
 
+**Precision.** :func:`precision` gives the context a recipe's ``precision`` (the matching iterations)
+and ``evaluation.precision`` (evaluation training and scoring) run under: ``fp32`` (default, nothing
+changes), ``tf32`` (TensorFloat-32 matmuls and convolutions on CUDA; the CPU ignores it) or ``bf16``
+(``torch.autocast`` to bfloat16 on the recipe's device; the loss, norms and softmax stay float32 as
+autocast decides, parameters and the synthetic set stay float32). bfloat16 needs no loss scaling;
+float16 is not offered for that reason.
+
 **Compilation.** :func:`compiled` wraps a network in ``torch.compile`` for first-order training
 (expert epochs, evaluation training) when the option asks for it, and falls back to the eager
 network with one warning when the backend is missing or compilation fails. ``auto`` compiles on
@@ -22,6 +29,7 @@ compile of each new input shape costs about 25 s (see ``benchmarks/results/speed
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -84,6 +92,33 @@ def cpu_pool() -> str:
             raise ValueError(f"MMDD_CPU_POOL must be 'depthwise' or 'avg_pool', got {choice!r}")
         _cpu_pool = choice
     return _cpu_pool
+
+
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+def check_precision(value: str, path: str) -> list[str]:
+    return [] if value in PRECISIONS else [f"{path} must be one of {PRECISIONS}, got {value!r}"]
+
+
+@contextlib.contextmanager
+def precision(kind: str, device: torch.device | str):
+    """Run the block at ``kind`` precision on ``device`` (module docstring); settings are restored after."""
+    if kind not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {kind!r}")
+    device_type = torch.device(device).type
+    if kind == "bf16":
+        with torch.autocast(device_type=device_type, dtype=torch.bfloat16):
+            yield
+    elif kind == "tf32" and device_type == "cuda":
+        before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+    else:
+        yield
 
 
 def allocator_state() -> str:

@@ -28,6 +28,7 @@ from mmdd.catalog import read_recipe
 from mmdd.raw_recipe import apply_overrides, apply_profile, parse_override, refuse_unknown_keys  # noqa: F401
 from mmdd.core.errors import ConfigError
 from mmdd.core.evaluation import EvalConfig
+from mmdd.core.speed import check_precision
 from mmdd.core.experiment_log import LoggingConfig
 from mmdd.core.augment import AugmentConfig
 from mmdd.core.distributed import DistributedConfig
@@ -112,6 +113,9 @@ class RecipeConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     experts: ExpertsConfig = field(default_factory=ExpertsConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)  # draws per torchrun process
+    #: the matching iterations' forward passes at "fp32", "tf32" (CUDA) or "bf16" (autocast): core/speed.py;
+    #: evaluation has its own evaluation.precision
+    precision: Literal["fp32", "tf32", "bf16"] = "fp32"
     profiles: dict = field(default_factory=dict)
 
     def check(self, path: str) -> list[str]:
@@ -120,6 +124,7 @@ class RecipeConfig:
             torch.device(self.device)
         except (RuntimeError, ValueError):
             problems.append(f"device: expected a torch device such as cpu, cuda or cuda:1, got {self.device!r}")
+        problems += check_precision(self.precision, "precision")
         return problems
 
     def resolved_output_dir(self) -> Path:

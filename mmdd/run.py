@@ -38,7 +38,7 @@ from mmdd.config import RecipeConfig, apply_overrides, apply_profile, config_fro
 from mmdd.core import rundir
 from mmdd.core.coresets import select
 from mmdd.core.distill import NonFiniteLoss, make_optimizer, run_loop
-from mmdd.core import distributed
+from mmdd.core import distributed, speed
 from mmdd.core.distributed import DistributedConfig, Draws, check_identical, dataclass_tensors, on_writer
 from mmdd.core.domain import Domain
 from mmdd.core.errors import ConfigError, RunError
@@ -518,7 +518,8 @@ def train(state: RunState, stop_after: int | None = None, progress: bool = True)
                             start_step=step, checkpoint_every=cfg.checkpoint.every,
                             save_checkpoint=lambda at: state.save_checkpoint(index, at, optimizer, matcher),
                             log=log if state.writer else None, stop_after=left, progress=progress and state.writer,
-                            after_step=after_step if tracked else None, draws=draws)
+                            after_step=after_step if tracked else None, draws=draws,
+                            forward_context=lambda: speed.precision(cfg.precision, state.ws.device))
         except NonFiniteLoss as exc:
             raise RunError(f"{exc}{' of stage ' + repr(stage.name) if multi else ''}; the run stopped before "
                            f"applying that update. The last good checkpoint is kept in "

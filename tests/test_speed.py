@@ -103,3 +103,87 @@ def test_compiled_evaluation_training_matches_eager():
         net = train_model(_net(), x, y, cfg, make_generator(1), None, torch.device("cpu"))
         results.append(torch.cat([p.detach().flatten() for p in net.parameters()]))
     assert torch.allclose(results[0], results[1], atol=1e-5)
+
+
+# ------------------------------------------------------------------ precision
+def test_precision_contexts():
+    x, w = torch.randn(2, 3, 6, 6), torch.randn(4, 3, 3, 3)
+    with speed.precision("fp32", "cpu"):
+        assert torch.nn.functional.conv2d(x, w).dtype == torch.float32
+    with speed.precision("bf16", "cpu"):
+        assert torch.nn.functional.conv2d(x, w).dtype == torch.bfloat16
+    assert torch.nn.functional.conv2d(x, w).dtype == torch.float32  # autocast ends with the block
+    with speed.precision("tf32", "cpu"):  # nothing to switch on a CPU
+        assert torch.nn.functional.conv2d(x, w).dtype == torch.float32
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    with speed.precision("tf32", "cuda"):  # the flags are global: set for the block, restored after
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+    with pytest.raises(ValueError, match="precision must be one of"):
+        with speed.precision("fp16", "cpu"):
+            pass
+
+
+def test_precision_is_checked_in_the_recipe(tiny_recipe):
+    from mmdd.core.errors import ConfigError
+    from mmdd.run import load_config
+
+    for key in ("precision=fp16", "evaluation.precision=half"):
+        with pytest.raises(ConfigError, match="precision"):
+            load_config(tiny_recipe, [key])
+
+
+def test_bf16_evaluation_trains_and_scores_under_autocast_and_says_so():
+    from mmdd.core.data import Split
+    from mmdd.core.evaluation import ClassificationTask, EvalSet, Samples, describe_protocol, evaluate_set
+
+    gen = make_generator(3)
+    data = Samples(torch.randn(12, *SHAPE, generator=gen), torch.arange(12) % 4)
+    test = Split(torch.randn(20, *SHAPE, generator=gen), torch.arange(20) % 4)
+    seen = []
+
+    class Spy(torch.nn.Module):  # records the dtype its convolution computes in, in training and scoring
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            out = self.net.features[0](x)
+            seen.append(out.dtype)
+            return self.net(x)
+
+    task = ClassificationTask("accuracy", {"accuracy": lambda logits, y: float((logits.argmax(-1) == y).float().mean())})
+    results = {}
+    for kind in ("fp32", "bf16"):
+        seen.clear()
+        cfg = EvalConfig(epochs=2, seeds=1, batch_size=6, precision=kind, batch_seeds="off", compile="off")
+        results[kind] = evaluate_set(EvalSet(data), task, make_network=lambda g: Spy(_net()), cfg=cfg, test=test,
+                                     protocol="p", device=torch.device("cpu"))
+        expected = torch.bfloat16 if kind == "bf16" else torch.float32
+        assert seen and all(d == expected for d in seen)  # 2 epochs × 2 steps, then the test pass
+    assert 0.0 <= results["bf16"].mean <= 1.0
+    text = describe_protocol(EvalConfig(precision="bf16"), "net", "aug")
+    assert text.endswith("bf16 precision") and "precision" not in describe_protocol(EvalConfig(), "net", "aug")
+
+
+def test_matching_runs_its_forward_passes_at_the_recipe_precision(tiny_recipe, tmp_path, monkeypatch):
+    """precision=bf16: the matcher's loss is computed under autocast (its embeddings in bfloat16), the
+    synthetic set stays float32, and the run finishes."""
+    import mmdd
+    from mmdd.core.matchers import distribution
+
+    dtypes = []
+    real_distance = distribution.DistributionMatcher.distance
+
+    def spy(self, a, b):
+        dtypes.append(b.dtype)
+        return real_distance(self, a, b)
+
+    monkeypatch.setattr(distribution.DistributionMatcher, "distance", spy)
+    tiny_recipe["method"]["iterations"] = 2
+    run = mmdd.distill(tiny_recipe, ["precision=bf16"], output_dir=tmp_path / "bf16", evaluate=False, progress=False)
+    assert dtypes and set(dtypes) == {torch.bfloat16}
+    assert run.synthetic.decode()[0].dtype == torch.float32
+    dtypes.clear()
+    mmdd.distill(tiny_recipe, output_dir=tmp_path / "fp32", evaluate=False, progress=False)
+    assert set(dtypes) == {torch.float32}
