@@ -25,7 +25,9 @@ Modes, each in a fresh process (the allocator is a process-wide setting):
                       (the defaults now: allocator and pool);
 * ``compiled``      — allocator + ``torch.compile`` of the training step (experts, evaluation);
 * ``batched_seeds`` — pool + the evaluation seeds trained as one batched model (evaluation only);
-* ``ranks2``        — pool + two processes under torchrun (the 2-draw DM config; its reference is ``pool``).
+* ``ranks2``        — pool + two processes under torchrun (the 2-draw DM config; its reference is ``pool``);
+* ``tf32`` / ``bf16`` — pool + ``precision`` and ``evaluation.precision`` at TF32 / bfloat16 autocast
+                      (matching and evaluation; GPU modes: not run on the CPU unless named in ``--modes``).
 
 Every row carries config, device, mode, unit, ms_per_unit, peak_bytes and speedup (the baseline mode's
 ms ÷ this mode's, from the same run). Time is the median of ``--iters`` timed units; ``compiled`` rows and GPU rows
@@ -73,10 +75,12 @@ CONFIGS = {
     "video_dm": dict(kind="distill", recipe="video/action_set-s2d-vpc1", data="action_set", overrides=[],
                      unit="iteration (clip stage)"),
 }
-MODES = ("baseline", "allocator", "pool", "compiled", "batched_seeds", "ranks2")
+MODES = ("baseline", "allocator", "pool", "compiled", "batched_seeds", "ranks2", "tf32", "bf16")
+#: modes measured only where named, or on a GPU (this CPU has no bfloat16 arithmetic; TF32 is CUDA's)
+GPU_MODES = ("tf32", "bf16")
 #: which modes mean something for which kind of work
-APPLIES = {"expert": ("baseline", "allocator", "pool", "compiled"), "eval": MODES[:5],
-           "distill": ("baseline", "allocator", "pool"), "draws": ("pool", "ranks2")}
+APPLIES = {"expert": ("baseline", "allocator", "pool", "compiled"), "eval": MODES[:5] + GPU_MODES,
+           "distill": ("baseline", "allocator", "pool") + GPU_MODES, "draws": ("pool", "ranks2")}
 #: the modes that measure PyTorch's avg_pool2d (the depthwise CPU pool is what ``pool`` adds)
 AVG_POOL_MODES = ("baseline", "allocator")
 DEFAULT_CONFIGS = ("expert_step", "eval_ipc10", "mtt_ipc1_s50_exact", "mtt_ipc1_s50_constant_memory",
@@ -110,8 +114,6 @@ def overrides_for(args, config: dict) -> list[str]:
 
 def prepare_experts(ws, root: Path) -> None:
     """One 2-epoch expert of the recipe's network on 1,000 training samples (values do not matter for timing)."""
-    import torch
-
     from mmdd.core.coresets import random_subset
     from mmdd.core.seeding import make_generator
     from mmdd.core.trajectories import ExpertsConfig, rebuild_index, train_expert
@@ -160,6 +162,8 @@ def worker(args) -> dict:
     cfg.evaluation.compile = compile_mode
     cfg.experts.compile = compile_mode
     cfg.evaluation.batch_seeds = "on" if args.mode == "batched_seeds" else "off"
+    if args.mode in GPU_MODES:
+        cfg.precision = cfg.evaluation.precision = args.mode
     ws = setup(cfg)
     ws.progress = False
     device = ws.device
@@ -246,6 +250,7 @@ def distill_iteration(ws, args, config, draws=None):
     """One iteration of the stage's matcher through the library's own loop (``core/distill.run_loop``);
     ``draws``: several draws per iteration (see :func:`draws_iteration`)."""
     from mmdd.core.distill import run_loop
+    from mmdd.core.speed import precision
 
     if config.get("experts"):
         prepare_experts(ws, Path(ws.cfg.experts.dir))
@@ -254,7 +259,7 @@ def distill_iteration(ws, args, config, draws=None):
 
     def fn():
         done[0] = run_loop(syn, matcher, real, optimizer, gen, done[0] + 1, start_step=done[0], progress=False,
-                           draws=draws)
+                           draws=draws, forward_context=lambda: precision(ws.cfg.precision, ws.device))
 
     return fn
 
@@ -338,7 +343,8 @@ def main(argv=None) -> int:
     parser.add_argument("--fsdd", help="FSDD recordings folder (for fsdd_mtt_ipc10)")
     parser.add_argument("--action-set", help="generated action set (for video_dm)")
     parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS), choices=list(CONFIGS))
-    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--modes", nargs="+", default=None, choices=list(MODES),
+                        help="default: every mode, less tf32/bf16 on the CPU")
     parser.add_argument("--iters", type=int, default=3, help="timed units per row (median reported)")
     parser.add_argument("--eval-epochs", type=int, default=30)
     parser.add_argument("--expert-steps", type=int, default=20, help="expert steps per timed unit")
@@ -364,6 +370,8 @@ def main(argv=None) -> int:
         parser.error("--root is required (Fashion-MNIST)")
     from common import machine, write
 
+    if args.modes is None:
+        args.modes = [m for m in MODES if args.device != "cpu" or m not in GPU_MODES]
     args.experts = Path(tempfile.mkdtemp(prefix="mmdd-speed-experts-"))
     rows = []
     for config in args.configs:
