@@ -1,0 +1,84 @@
+"""Precision: what bfloat16 autocast does to accuracy, in matching and in evaluation.
+
+    python benchmarks/precision.py [--distill-seeds 2] [--recipe quickstart] [--runs DIR] [--out DIR]
+
+For each distillation seed, the recipe (default ``quickstart``: DM on scikit-learn's digits, IPC 10) is
+distilled twice — ``precision=fp32`` and ``precision=bf16`` (the matching iterations' forward passes
+under ``torch.autocast`` to bfloat16) — and each distilled set is evaluated twice,
+``evaluation.precision=fp32`` and ``bf16``: four rows, each mean ± std over the distillations ×
+the recipe's evaluation seeds. The fp32/fp32 row is the reference. This measures accuracy only: the
+CPU here has no bfloat16 arithmetic (autocast emulates it, slower than fp32), so wall-clock is
+reported but says nothing about a GPU; ``benchmarks/speed.py``'s ``bf16`` / ``tf32`` modes time it
+there. Writes benchmarks/results/precision.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS, machine, row_from, write  # noqa: E402
+
+KINDS = ("fp32", "bf16")
+
+
+class Evaluated:
+    """A run's manifest as it was after one evaluation (the run directory's is overwritten by the next)."""
+
+    def __init__(self, manifest: dict):
+        self.manifest = manifest
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", default="quickstart")
+    parser.add_argument("--distill-seeds", type=int, default=2)
+    parser.add_argument("--runs", default=None, help="where to keep run directories (default: a temp dir)")
+    parser.add_argument("--out", default=None, help="results folder (default: benchmarks/results)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra recipe overrides")
+    parser.add_argument("--note", default="")
+    args = parser.parse_args(argv)
+
+    import copy
+
+    import mmdd
+    from mmdd.run import evaluate_run
+
+    runs_dir = Path(args.runs or tempfile.mkdtemp(prefix="mmdd-precision-"))
+    evaluated: dict[tuple[str, str], list[Evaluated]] = {}
+    first_seed = mmdd.load_config(args.recipe, args.set).seed
+    ipc = None
+    for i in range(args.distill_seeds):
+        for matching in KINDS:
+            overrides = [*args.set, "evaluation.baselines=[]", f"precision={matching}", f"seed={first_seed + i}"]
+            run = mmdd.distill(args.recipe, overrides, output_dir=runs_dir / f"{matching}-seed{i}", evaluate=False,
+                               overwrite=True, progress=False)
+            ipc = run.config.budget.ipc
+            for evaluation in KINDS:
+                run.config.evaluation.precision = evaluation
+                done = evaluate_run(run, baselines=[], progress=False)
+                evaluated.setdefault((matching, evaluation), []).append(Evaluated(copy.deepcopy(done.manifest)))
+                print(f"seed {i} matching {matching} evaluation {evaluation}: "
+                      f"{done.manifest['evaluation']['distilled']['mean']:.4f}", file=sys.stderr, flush=True)
+
+    rows = [row_from(runs, "distilled", f"dm, matching {m}, evaluation {e}", ipc)
+            for (m, e), runs in evaluated.items()]
+    reference = next(r for r in rows if r["method"].endswith("matching fp32, evaluation fp32"))
+    findings = [f"{r['method']}: {100 * (r['mean'] - reference['mean']):+.2f} points against fp32/fp32"
+                for r in rows if r is not reference]
+    result = {"benchmark": "precision", "profile": "cpu", "machine": machine(),
+              "data": f"the recipe {args.recipe!r} ({', '.join(args.set) or 'as shipped'})",
+              "protocol": (f"{args.distill_seeds} distillations per matching precision (seeds recipe seed, +1, ...), "
+                           f"each distilled set evaluated at both evaluation precisions under the recipe's protocol; "
+                           f"wall_s includes distillation (CPU: bf16 is emulated, so slower)"),
+              "rows": rows, "findings": findings, "note": args.note}
+    print(write(result, Path(args.out) if args.out else RESULTS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
