@@ -61,3 +61,37 @@ def test_repeated_distillation_pools_every_distillation_and_the_random_row_count
 
     again = baseline_rows(tiny_recipe, [], ["random"], 2)  # the same draws without distilling
     assert again[0]["values"] == random["values"] and again[0]["distill_runs"] == 2
+
+
+def test_resumed_repeated_distillation_continues_a_stopped_run_and_reads_back_a_finished_one(tiny_recipe, tmp_path):
+    """The long paper rows rely on it: an interrupted benchmark, run again with resume, continues each
+    run from its checkpoint, and a run that finished is read back, not distilled again."""
+    import mmdd
+    from common import distill_repeated
+
+    tiny_recipe["method"]["iterations"] = 4
+    stopped = mmdd.distill(tiny_recipe, output_dir=tmp_path / "run", stop_after=2, evaluate=False, progress=False)
+    assert stopped.manifest.get("status") != "complete"
+    (done,) = distill_repeated(tiny_recipe, [], tmp_path / "run", resume=True)
+    fresh = mmdd.distill(tiny_recipe, output_dir=tmp_path / "fresh", progress=False)
+    assert done.manifest["status"] == "complete" and torch.equal(done.synthetic.inputs, fresh.synthetic.inputs)
+    finished_at = (tmp_path / "run" / "manifest.json").stat().st_mtime_ns
+    (again,) = distill_repeated(tiny_recipe, [], tmp_path / "run", resume=True)
+    assert (tmp_path / "run" / "manifest.json").stat().st_mtime_ns == finished_at  # read, not rerun
+    assert again.manifest["evaluation"] == done.manifest["evaluation"]
+
+
+def test_fashion_mnist_paper_rows_are_marked_and_keep_the_other_rows(tmp_path):
+    import fashion_mnist
+
+    distilled = fashion_mnist.paper_row({"method": "dc", "budget": 1, "note": "x"}, "dc", 1, distilled=True)
+    assert distilled["profile"] == "paper" and (distilled["paper_mean"], distilled["paper_std"]) == (0.705, 0.006)
+    assert distilled["note"] == "paper profile; the paper: 70.5 ± 0.6; x"
+    baseline = fashion_mnist.paper_row({"method": "random", "budget": 1}, "dsa", 1, distilled=False)
+    assert baseline["method"] == "random (dsa protocol)" and "paper_mean" not in baseline
+    rows = [row("dc", 1), row("dc", 1, profile="paper"), row("random (dc protocol)", 1, profile="paper"),
+            row("dsa", 1, profile="paper"), row("dc", 10, profile="paper")]
+    (tmp_path / "fashion_mnist.json").write_text(json.dumps({"profile": "cpu", "rows": rows}))
+    kept = fashion_mnist.kept_paper_rows(tmp_path, {"dc"}, [1])
+    assert [(r["method"], r["budget"], r.get("profile")) for r in kept] == [
+        ("dc", 1, None), ("dsa", 1, "paper"), ("dc", 10, "paper")]
