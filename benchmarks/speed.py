@@ -351,6 +351,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    parser.add_argument("--keep-other-configs", action="store_true",
+                        help="keep the rows of configs not measured now from the results file in --out")
+    parser.add_argument("--note", default="", help="how this run was made (e.g. what else ran on the machine)")
     parser.add_argument("--experts", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -397,6 +400,15 @@ def main(argv=None) -> int:
                            f"2-epoch expert on 1,000 images (segment 0→1); in-place ReLU and per-snapshot expert "
                            f"reads are in every mode"),
               "rows": with_speedups(rows)}
+    for row in result["rows"]:
+        if args.note:
+            row["note"] = args.note
+    if args.keep_other_configs:
+        previous = Path(args.out or Path(__file__).resolve().parent / "results") / "speed.json"
+        if previous.exists():
+            old = json.loads(previous.read_text())
+            kept = [r for r in old["rows"] if r["config"] not in args.configs]
+            result["rows"] = kept + result["rows"]
     text = table(result)
     write(result, Path(args.out) if args.out else None, text)
     print(text)
