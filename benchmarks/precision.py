@@ -1,6 +1,8 @@
 """Precision: what bfloat16 autocast does to accuracy, in matching and in evaluation.
 
     python benchmarks/precision.py [--distill-seeds 2] [--recipe quickstart] [--runs DIR] [--out DIR]
+    python benchmarks/precision.py --recipe image/fashion_mnist-dm-ipc10 --distill-seeds 1 --keep-other-recipes \
+           --set profile=cpu dataset.root=/usr/share/datasets/fashion-mnist method.iterations=100 evaluation.seeds=2
 
 For each distillation seed, the recipe (default ``quickstart``: DM on scikit-learn's digits, IPC 10) is
 distilled twice — ``precision=fp32`` and ``precision=bf16`` (the matching iterations' forward passes
@@ -15,6 +17,7 @@ there. Writes benchmarks/results/precision.{md,json}.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -41,6 +44,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="results folder (default: benchmarks/results)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra recipe overrides")
     parser.add_argument("--note", default="")
+    parser.add_argument("--keep-other-recipes", action="store_true",
+                        help="keep the rows of other recipes from the results file in --out")
     args = parser.parse_args(argv)
 
     import copy
@@ -65,18 +70,25 @@ def main(argv=None) -> int:
                 print(f"seed {i} matching {matching} evaluation {evaluation}: "
                       f"{done.manifest['evaluation']['distilled']['mean']:.4f}", file=sys.stderr, flush=True)
 
-    rows = [row_from(runs, "distilled", f"dm, matching {m}, evaluation {e}", ipc)
+    dataset = args.recipe + (f" ({', '.join(args.set)})" if args.set else "")
+    rows = [{"dataset": dataset, **row_from(runs, "distilled", f"matching {m}, evaluation {e}", ipc)}
             for (m, e), runs in evaluated.items()]
     reference = next(r for r in rows if r["method"].endswith("matching fp32, evaluation fp32"))
-    findings = [f"{r['method']}: {100 * (r['mean'] - reference['mean']):+.2f} points against fp32/fp32"
+    findings = [f"{dataset}, {r['method']}: {100 * (r['mean'] - reference['mean']):+.2f} points against fp32/fp32"
                 for r in rows if r is not reference]
+    out = Path(args.out) if args.out else RESULTS
+    if args.keep_other_recipes and (out / "precision.json").exists():  # one table for several recipes
+        old = json.loads((out / "precision.json").read_text())
+        rows = [r for r in old["rows"] if r.get("dataset") != dataset] + rows
+        findings = [f for f in old.get("findings", []) if not f.startswith(dataset + ",")] + findings
     result = {"benchmark": "precision", "profile": "cpu", "machine": machine(),
-              "data": f"the recipe {args.recipe!r} ({', '.join(args.set) or 'as shipped'})",
-              "protocol": (f"{args.distill_seeds} distillations per matching precision (seeds recipe seed, +1, ...), "
-                           f"each distilled set evaluated at both evaluation precisions under the recipe's protocol; "
-                           f"wall_s includes distillation (CPU: bf16 is emulated, so slower)"),
+              "data": "the recipes in the dataset column, with the overrides given there",
+              "protocol": ("per recipe, `distill runs` distillations at each matching precision (the recipe's seed, "
+                           "+1), each distilled set evaluated at both evaluation precisions under the recipe's own "
+                           "protocol and seeds; wall_s includes the distillation (on a CPU without bfloat16 arithmetic "
+                           "bf16 is emulated and slower: its time says nothing about a GPU)"),
               "rows": rows, "findings": findings, "note": args.note}
-    print(write(result, Path(args.out) if args.out else RESULTS))
+    print(write(result, out))
     return 0
 
 
