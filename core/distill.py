@@ -22,7 +22,6 @@ whose generators derive from (seed, step, j), so no generator state is carried b
 from __future__ import annotations
 
 import contextlib
-
 import math
 from typing import Callable
 
