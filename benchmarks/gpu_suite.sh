@@ -28,7 +28,7 @@ if [ "$DEVICE" = cpu ]; then  # a smoke test of this script, not a measurement
 else
     SIZE=(--iters 5 --eval-epochs 30 --expert-steps 50
           --configs mtt_ipc10_s30_exact mtt_ipc10_s30_constant_memory mtt_ipc1_s50_exact dm_ipc10 eval_ipc10 expert_step
-          --modes allocator compiled batched_seeds tf32 bf16)
+          --modes allocator host_data compiled batched_seeds tf32 bf16)
 fi
 # on a GPU the allocator mode is the eager baseline: the host allocator does not touch device memory
 python benchmarks/speed.py --device "$DEVICE" --root "$FASHION_MNIST" --threads 4 --out "$OUT" "${SIZE[@]}" \

@@ -27,7 +27,11 @@ Modes, each in a fresh process (the allocator is a process-wide setting):
 * ``batched_seeds`` — pool + the evaluation seeds trained as one batched model (evaluation only);
 * ``ranks2``        — pool + two processes under torchrun (the 2-draw DM config; its reference is ``pool``);
 * ``tf32`` / ``bf16`` — pool + ``precision`` and ``evaluation.precision`` at TF32 / bfloat16 autocast
-                      (matching and evaluation; GPU modes: not run on the CPU unless named in ``--modes``).
+                      (matching and evaluation; GPU modes: not run on the CPU unless named in ``--modes``);
+* ``host_data``     — pool + ``real_on_device: off``: every real batch (DM's class batches, the test split)
+                      copied to the device on use. The other modes keep the recipe's ``auto``, which on CUDA
+                      copies the real inputs to the card once (core/residency.py); on the CPU there is nothing
+                      to copy, so this is a GPU mode. Each row's ``real_on_device`` says what was decided.
 
 Every row carries config, device, mode, unit, ms_per_unit, peak_bytes and speedup (the baseline mode's
 ms ÷ this mode's, from the same run). Time is the median of ``--iters`` timed units; ``compiled`` rows and GPU rows
@@ -75,9 +79,10 @@ CONFIGS = {
     "video_dm": dict(kind="distill", recipe="video/action_set-s2d-vpc1", data="action_set", overrides=[],
                      unit="iteration (clip stage)"),
 }
-MODES = ("baseline", "allocator", "pool", "compiled", "batched_seeds", "ranks2", "tf32", "bf16")
-#: modes measured only where named, or on a GPU (this CPU has no bfloat16 arithmetic; TF32 is CUDA's)
-GPU_MODES = ("tf32", "bf16")
+MODES = ("baseline", "allocator", "pool", "compiled", "batched_seeds", "ranks2", "tf32", "bf16", "host_data")
+#: modes measured only where named, or on a GPU (this CPU has no bfloat16 arithmetic; TF32 is CUDA's;
+#: host_data is ``real_on_device: off``, which on the CPU is every mode)
+GPU_MODES = ("tf32", "bf16", "host_data")
 #: which modes mean something for which kind of work
 APPLIES = {"expert": ("baseline", "allocator", "pool", "compiled"), "eval": MODES[:5] + GPU_MODES,
            "distill": ("baseline", "allocator", "pool") + GPU_MODES, "draws": ("pool", "ranks2")}
@@ -162,8 +167,10 @@ def worker(args) -> dict:
     cfg.evaluation.compile = compile_mode
     cfg.experts.compile = compile_mode
     cfg.evaluation.batch_seeds = "on" if args.mode == "batched_seeds" else "off"
-    if args.mode in GPU_MODES:
+    if args.mode in ("tf32", "bf16"):
         cfg.precision = cfg.evaluation.precision = args.mode
+    if args.mode == "host_data":  # a copy of each real batch per use; the other modes keep the recipe's auto
+        cfg.real_on_device = "off"
     ws = setup(cfg)
     ws.progress = False
     device = ws.device
@@ -186,7 +193,7 @@ def worker(args) -> dict:
     return {"config": args.config, "device": str(device), "mode": args.mode, "unit": unit,
             "ms_per_unit": round(1000 * statistics.median(times), 1), "ms_all": [round(1000 * t, 1) for t in times],
             "warmup_ms": warm, "peak_bytes": int(peak), "allocator": speed.allocator_state(),
-            "cpu_pool": speed.cpu_pool(),
+            "cpu_pool": speed.cpu_pool(), "real_on_device": ws.residency.reason,
             "recipe": config["recipe"]}
 
 
@@ -224,7 +231,7 @@ def evaluation(ws, args):
     index = random_subset(train.labels, ws.data.num_classes, 10, make_generator(0))
     data = Samples(train.inputs[index], train.labels[index])
     cfg = dataclasses.replace(ws.cfg.evaluation, epochs=args.eval_epochs, seeds=3, seed=0)
-    test = ws.data.test
+    test = ws.test_split  # on the device when real_on_device places it there
 
     def fn():
         evaluate_set(EvalSet(data), ws.task, make_network=lambda g: ws.network(ws.eval_network_cfg, g), cfg=cfg,
@@ -344,7 +351,7 @@ def main(argv=None) -> int:
     parser.add_argument("--action-set", help="generated action set (for video_dm)")
     parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--modes", nargs="+", default=None, choices=list(MODES),
-                        help="default: every mode, less tf32/bf16 on the CPU")
+                        help="default: every mode, less the GPU modes (tf32, bf16, host_data) on the CPU")
     parser.add_argument("--iters", type=int, default=3, help="timed units per row (median reported)")
     parser.add_argument("--eval-epochs", type=int, default=30)
     parser.add_argument("--expert-steps", type=int, default=20, help="expert steps per timed unit")

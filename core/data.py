@@ -106,6 +106,13 @@ class ClassIndex:
     def of_class(self, cls: int) -> Tensor:
         return self.split.inputs[self.indices[cls]]
 
+    def with_inputs(self, inputs) -> "ClassIndex":
+        """The same index over the same rows held elsewhere (e.g. copied to the device); the labels and
+        the per-class row indices stay where they are."""
+        other = object.__new__(ClassIndex)
+        other.split, other.num_classes, other.indices = Split(inputs, self.split.labels), self.num_classes, self.indices
+        return other
+
 
 def stratified_split(labels: Tensor, fraction: float, gen: torch.Generator) -> tuple[Tensor, Tensor]:
     """Split sample indices per class: returns ``(kept, held_out)`` index tensors (int64, sorted).

@@ -17,7 +17,9 @@ import torch
 from torch import nn
 
 from .batch_reader import configure_read_ahead, read_ahead_for
+from .data import ClassIndex, Split
 from .evaluation import Task
+from .residency import Residency, decide, moved
 from .speed import tune_host_allocator
 
 
@@ -43,8 +45,42 @@ class Workspace:
 
     @cached_property
     def real(self) -> Any:
-        """What matchers sample real data from (``domain.matching_data``: a ClassIndex by default)."""
+        """What matchers sample real data from (``domain.matching_data``: a ClassIndex by default),
+        its inputs on the device when :attr:`residency` says so."""
+        real = self._host_real
+        if self.residency.on_device and isinstance(real, ClassIndex):
+            return real.with_inputs(moved(real.split.inputs, self.device))
+        return real
+
+    @cached_property
+    def _host_real(self) -> Any:
         return self.domain.matching_data(self.data)
+
+    @cached_property
+    def residency(self) -> Residency:
+        """Whether the real inputs (matching data, test and validation splits) live on the device:
+        the recipe's ``real_on_device`` (core/residency.py), decided once per workspace."""
+        inputs = [self._host_real.split.inputs] if isinstance(self._host_real, ClassIndex) else []
+        inputs += [split.inputs for split in (getattr(self.data, "test", None), getattr(self.data, "val", None))
+                   if isinstance(split, Split)]
+        if not inputs:
+            return Residency(False, f"the {self.domain.name} domain's real data is not held as per-class splits")
+        return decide(getattr(self.cfg, "real_on_device", "off"), self.device, inputs)
+
+    def _eval_split(self, split: Any) -> Any:
+        if self.residency.on_device and isinstance(split, Split):
+            return Split(moved(split.inputs, self.device), split.labels)
+        return split
+
+    @cached_property
+    def test_split(self) -> Any:
+        """The test split evaluation scores (inputs on the device when :attr:`residency` says so)."""
+        return self._eval_split(self.data.test)
+
+    @cached_property
+    def val_split(self) -> Any:
+        """The validation split (or None), placed like :attr:`test_split`."""
+        return self._eval_split(getattr(self.data, "val", None))
 
     @cached_property
     def task(self) -> Task:

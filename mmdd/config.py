@@ -28,6 +28,7 @@ from mmdd.catalog import read_recipe
 from mmdd.raw_recipe import apply_overrides, apply_profile, parse_override, refuse_unknown_keys  # noqa: F401
 from mmdd.core.errors import ConfigError
 from mmdd.core.evaluation import EvalConfig
+from mmdd.core.residency import RESIDENCY_MODES
 from mmdd.core.speed import check_precision
 from mmdd.core.experiment_log import LoggingConfig
 from mmdd.core.augment import AugmentConfig
@@ -116,6 +117,9 @@ class RecipeConfig:
     #: the matching iterations' forward passes at "fp32", "tf32" (CUDA) or "bf16" (autocast): core/speed.py;
     #: evaluation has its own evaluation.precision
     precision: Literal["fp32", "tf32", "bf16"] = "fp32"
+    #: real inputs (matching, test, validation) copied to the device once instead of per batch:
+    #: "auto" (CUDA, when they fit), "on" or "off" (core/residency.py)
+    real_on_device: Literal["auto", "on", "off"] = "auto"
     profiles: dict = field(default_factory=dict)
 
     def check(self, path: str) -> list[str]:
@@ -125,6 +129,8 @@ class RecipeConfig:
         except (RuntimeError, ValueError):
             problems.append(f"device: expected a torch device such as cpu, cuda or cuda:1, got {self.device!r}")
         problems += check_precision(self.precision, "precision")
+        if self.real_on_device not in RESIDENCY_MODES:
+            problems.append(f"real_on_device must be one of {RESIDENCY_MODES}, got {self.real_on_device!r}")
         return problems
 
     def resolved_output_dir(self) -> Path:

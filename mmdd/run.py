@@ -164,7 +164,7 @@ def make_tracker(ws: Workspace, metrics_path: Path, on_validation=None, mirror=N
         if on_validation is not None:
             on_validation(record["step"], record["validation"])
 
-    return ValidationTracker(ws.cfg.tracking, ws.cfg.evaluation, ws.task, ws.data.val, metric=metric,
+    return ValidationTracker(ws.cfg.tracking, ws.cfg.evaluation, ws.task, ws.val_split, metric=metric,
                              make_set=lambda syn: ws.domain.distilled_set(ws, syn),
                              make_network=lambda gen: ws.network(ws.eval_network_cfg, gen), augment=ws.eval_augment(),
                              device=ws.device, log=log)
@@ -689,7 +689,7 @@ def evaluate_sets(ws: Workspace, sets: dict[str, EvalSet], progress: bool = True
     cfg = ws.cfg.evaluation
     augment = ws.eval_augment()
     aug_text = ws.domain.describe_augment(ws.cfg.augment) if augment is not None else "no aug"
-    val = ws.data.val
+    val = ws.val_split
     has_val = val is not None and ws.task.size(val) > 0
     results = {}
     for name, chosen in sets.items():
@@ -697,7 +697,7 @@ def evaluate_sets(ws: Workspace, sets: dict[str, EvalSet], progress: bool = True
                                      epochs=chosen.epochs, has_val=has_val, loss=ws.task.loss_text,
                                      redrawn=chosen.draw is not None)
         results[name] = evaluate_set(chosen, ws.task, make_network=lambda gen: ws.network(ws.eval_network_cfg, gen),
-                                     cfg=cfg, test=ws.data.test, protocol=protocol, device=ws.device,
+                                     cfg=cfg, test=ws.test_split, protocol=protocol, device=ws.device,
                                      augment=augment, val=val, label=name if progress else "")
         if on_result is not None:
             on_result(name, results[name])
