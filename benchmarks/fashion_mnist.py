@@ -134,7 +134,7 @@ def main(argv=None) -> int:
 def paper_row(row: dict, method: str, ipc: int, distilled: bool) -> dict:
     """A paper-profile row: marked, its baseline named after the protocol it ran under, the paper's number
     beside a distilled row."""
-    row = {**row, "profile": "paper"}
+    row = {**row, "profile": "paper", "machine": machine()}  # the file's machine is the cpu rows'
     notes = ["paper profile"]
     if not distilled:
         row["method"] = f"{row['method']} ({method} protocol)"
