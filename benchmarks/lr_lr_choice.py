@@ -2,7 +2,8 @@
 
     python benchmarks/lr_lr_choice.py --fsdd ../shared/data/audio/fsdd/recordings \\
         --breastmnist ../shared/data/medical/medmnist/breastmnist.npz \\
-        --flickr8k ../shared/data/image_text/flickr8k_1k --runs RUNS [--distill-seeds 1] [--only NAME ...]
+        --flickr8k ../shared/data/image_text/flickr8k_1k \\
+        --adrenalmnist3d ../shared/data/medical/medmnist3d/adrenalmnist3d.npz --runs RUNS [--distill-seeds 1] [--only NAME ...]
 
 ``method.lr_lr`` is a step on log(lr). Several cpu profiles kept the papers' raw numbers (a step on
 the lr itself, e.g. 1e-5) "as benchmarked", under which the learned lr barely moves; the converted
@@ -11,7 +12,7 @@ value is raw ÷ lr_init² (README, MTT). For each case this distils the recipe u
 split; the better validation mean is the profile's setting. FSDD has no validation split, so its
 choice holds out 10 % of train per class (``dataset.val_fraction=0.1``); MedMNIST uses its official
 val split, Flickr8k the recipe's. Test numbers are recorded beside and choose nothing. Writes
-``benchmarks/results/lr_lr_choice.{json,md}``.
+``benchmarks/results/lr_lr_choice.{json,md}``, keeping the rows of cases not measured in this invocation.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ def cases(args) -> dict[str, dict]:
         for ipc, raw in ((1, 1e-7), (10, 1e-5)):
             out[f"breastmnist-ptm-ipc{ipc}"] = {"recipe": f"medical/breastmnist-ptm-ipc{ipc}", "raw": raw, "ipc": ipc,
                                                 "overrides": ["profile=cpu", f"dataset.path={args.breastmnist}"]}
+    if args.adrenalmnist3d:
+        for ipc, raw in ((1, 1e-7), (10, 1e-5)):
+            out[f"adrenalmnist3d-ptm-ipc{ipc}"] = {"recipe": f"medical/adrenalmnist3d-ptm-ipc{ipc}", "raw": raw,
+                                                   "ipc": ipc, "overrides": ["profile=cpu",
+                                                                             f"dataset.path={args.adrenalmnist3d}"]}
     if args.flickr8k:
         from vision_language import default_text_model
 
@@ -56,6 +62,7 @@ def main(argv=None) -> int:
     parser.add_argument("--fsdd", help="FSDD recordings folder")
     parser.add_argument("--breastmnist", help="breastmnist.npz")
     parser.add_argument("--flickr8k", help="Flickr8k folder in the Kaggle layout")
+    parser.add_argument("--adrenalmnist3d", help="adrenalmnist3d.npz")
     parser.add_argument("--runs", required=True, help="run directories and experts")
     parser.add_argument("--out", default=None, help="results folder (default: benchmarks/results)")
     parser.add_argument("--distill-seeds", type=int, default=1)
@@ -90,6 +97,11 @@ def main(argv=None) -> int:
         for row in measured:
             row["chosen"] = row is best
         rows += measured
+    out = Path(args.out or RESULTS)
+    previous = out / "lr_lr_choice.json"
+    if previous.exists():  # the cases this invocation did not measure stay as they were
+        measured_cases = {r["case"] for r in rows}
+        rows = [r for r in json.loads(previous.read_text())["rows"] if r["case"] not in measured_cases] + rows
     findings = [f"{r['case']}: {r['candidate']} (lr_lr {r['lr_lr']:g}) chosen on validation, "
                 f"{r['val_mean']:.4f} vs " + ", ".join(f"{o['val_mean']:.4f} ({o['candidate']})" for o in rows
                                                       if o["case"] == r["case"] and o is not r)
@@ -109,7 +121,6 @@ def main(argv=None) -> int:
                      f"{r['mean']:.4f} ± {r['std']:.4f} | {lrs} (from {r['lr_init']:g}) | {r['distill_runs']} | "
                      f"{r['seeds']} |")
     lines += [""] + [f"- {f}" for f in findings]
-    out = Path(args.out or RESULTS)
     out.mkdir(parents=True, exist_ok=True)
     (out / "lr_lr_choice.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "lr_lr_choice.md").write_text("\n".join(lines) + "\n")

@@ -8,8 +8,8 @@ Configs (Fashion-MNIST ConvNet-3 width 128 unless said otherwise; recipes from t
                       is 235 of them, so the unit is a step and the epoch is 235 × that;
 * ``eval_ipc10``    — evaluation of a 100-sample set (a random 10 per class) over 3 seeds for
                       ``--eval-epochs`` epochs (the protocol's 300 is 300 / eval-epochs × that), test scoring included;
-* ``mtt_ipc1_s50_exact`` / ``..._constant_memory``, ``mtt_ipc10_s30_exact`` / ``..._constant_memory`` —
-                      one MTT iteration (IPC 1 / 50 student steps, IPC 10 / 30 steps) against a tiny expert
+* ``mtt_ipc1_s50_exact`` / ``..._constant_memory``, ``mtt_ipc1_s40_*``, ``mtt_ipc10_s30_exact`` / ``..._constant_memory`` —
+                      one MTT iteration (IPC 1 / 50 and 40 student steps, IPC 10 / 30 steps) against a tiny expert
                       buffer trained here (2 epochs on 1,000 images: the timing does not depend on its values);
 * ``dm_ipc10``      — one DM iteration;
 * ``fsdd_mtt_ipc10`` — one FD-MFCC MTT iteration on FSDD (``--fsdd``, the recordings folder);
@@ -23,8 +23,9 @@ Modes, each in a fresh process (the allocator is a process-wide setting):
 * ``allocator``     — eager with mmdd's tuned host allocator, still ``avg_pool2d``;
 * ``pool``          — allocator + the ConvNet's 2×2 pool as a bit-identical depthwise convolution on the CPU
                       (the defaults now: allocator and pool);
-* ``compiled``      — allocator + ``torch.compile`` of the training step (experts, evaluation);
-* ``batched_seeds`` — pool + the evaluation seeds trained as one batched model (evaluation only);
+* ``test_batch``    — pool + the test split scored in batches of 256 instead of 1024 (evaluation only);
+* ``compiled``      — allocator + ``torch.compile`` of the training step (experts, evaluation), scoring at 1024;
+* ``batched_seeds`` — test_batch + the evaluation seeds trained as one batched model (evaluation only);
 * ``ranks2``        — pool + two processes under torchrun (the 2-draw DM config; its reference is ``pool``);
 * ``tf32`` / ``bf16`` — pool + ``precision`` and ``evaluation.precision`` at TF32 / bfloat16 autocast
                       (matching and evaluation; GPU modes: not run on the CPU unless named in ``--modes``);
@@ -66,6 +67,11 @@ CONFIGS = {
     "mtt_ipc1_s50_constant_memory": dict(kind="distill", recipe="image/fashion_mnist-mtt-ipc1", experts=True,
                                          overrides=["method.syn_steps=50", "method.solver=constant_memory"],
                                          unit="iteration"),
+    "mtt_ipc1_s40_exact": dict(kind="distill", recipe="image/fashion_mnist-mtt-ipc1", experts=True,
+                               overrides=["method.syn_steps=40", "method.solver=exact"], unit="iteration"),
+    "mtt_ipc1_s40_constant_memory": dict(kind="distill", recipe="image/fashion_mnist-mtt-ipc1", experts=True,
+                                         overrides=["method.syn_steps=40", "method.solver=constant_memory"],
+                                         unit="iteration"),
     "mtt_ipc10_s30_exact": dict(kind="distill", recipe="image/fashion_mnist-mtt-ipc10", experts=True,
                                 overrides=["method.syn_steps=30", "method.solver=exact"], unit="iteration"),
     "mtt_ipc10_s30_constant_memory": dict(kind="distill", recipe="image/fashion_mnist-mtt-ipc10", experts=True,
@@ -79,16 +85,20 @@ CONFIGS = {
     "video_dm": dict(kind="distill", recipe="video/action_set-s2d-vpc1", data="action_set", overrides=[],
                      unit="iteration (clip stage)"),
 }
-MODES = ("baseline", "allocator", "pool", "compiled", "batched_seeds", "ranks2", "tf32", "bf16", "host_data")
+MODES = ("baseline", "allocator", "pool", "test_batch", "compiled", "batched_seeds", "ranks2", "tf32", "bf16",
+         "host_data")
 #: modes measured only where named, or on a GPU (this CPU has no bfloat16 arithmetic; TF32 is CUDA's;
 #: host_data is ``real_on_device: off``, which on the CPU is every mode)
 GPU_MODES = ("tf32", "bf16", "host_data")
 #: which modes mean something for which kind of work
-APPLIES = {"expert": ("baseline", "allocator", "pool", "compiled"), "eval": MODES[:5] + GPU_MODES,
+APPLIES = {"expert": ("baseline", "allocator", "pool", "compiled"), "eval": MODES[:6] + GPU_MODES,
            "distill": ("baseline", "allocator", "pool") + GPU_MODES, "draws": ("pool", "ranks2")}
+#: the test-scoring batch the ``test_batch`` mode (and every later one) uses
+TEST_BATCH = 256
 #: the modes that measure PyTorch's avg_pool2d (the depthwise CPU pool is what ``pool`` adds)
 AVG_POOL_MODES = ("baseline", "allocator")
 DEFAULT_CONFIGS = ("expert_step", "eval_ipc10", "mtt_ipc1_s50_exact", "mtt_ipc1_s50_constant_memory",
+                   "mtt_ipc1_s40_exact", "mtt_ipc1_s40_constant_memory",
                    "mtt_ipc10_s30_exact", "mtt_ipc10_s30_constant_memory", "dm_ipc10", "dm_ipc10_2draws",
                    "fsdd_mtt_ipc10", "video_dm")
 
@@ -167,6 +177,8 @@ def worker(args) -> dict:
     cfg.evaluation.compile = compile_mode
     cfg.experts.compile = compile_mode
     cfg.evaluation.batch_seeds = "on" if args.mode == "batched_seeds" else "off"
+    # scoring batch: 1024 as the speed issue found it, TEST_BATCH from the test_batch mode on
+    cfg.evaluation.test_batch_size = 1024 if args.mode in ("baseline", "allocator", "pool", "compiled") else TEST_BATCH
     if args.mode in ("tf32", "bf16"):
         cfg.precision = cfg.evaluation.precision = args.mode
     if args.mode == "host_data":  # a copy of each real batch per use; the other modes keep the recipe's auto
