@@ -100,6 +100,8 @@ def setup(cfg: RecipeConfig) -> Workspace:
         data = domain.hold_out_validation(data, cfg.tracking.val_fraction, cfg.tracking.split_seed)
     domain.check_budget(cfg, data)
     ws = Workspace(cfg, domain, data, device)
+    if cfg.real_on_device == "on":
+        ws.residency  # noqa: B018 - refuses (ConfigError) before any work when the data cannot be placed
     check_selection_split(ws)
     warn_small_splits(ws)
     return ws
@@ -574,6 +576,7 @@ def run_manifest(state: RunState, step: int) -> dict:
         **ws.domain.manifest_extras(ws, syn),
         **tracking,
         "distributed": state.processes(),
+        "real_on_device": ws.residency.reason,
         "wall_clock_s": {"distillation": round(state.wall_s(), 3)},
         "evaluation": {},
     }

@@ -6,6 +6,8 @@ run with a placement that copies on the CPU (which checks that results do not ch
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -84,8 +86,7 @@ def test_the_workspace_places_matching_test_and_validation_inputs(tiny_recipe):
     assert not ws.residency.on_device  # the CPU: nothing to move
     assert ws.test_split is ws.data.test and ws.real.split is ws.data.train
 
-    ws = setup(load_config(tiny_recipe))
-    ws.device = torch.device("meta")
+    ws = dataclasses.replace(ws, device=torch.device("meta"))  # a new workspace: nothing decided yet
     assert ws.residency.on_device
     assert ws.real.split.inputs.device.type == "meta" and ws.real.split.labels.device.type == "cpu"
     assert ws.test_split.inputs.device.type == "meta" and ws.test_split.labels.device.type == "cpu"
@@ -110,6 +111,8 @@ def test_a_run_with_inputs_placed_elsewhere_gives_the_same_results(tiny_recipe, 
     monkeypatch.setattr("mmdd.core.workspace.moved", copy_to)
     placed = mmdd.distill(tiny_recipe, output_dir=str(tmp_path / "placed"), progress=False)
     assert len(copies) == 2  # the train split behind the class index, and the test split
+    assert placed.manifest["real_on_device"] == "test"
+    assert host.manifest["real_on_device"] == "the device is the CPU: host memory is the device's"
     assert torch.equal(placed.synthetic.inputs, host.synthetic.inputs)
     result = {k: v for k, v in host.evaluation["distilled"].items() if k != "wall_s"}
     assert {k: v for k, v in placed.evaluation["distilled"].items() if k != "wall_s"} == result
