@@ -97,6 +97,13 @@ def main(argv=None) -> int:
     runs = Path(args.from_runs or args.runs or tempfile.mkdtemp(prefix="mmdd-medical-"))
     rows, protocols, missing = [], {}, []
     previous = Path(args.out or RESULTS) / "medical.json"
+    described = {name: f"{name}: {path} (official MedMNIST v2 file, official train/val/test)"
+                 for name, path in datasets.items()}
+    if previous.exists() and not args.from_runs:  # the kept datasets' data lines stay as they were
+        for part in json.loads(previous.read_text()).get("data", "").split("; "):
+            name = part.split(":", 1)[0]
+            if name and name not in described:
+                described[name] = part
     if previous.exists() and not args.from_runs:  # keep the rows this invocation does not measure again
         measured = {"random"} if args.baselines_only else set(args.configs) | (
             {"random"} | (set() if args.keep_whole else {"whole data"}) if "ptm" in args.configs else set())
@@ -148,7 +155,7 @@ def main(argv=None) -> int:
                              ORDER.index(r["method"])))
     result = {
         "benchmark": "medical", "profile": args.profile, "machine": machine(),
-        "data": "; ".join(f"{d}: {p} (official MedMNIST v2 file, official train/val/test)" for d, p in datasets.items()),
+        "data": "; ".join(described[d] for d in sorted({r["dataset"] for r in rows} | set(datasets)) if d in described),
         "protocol": ("evaluation: " + " | ".join(f"{d}: {p}" for d, p in protocols.items())
                      + f". Settings: recipes medical/<dataset>-ptm-ipc<N> with profile={args.profile} (mtt: +cpu_mtt, "
                        "dm: +cpu_dm); each run's manifest holds the resolved recipe. Metrics: accuracy and ROC AUC "
