@@ -94,12 +94,15 @@ def test_the_workspace_places_matching_test_and_validation_inputs(tiny_recipe):
     assert ws.data.train.inputs.device.type == "cpu"  # the loaded data itself is not changed
 
 
-def test_a_run_with_inputs_placed_elsewhere_gives_the_same_results(tiny_recipe, tmp_path, monkeypatch):
+@pytest.mark.parametrize("method", ["dm", "dc"])
+def test_a_run_with_inputs_placed_elsewhere_gives_the_same_results(tiny_recipe, tmp_path, monkeypatch, method):
     """The placed path (index on device, host labels) against the host path, with a copy standing in for
-    the device transfer."""
+    the device transfer: DM samples per-class batches, DC indexes rows and their labels."""
     import mmdd
 
     tiny_recipe["evaluation"]["baselines"] = []
+    if method == "dc":
+        tiny_recipe["method"] = {"name": "dc", "iterations": 3, "batch_real": 16, "outer_loop": 2, "inner_loop": 1}
     host = mmdd.distill(tiny_recipe, output_dir=str(tmp_path / "host"), progress=False)
     copies = []
 
