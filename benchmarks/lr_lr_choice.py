@@ -93,7 +93,7 @@ def main(argv=None) -> int:
             measured.append(row)
             print(f"{name} {label} lr_lr={value:g}: val {row['val_mean']:.4f} ± {row['val_std']:.4f}, "
                   f"test {row['mean']:.4f}, learned lr {row['learned_lrs']}", flush=True)
-        best = max(measured, key=lambda r: r["val_mean"])
+        best = max(measured, key=lambda r: r["val_mean"])  # a tie keeps the first: the value the profile has
         for row in measured:
             row["chosen"] = row is best
         rows += measured
@@ -102,8 +102,11 @@ def main(argv=None) -> int:
     if previous.exists():  # the cases this invocation did not measure stay as they were
         measured_cases = {r["case"] for r in rows}
         rows = [r for r in json.loads(previous.read_text())["rows"] if r["case"] not in measured_cases] + rows
-    findings = [f"{r['case']}: {r['candidate']} (lr_lr {r['lr_lr']:g}) chosen on validation, "
-                f"{r['val_mean']:.4f} vs " + ", ".join(f"{o['val_mean']:.4f} ({o['candidate']})" for o in rows
+    findings = [f"{r['case']}: {r['candidate']} (lr_lr {r['lr_lr']:g}) "
+                + ("kept: a tie on validation, " if any(o["case"] == r["case"] and o is not r
+                                                        and o["val_mean"] == r["val_mean"] for o in rows)
+                   else "chosen on validation, ")
+                + f"{r['val_mean']:.4f} vs " + ", ".join(f"{o['val_mean']:.4f} ({o['candidate']})" for o in rows
                                                       if o["case"] == r["case"] and o is not r)
                 for r in rows if r["chosen"]]
     result = {"benchmark": "lr_lr_choice", "profile": "cpu", "machine": machine(),
