@@ -13,16 +13,7 @@
 # the paper rows added (each row names the machine it ran on). Copy it back into benchmarks/results/ to
 # commit the rows. FASHION_MNIST is the folder of the four IDX .gz files (30 MB: carry a copy onto a
 # machine without network). DEVICE=cpu runs tiny settings, to check the script itself.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-: "${FASHION_MNIST:?set FASHION_MNIST to the folder with the Fashion-MNIST IDX files}"
-OUT="${OUT:-benchmarks/results/gpu}"
-DEVICE="${DEVICE:-cuda}"
-mkdir -p "$OUT"
-
-if ! python -c "import mmdd.core" 2>/dev/null; then
-    pip install --quiet --no-deps --no-build-isolation -e . >"$OUT/install.log" 2>&1
-fi
+source "$(dirname "$0")/gpu_setup.sh"
 [ -f "$OUT/fashion_mnist.json" ] || cp benchmarks/results/fashion_mnist.json "$OUT/fashion_mnist.json"
 
 if [ "$DEVICE" = cpu ]; then  # a smoke test of this script, not a measurement

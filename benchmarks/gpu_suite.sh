@@ -7,16 +7,7 @@
 # it is not). FASHION_MNIST is the folder of the four IDX .gz files (30 MB: carry a copy onto a
 # machine without network). Writes $OUT/speed.{json,md} (default benchmarks/results/gpu) and prints the table.
 # DEVICE=cpu runs the same suite on the CPU with tiny settings, to check the script itself.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-: "${FASHION_MNIST:?set FASHION_MNIST to the folder with the Fashion-MNIST IDX files}"
-OUT="${OUT:-benchmarks/results/gpu}"
-DEVICE="${DEVICE:-cuda}"
-mkdir -p "$OUT"
-
-if ! python -c "import mmdd.core" 2>/dev/null; then
-    pip install --quiet --no-deps --no-build-isolation -e . >"$OUT/install.log" 2>&1
-fi
+source "$(dirname "$0")/gpu_setup.sh"
 python - <<'EOF'
 import torch
 print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
