@@ -150,14 +150,21 @@ def test_deterministic(tmp_path, fsdd, generated):
     out, doc = generated
     again = avd.generate_av_digits(fsdd, tmp_path / "b", seed=0, **SMALL)
     other = avd.generate_av_digits(fsdd, tmp_path / "c", seed=1, **SMALL)
-    assert [c["image_index"] for c in again["clips"]] == [c["image_index"] for c in doc["clips"]]
+    assert again["clips"] == doc["clips"]  # every draw: images, offsets, noise levels, positions, colours
     assert [c["image_index"] for c in other["clips"]] != [c["image_index"] for c in doc["clips"]]
+    same = 0
     for clip in doc["clips"]:
         a_audio, a_frames = _decode(out / clip["path"])
         b_audio, b_frames = _decode(tmp_path / "b" / clip["path"])
         c_audio, c_frames = _decode(tmp_path / "c" / clip["path"])
-        assert a_audio.tobytes() == b_audio.tobytes() and a_frames.tobytes() == b_frames.tobytes()
-        assert not np.array_equal(a_audio, c_audio) and not np.array_equal(a_frames, c_frames)
+        # libx264 (one thread) was seen to encode one clip in twelve differently from identical frames:
+        # decoded, the repeat stays within a small distance, while another seed's clip is far
+        assert np.abs(a_audio - b_audio).max() < 1e-3, clip["path"]
+        assert np.abs(a_frames.astype(int) - b_frames.astype(int)).mean() < 4.0, clip["path"]  # seen: ≤ 1.01
+        same += a_audio.tobytes() == b_audio.tobytes() and a_frames.tobytes() == b_frames.tobytes()
+        assert not np.array_equal(a_audio, c_audio)
+        assert np.abs(a_frames.astype(int) - c_frames.astype(int)).mean() > 10, clip["path"]
+    assert same >= len(doc["clips"]) // 2  # and most clips decode to the same bytes (seen: 10 of 12 or more)
 
 
 def test_idempotent_conflicts_and_restart(tmp_path, fsdd, capsys):
