@@ -23,9 +23,10 @@ Modes, each in a fresh process (the allocator is a process-wide setting):
 * ``allocator``     — eager with mmdd's tuned host allocator, still ``avg_pool2d``;
 * ``pool``          — allocator + the ConvNet's 2×2 pool as a bit-identical depthwise convolution on the CPU
                       (the defaults now: allocator and pool);
-* ``test_batch``    — pool + the test split scored in batches of 256 instead of 1024 (evaluation only);
-* ``compiled``      — allocator + ``torch.compile`` of the training step (experts, evaluation), scoring at 1024;
-* ``batched_seeds`` — test_batch + the evaluation seeds trained as one batched model (evaluation only);
+* ``test_batch``    — pool + the test split scored in batches of 256 instead of the recipe's 1024 (evaluation
+                      only; every other mode scores at 1024);
+* ``compiled``      — allocator + ``torch.compile`` of the training step (experts, evaluation);
+* ``batched_seeds`` — pool + the evaluation seeds trained as one batched model (evaluation only);
 * ``ranks2``        — pool + two processes under torchrun (the 2-draw DM config; its reference is ``pool``);
 * ``tf32`` / ``bf16`` — pool + ``precision`` and ``evaluation.precision`` at TF32 / bfloat16 autocast
                       (matching and evaluation; GPU modes: not run on the CPU unless named in ``--modes``);
@@ -93,7 +94,7 @@ GPU_MODES = ("tf32", "bf16", "host_data")
 #: which modes mean something for which kind of work
 APPLIES = {"expert": ("baseline", "allocator", "pool", "compiled"), "eval": MODES[:6] + GPU_MODES,
            "distill": ("baseline", "allocator", "pool") + GPU_MODES, "draws": ("pool", "ranks2")}
-#: the test-scoring batch the ``test_batch`` mode (and every later one) uses
+#: the test-scoring batch of the ``test_batch`` mode (a probe: no faster than 1024 here, docs/benchmarks.md)
 TEST_BATCH = 256
 #: the modes that measure PyTorch's avg_pool2d (the depthwise CPU pool is what ``pool`` adds)
 AVG_POOL_MODES = ("baseline", "allocator")
@@ -177,8 +178,8 @@ def worker(args) -> dict:
     cfg.evaluation.compile = compile_mode
     cfg.experts.compile = compile_mode
     cfg.evaluation.batch_seeds = "on" if args.mode == "batched_seeds" else "off"
-    # scoring batch: 1024 as the speed issue found it, TEST_BATCH from the test_batch mode on
-    cfg.evaluation.test_batch_size = 1024 if args.mode in ("baseline", "allocator", "pool", "compiled") else TEST_BATCH
+    if args.mode == "test_batch":  # the only mode that scores at another batch than the recipe's (1024)
+        cfg.evaluation.test_batch_size = TEST_BATCH
     if args.mode in ("tf32", "bf16"):
         cfg.precision = cfg.evaluation.precision = args.mode
     if args.mode == "host_data":  # a copy of each real batch per use; the other modes keep the recipe's auto

@@ -11,7 +11,8 @@ cheaper to copy it once and index it where it lives.
   validation inputs are copied to the recipe's device once, when the workspace first needs them.
   Refused, saying why, when the splits are streamed from the decoded store, or do not fit in
   :data:`FREE_FRACTION` of the device's free memory.
-* ``auto`` (default): ``on`` on a CUDA device when held in RAM and they fit; ``off`` otherwise.
+* ``auto`` (default): ``on`` on the device types where mmdd's ``auto`` speed options are on
+  (:data:`~mmdd.core.speed.AUTO_ON_DEVICE_TYPES`: CUDA) when held in RAM and they fit; ``off`` otherwise.
 
 Labels and the per-class row indices stay on the host (the metrics and index draws read them
 there); only inputs move. On a CPU device all three modes are the same: host memory *is* the
@@ -28,6 +29,7 @@ import torch
 
 from .errors import ConfigError
 from .lazy import is_lazy
+from .speed import option_on
 
 ResidencyMode = Literal["auto", "on", "off"]
 RESIDENCY_MODES = ("auto", "on", "off")
@@ -50,11 +52,14 @@ def input_bytes(inputs: Any) -> int | None:
 
 
 def free_device_bytes(device: torch.device) -> int | None:
-    """Free memory of a CUDA device; None where it cannot be asked (other device types)."""
-    if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        return int(free)
-    return None
+    """Free memory of the device, from its backend's ``mem_get_info`` (``torch.cuda``, ``torch.xpu``);
+    None where the backend cannot say."""
+    backend = getattr(torch, device.type, None)
+    mem_get_info = getattr(backend, "mem_get_info", None)
+    if not callable(mem_get_info):
+        return None
+    free, _total = mem_get_info(device)
+    return int(free)
 
 
 @dataclass(frozen=True)
@@ -84,8 +89,9 @@ def decide(mode: str, device: torch.device, inputs: list[Any], free_bytes: int |
             raise ConfigError(f"real_on_device: on, but {reason}; use auto or off, or dataset.storage: memory")
         return Residency(False, reason)
     need = sum(sizes)
-    if mode == "auto" and device.type != "cuda":
-        return Residency(False, f"real_on_device: auto copies to CUDA devices only (device {device})")
+    if not option_on(mode, device, "real_on_device"):
+        return Residency(False, f"real_on_device: auto copies only to the device types where mmdd's auto speed "
+                                f"options are on (not {device.type})")
     free = free_bytes if free_bytes is not None else free_device_bytes(device)
     if free is None:  # `on` for a device that cannot report its memory: the user asked for it
         return Residency(True, f"real_on_device: on ({need / 2**20:.0f} MiB; free memory unknown)")

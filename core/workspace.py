@@ -18,6 +18,7 @@ from torch import nn
 
 from .batch_reader import configure_read_ahead, read_ahead_for
 from .data import ClassIndex, Split
+from .errors import ConfigError
 from .evaluation import Task
 from .residency import Residency, decide, moved
 from .speed import tune_host_allocator
@@ -64,8 +65,11 @@ class Workspace:
         inputs += [split.inputs for split in (getattr(self.data, "test", None), getattr(self.data, "val", None))
                    if isinstance(split, Split)]
         if not inputs:
-            return Residency(False, f"the {self.domain.name} domain's real data is not held as per-class splits")
-        return decide(getattr(self.cfg, "real_on_device", "off"), self.device, inputs)
+            reason = f"the {self.domain.name} domain's real data is not held as per-class splits"
+            if self.cfg.real_on_device == "on":
+                raise ConfigError(f"real_on_device: on, but {reason}; use auto or off")
+            return Residency(False, reason)
+        return decide(self.cfg.real_on_device, self.device, inputs)
 
     def _eval_split(self, split: Any) -> Any:
         if self.residency.on_device and isinstance(split, Split):

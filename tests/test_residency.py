@@ -94,6 +94,23 @@ def test_the_workspace_places_matching_test_and_validation_inputs(tiny_recipe):
     assert ws.data.train.inputs.device.type == "cpu"  # the loaded data itself is not changed
 
 
+def test_on_refuses_data_that_is_not_per_class_splits(tiny_recipe):
+    from types import SimpleNamespace
+
+    from mmdd.run import load_config, setup
+
+    ws = setup(load_config(tiny_recipe))
+    for mode, refused in (("auto", False), ("on", True)):
+        ws.cfg.real_on_device = mode
+        other = dataclasses.replace(ws, device=torch.device("meta"), data=SimpleNamespace(test=None, val=None))
+        other.__dict__["_host_real"] = object()  # a domain whose matching data is not a ClassIndex
+        if refused:
+            with pytest.raises(ConfigError, match="real_on_device: on, but the image domain's real data is not held"):
+                other.residency
+        else:
+            assert not other.residency.on_device
+
+
 @pytest.mark.parametrize("method", ["dm", "dc"])
 def test_a_run_with_inputs_placed_elsewhere_gives_the_same_results(tiny_recipe, tmp_path, monkeypatch, method):
     """The placed path (index on device, host labels) against the host path, with a copy standing in for
