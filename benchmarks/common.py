@@ -10,20 +10,14 @@ from pathlib import Path
 import torch
 
 from mmdd.core.evaluation import mean_std
+from mmdd.core.speed import cpu_vector_features, cpuinfo_field
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    where = f"{os.cpu_count()}-core CPU ({cpu})"
+    cpu = cpuinfo_field("model name") or platform.processor() or platform.machine()
+    where = f"{os.cpu_count()}-core CPU ({cpu}; {cpu_vector_features()})"
     if torch.cuda.is_available():
         where = f"{torch.cuda.get_device_name(0)} + {where}"
     return f"{where}, torch {torch.__version__}, threads {torch.get_num_threads()}"

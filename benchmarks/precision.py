@@ -8,10 +8,11 @@ For each distillation seed, the recipe (default ``quickstart``: DM on scikit-lea
 distilled twice — ``precision=fp32`` and ``precision=bf16`` (the matching iterations' forward passes
 under ``torch.autocast`` to bfloat16) — and each distilled set is evaluated twice,
 ``evaluation.precision=fp32`` and ``bf16``: four rows, each mean ± std over the distillations ×
-the recipe's evaluation seeds. The fp32/fp32 row is the reference. This measures accuracy only: the
-CPU here has no bfloat16 arithmetic (autocast emulates it, slower than fp32), so wall-clock is
-reported but says nothing about a GPU; ``benchmarks/speed.py``'s ``bf16`` / ``tf32`` modes time it
-there. Writes benchmarks/results/precision.{md,json}.
+the recipe's evaluation seeds. The fp32/fp32 row is the reference. Wall-clock is reported, and what it
+means depends on the CPU (the machine line names its vector level and bfloat16 instructions): with
+AVX512-BF16 or AMX, bf16 rows are faster than fp32; without fast bfloat16 kernels (``core.speed.fast_bf16``)
+autocast is emulated and slower. ``benchmarks/speed.py``'s ``bf16`` mode times the hot paths alone.
+Writes benchmarks/results/precision.{md,json}.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, machine, row_from, write  # noqa: E402
+from mmdd.core.speed import fast_bf16  # noqa: E402
 
 KINDS = ("fp32", "bf16")
 
@@ -85,8 +87,10 @@ def main(argv=None) -> int:
               "data": "the recipes in the dataset column, with the overrides given there",
               "protocol": ("per recipe, `distill runs` distillations at each matching precision (the recipe's seed, "
                            "+1), each distilled set evaluated at both evaluation precisions under the recipe's own "
-                           "protocol and seeds; wall_s includes the distillation (on a CPU without bfloat16 arithmetic "
-                           "bf16 is emulated and slower: its time says nothing about a GPU)"),
+                           "protocol and seeds; wall_s includes the distillation ("
+                           + ("this CPU has fast bfloat16 kernels" if fast_bf16("cpu") else
+                              "this CPU has no fast bfloat16 kernels: bf16 is emulated and slower")
+                           + "; a CPU's wall-clock says nothing about a GPU)"),
               "rows": rows, "findings": findings, "note": args.note}
     print(write(result, out))
     return 0

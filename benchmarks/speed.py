@@ -29,7 +29,9 @@ Modes, each in a fresh process (the allocator is a process-wide setting):
 * ``batched_seeds`` — pool + the evaluation seeds trained as one batched model (evaluation only);
 * ``ranks2``        — pool + two processes under torchrun (the 2-draw DM config; its reference is ``pool``);
 * ``tf32`` / ``bf16`` — pool + ``precision`` and ``evaluation.precision`` at TF32 / bfloat16 autocast
-                      (matching and evaluation; GPU modes: not run on the CPU unless named in ``--modes``);
+                      (matching and evaluation; GPU modes, except that ``bf16`` also runs on a CPU with fast
+                      bfloat16 kernels, ``core.speed.fast_bf16``; otherwise only when named in ``--modes``).
+                      Reduced precision: its effect on accuracy is benchmarks/results/precision.md's;
 * ``host_data``     — pool + ``real_on_device: off``: every real batch (DM's class batches, the test split)
                       copied to the device on use. The other modes keep the recipe's ``auto``, which on CUDA
                       copies the real inputs to the card once (core/residency.py); on the CPU there is nothing
@@ -88,8 +90,8 @@ CONFIGS = {
 }
 MODES = ("baseline", "allocator", "pool", "test_batch", "compiled", "batched_seeds", "ranks2", "tf32", "bf16",
          "host_data")
-#: modes measured only where named, or on a GPU (this CPU has no bfloat16 arithmetic; TF32 is CUDA's;
-#: host_data is ``real_on_device: off``, which on the CPU is every mode)
+#: modes measured only where named, or on a GPU (TF32 is CUDA's; host_data is ``real_on_device: off``, which on
+#: the CPU is every mode; bf16 also on a CPU whose bfloat16 kernels are fast, ``core.speed.fast_bf16``)
 GPU_MODES = ("tf32", "bf16", "host_data")
 #: which modes mean something for which kind of work
 APPLIES = {"expert": ("baseline", "allocator", "pool", "compiled"), "eval": MODES[:6] + GPU_MODES,
@@ -394,7 +396,10 @@ def main(argv=None) -> int:
     from common import machine, write
 
     if args.modes is None:
-        args.modes = [m for m in MODES if args.device != "cpu" or m not in GPU_MODES]
+        from mmdd.core.speed import fast_bf16
+
+        cpu_modes = ("bf16",) if fast_bf16("cpu") else ()
+        args.modes = [m for m in MODES if args.device != "cpu" or m not in GPU_MODES or m in cpu_modes]
     args.experts = Path(tempfile.mkdtemp(prefix="mmdd-speed-experts-"))
     rows = []
     for config in args.configs:

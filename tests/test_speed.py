@@ -124,6 +124,34 @@ def test_precision_contexts():
             pass
 
 
+def test_bf16_without_fast_kernels_warns_once_per_device_type(monkeypatch):
+    monkeypatch.setattr(speed, "_fast_bf16", {"cpu": False})
+    monkeypatch.setattr(speed, "_bf16_warned", set())
+    with pytest.warns(UserWarning, match="no fast bfloat16 kernels .*AVX-512.*slower than fp32"), \
+            speed.precision("bf16", "cpu"):
+        pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with speed.precision("bf16", "cpu"):  # said once
+            pass
+        monkeypatch.setattr(speed, "_fast_bf16", {"cpu": True})
+        monkeypatch.setattr(speed, "_bf16_warned", set())
+        with speed.precision("bf16", "cpu"):  # fast kernels: nothing to say
+            pass
+        with speed.precision("fp32", "cpu"):
+            pass
+
+
+def test_fast_bf16_and_the_cpu_description():
+    assert speed.fast_bf16("meta") is None  # not known for other device types
+    assert isinstance(speed.fast_bf16("cpu"), bool)
+    described = speed.cpu_vector_features()
+    assert "bf16 instructions:" in described
+    flags = (speed.cpuinfo_field("flags") or "").split()
+    assert ("avx512_bf16" in described) == ("avx512_bf16" in flags)
+    assert speed.cpuinfo_field("no such field") is None
+
+
 def test_precision_is_checked_in_the_recipe(tiny_recipe):
     from mmdd.core.errors import ConfigError
     from mmdd.run import load_config
