@@ -182,14 +182,14 @@ def describe(rows: list[dict], data: Path, protocol: str, note: str = "") -> dic
 def combine(paths: list[Path], out: Path) -> int:
     results = [json.loads(p.read_text()) for p in paths]
     result = dict(results[0])
-    rows, seen_whole = [], False
-    for row in (row for r in results for row in r["rows"]):
-        if row["method"] == "whole data":  # each partial run evaluates it once; keep one
-            if seen_whole:
-                continue
-            seen_whole = True
-        rows.append(row)
-    result["rows"] = sorted(rows,
+    rows: dict[tuple, dict] = {}  # a later file's row replaces an earlier one of the same method and budget
+    for i, res in enumerate(results):
+        for row in res["rows"]:
+            if i and res.get("note") and res["note"] != result.get("note"):  # how that later run was made
+                row["note"] = "; ".join(x for x in (row.get("note"), res["note"]) if x)
+            rows.pop((row["method"], row["budget"]), None)
+            rows[(row["method"], row["budget"])] = row
+    result["rows"] = sorted(rows.values(),
                             key=lambda r: (r["budget"] if isinstance(r["budget"], int) else 10**9,
                                            ORDER.index(r["method"])))
     result["findings"] = findings(result["rows"])
@@ -211,7 +211,8 @@ def main(argv=None) -> int:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra recipe overrides")
     parser.add_argument("--combine", nargs="+", metavar="JSON",
                         help="instead of running: merge the rows of earlier video.json results (e.g. one per VPC, run "
-                             "in parallel with --out) into one table")
+                             "in parallel with --out; or the committed file, then a re-run of some rows: a later "
+                             "file's row replaces an earlier one of the same method and budget) into one table")
     parser.add_argument("--note", default="", help="a line about how this run was made (e.g. parallel processes)")
     parser.add_argument("--distill-seeds", type=int, default=1,
                         help="distillations per row (the recipe's seed, +1, ...); its mean ± std is over all of them "

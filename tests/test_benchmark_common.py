@@ -95,3 +95,33 @@ def test_fashion_mnist_paper_rows_are_marked_and_keep_the_other_rows(tmp_path):
     kept = fashion_mnist.kept_paper_rows(tmp_path, {"dc"}, [1])
     assert [(r["method"], r["budget"], r.get("profile")) for r in kept] == [
         ("dc", 1, None), ("dsa", 1, "paper"), ("dc", 10, "paper")]
+
+
+def test_video_combine_lets_a_later_file_replace_rows_of_the_same_method_and_budget(tmp_path):
+    import video
+
+    def result(rows, note):
+        return {"benchmark": "video", "profile": "default", "machine": "m", "data": "d", "protocol": "p",
+                "note": note, "rows": rows}
+
+    def vrow(method, budget, mean):
+        return {"method": method, "budget": budget, "budget_unit": "vpc", "metric": "accuracy", "mean": mean,
+                "std": 0.0, "seeds": 3, "distill_runs": 1, "storage_bytes": 10, "wall_s": 1.0}
+
+    committed = result([vrow("random clips", 1, 0.3), vrow("static + dynamic (DM)", 1, 0.7),
+                        vrow("static + dynamic (DM)", 5, 0.75), vrow("whole data", "all", 0.8)], "committed")
+    rerun = result([vrow("static + dynamic (DM)", 5, 0.78), vrow("whole data", "all", 0.81)], "rerun")
+    paths = []
+    for name, res in (("a.json", committed), ("b.json", rerun)):
+        (tmp_path / name).write_text(json.dumps(res))
+        paths.append(tmp_path / name)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert video.combine(paths, out) == 0
+    merged = json.loads((out / "video.json").read_text())
+    got = [(r["method"], r["budget"], r["mean"]) for r in merged["rows"]]
+    assert got == [("random clips", 1, 0.3), ("static + dynamic (DM)", 1, 0.7), ("static + dynamic (DM)", 5, 0.78),
+                   ("whole data", "all", 0.81)]
+    notes = [r.get("note") for r in merged["rows"]]
+    assert notes == [None, None, "rerun", "rerun"]  # a replacing row says how its run was made
+    assert merged["note"] == "committed"
