@@ -330,11 +330,15 @@ def group_key(row: Row, group_by: str) -> str:
 
 
 def resolve_group_by(rows: Sequence[Row], group_by: str = "auto") -> str:
-    """``auto``: one panel per dataset when the rows name more than one, else one panel (per metric)."""
+    """``auto``: one panel per dataset when the rows name more than one; else one per profile when they
+    name more than one (a results file with rows at the papers' settings beside its cpu rows); else one
+    panel (per metric)."""
     if group_by not in GROUP_BY:
         raise CompareError(f"--group-by {group_by!r}: expected one of {', '.join(GROUP_BY)}")
     if group_by == "auto":
-        return "dataset" if len({r.dataset for r in rows}) > 1 else "none"
+        if len({r.dataset for r in rows}) > 1:
+            return "dataset"
+        return "profile" if len({r.profile for r in rows}) > 1 else "none"
     return group_by
 
 

@@ -50,10 +50,14 @@ def runs(tmp_path) -> list[Path]:
 def test_the_committed_fashion_mnist_results_become_a_table_a_figure_and_a_page(tmp_path):
     source = read_input(RESULTS / "fashion_mnist.json")
     assert source.kind == "results" and source.label == "fashion_mnist" and source.skipped == 0
-    assert len(source.rows) == 14
-    assert {r.method for r in source.rows} == {"random", "herding", "kcenter", "dm", "dc", "dsa", "mtt"}
+    assert len(source.rows) == 16  # 14 cpu-profile rows and the DC paper-setting row with its random baseline
+    assert {r.method for r in source.rows} == {"random", "herding", "kcenter", "dm", "dc", "dsa", "mtt",
+                                               "random (dc protocol)"}
     assert {r.budget for r in source.rows} == {1, 10}
-    assert {r.method for r in source.rows if r.baseline} == {"random", "herding", "kcenter"}
+    assert {r.method for r in source.rows if r.baseline} == {"random", "herding", "kcenter", "random (dc protocol)"}
+    assert {(r.method, r.profile) for r in source.rows if r.profile == "paper"} == {("dc", "paper"),
+                                                                                 ("random (dc protocol)", "paper")}
+    assert compare.resolve_group_by(source.rows) == "profile"  # the paper rows get a panel of their own
 
     files = compare.compare([RESULTS / "fashion_mnist.json"], out=tmp_path / "cmp")
     assert {p.name for p in files.values()} == {"compare.html", "compare.png", "compare.md"}
@@ -152,7 +156,7 @@ def test_every_committed_results_file_reads_and_timing_rows_are_skipped(tmp_path
     mixed = tmp_path / "mixed.json"
     mixed.write_text(json.dumps(result))
     comp = build([mixed])
-    assert len(comp.rows) == 14
+    assert len(comp.rows) == 16
     assert comp.notes == ["fashion_mnist: 2 rows without a metric and a mean skipped (timing rows, or rows that "
                           "did not run)"]
     assert "2 without a metric skipped" in comp.markdown()
