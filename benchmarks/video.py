@@ -187,7 +187,6 @@ def combine(paths: list[Path], out: Path) -> int:
         for row in res["rows"]:
             if i and res.get("note") and res["note"] != result.get("note"):  # how that later run was made
                 row["note"] = "; ".join(x for x in (row.get("note"), res["note"]) if x)
-            rows.pop((row["method"], row["budget"]), None)
             rows[(row["method"], row["budget"])] = row
     result["rows"] = sorted(rows.values(),
                             key=lambda r: (r["budget"] if isinstance(r["budget"], int) else 10**9,

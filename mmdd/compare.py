@@ -37,7 +37,8 @@ WHOLE = ("full", "whole", "whole_data", "full_data")
 _RESULT_KEYS = {"method", "budget", "budget_unit", "metric", "mean", "std", "values", "seeds", "distill_runs",
                 "others", "protocol", "note", "wall_s", "storage_bytes", "compression", "dataset", "val_mean",
                 "val_values", "val_tracking", "learned_lrs", "stored_pairs", "train_pairs", "full_video_bytes",
-                "tune_trials", "tune_completed", "recipe", "profile"}
+                "tune_trials", "tune_completed", "recipe", "profile", "machine", "per_distillation", "paper_mean",
+                "paper_std"}
 GROUP_BY = ("auto", "dataset", "input", "profile", "none")
 
 

@@ -58,6 +58,7 @@ def test_the_committed_fashion_mnist_results_become_a_table_a_figure_and_a_page(
     assert {(r.method, r.profile) for r in source.rows if r.profile == "paper"} == {("dc", "paper"),
                                                                                  ("random (dc protocol)", "paper")}
     assert compare.resolve_group_by(source.rows) == "profile"  # the paper rows get a panel of their own
+    assert all(r.label == r.method for r in source.rows)  # the paper's numbers and the machine are not a variant
 
     files = compare.compare([RESULTS / "fashion_mnist.json"], out=tmp_path / "cmp")
     assert {p.name for p in files.values()} == {"compare.html", "compare.png", "compare.md"}

@@ -142,8 +142,15 @@ def test_bf16_without_fast_kernels_warns_once_per_device_type(monkeypatch):
             pass
 
 
-def test_fast_bf16_and_the_cpu_description():
-    assert speed.fast_bf16("meta") is None  # not known for other device types
+def test_fast_bf16_and_the_cpu_description(monkeypatch):
+    assert speed.fast_bf16("meta") is None  # no backend module with is_bf16_supported: not known
+    monkeypatch.setattr(speed, "_fast_bf16", {})
+    monkeypatch.setattr(torch.xpu, "is_available", lambda: False)
+    assert speed.fast_bf16("xpu") is None  # a backend that is not available here: not known
+    monkeypatch.setattr(speed, "_fast_bf16", {})
+    monkeypatch.setattr(torch.xpu, "is_available", lambda: True)
+    monkeypatch.setattr(torch.xpu, "is_bf16_supported", lambda: False)
+    assert speed.fast_bf16("xpu") is False  # asked of the device's own backend, not a table of device types
     assert isinstance(speed.fast_bf16("cpu"), bool)
     described = speed.cpu_vector_features()
     assert "bf16 instructions:" in described
