@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
+import sys
 from dataclasses import dataclass
 from typing import Callable, Generic, TypeVar
 
@@ -108,7 +109,24 @@ def import_submodules(package: str) -> None:
     """Import every module of ``package`` (a domain calls this with its own name at the end of its
     ``__init__``), so the datasets, matchers and networks its modules define register themselves:
     a new format module is found without an import line anywhere. Modules starting with ``_`` and
-    sub-packages are left alone."""
+    sub-packages are left alone, and so is the module ``python -m`` is about to run: runpy executes
+    it as ``__main__`` once the package is imported, and importing it here first would load it twice."""
+    running = module_run_by_dash_m()
     for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
-        if not info.name.startswith("_") and not info.ispkg:
-            importlib.import_module(f"{package}.{info.name}")
+        name = f"{package}.{info.name}"
+        if not info.name.startswith("_") and not info.ispkg and name != running:
+            importlib.import_module(name)
+
+
+def module_run_by_dash_m(argv: list[str] | None = None) -> str | None:
+    """The module named after ``-m`` on the interpreter's own command line (``sys.orig_argv``), or None."""
+    argv = sys.orig_argv if argv is None else argv
+    i = 1
+    while i < len(argv) - 1:
+        arg = argv[i]
+        if arg == "-m":
+            return argv[i + 1]
+        if arg == "-c" or arg == "-" or not arg.startswith("-"):  # code, stdin or a script: no -m module
+            return None
+        i += 2 if arg in ("-W", "-X") else 1  # the interpreter options that take a value
+    return None

@@ -77,3 +77,25 @@ def test_a_new_format_module_registers_without_an_import_line(tmp_path, monkeypa
         assert entry.config.__name__ == "MyConfig" and entry.load(entry.config()) == "read"
     finally:
         DATASETS.pop(("my_domain", "my_format"), None)
+
+
+def test_module_run_by_dash_m_reads_the_interpreter_command_line():
+    from mmdd.core.registry import module_run_by_dash_m
+
+    assert module_run_by_dash_m(["python", "-m", "mmdd.domains.video.action_set", "--out", "x"]) == (
+        "mmdd.domains.video.action_set")
+    assert module_run_by_dash_m(["python", "-W", "error", "-X", "dev", "-m", "pkg.mod"]) == "pkg.mod"
+    assert module_run_by_dash_m(["python", "script.py", "-m", "pkg.mod"]) is None  # -m is the script's
+    assert module_run_by_dash_m(["python", "-c", "pass", "-m", "pkg.mod"]) is None
+    assert module_run_by_dash_m(["python"]) is None
+
+
+def test_running_a_domain_module_with_dash_m_loads_it_once():
+    """The package's import_submodules leaves the module ``python -m`` runs to runpy: no double import."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", "mmdd.domains.video.action_set",
+                           "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "RuntimeWarning" not in done.stderr
