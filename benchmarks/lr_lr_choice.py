@@ -35,8 +35,10 @@ def cases(args) -> dict[str, dict]:
     """name → recipe, overrides (data, profile) and the raw lr_lr its cpu profile keeps."""
     out = {}
     if args.fsdd:
-        out["fsdd-mtt-ipc1"] = {"recipe": "audio/fsdd-mtt-ipc1", "raw": 1e-5, "ipc": 1,
-                                "overrides": ["profile=cpu", f"dataset.root={args.fsdd}", "dataset.val_fraction=0.1"]}
+        for ipc in (1, 10):
+            out[f"fsdd-mtt-ipc{ipc}"] = {"recipe": f"audio/fsdd-mtt-ipc{ipc}", "raw": 1e-5, "ipc": ipc,
+                                         "overrides": ["profile=cpu", f"dataset.root={args.fsdd}",
+                                                       "dataset.val_fraction=0.1"]}
     if args.breastmnist:
         for ipc, raw in ((1, 1e-7), (10, 1e-5)):
             out[f"breastmnist-ptm-ipc{ipc}"] = {"recipe": f"medical/breastmnist-ptm-ipc{ipc}", "raw": raw, "ipc": ipc,
