@@ -50,13 +50,14 @@ def runs(tmp_path) -> list[Path]:
 def test_the_committed_fashion_mnist_results_become_a_table_a_figure_and_a_page(tmp_path):
     source = read_input(RESULTS / "fashion_mnist.json")
     assert source.kind == "results" and source.label == "fashion_mnist" and source.skipped == 0
-    assert len(source.rows) == 16  # 14 cpu-profile rows and the DC paper-setting row with its random baseline
+    assert len(source.rows) == 18  # 14 cpu-profile rows, the DC and DSA paper-setting rows with their random baselines
     assert {r.method for r in source.rows} == {"random", "herding", "kcenter", "dm", "dc", "dsa", "mtt",
-                                               "random (dc protocol)"}
+                                               "random (dc protocol)", "random (dsa protocol)"}
     assert {r.budget for r in source.rows} == {1, 10}
-    assert {r.method for r in source.rows if r.baseline} == {"random", "herding", "kcenter", "random (dc protocol)"}
-    assert {(r.method, r.profile) for r in source.rows if r.profile == "paper"} == {("dc", "paper"),
-                                                                                 ("random (dc protocol)", "paper")}
+    assert {r.method for r in source.rows if r.baseline} == {"random", "herding", "kcenter", "random (dc protocol)",
+                                                             "random (dsa protocol)"}
+    assert {(r.method, r.profile) for r in source.rows if r.profile == "paper"} == {
+        ("dc", "paper"), ("random (dc protocol)", "paper"), ("dsa", "paper"), ("random (dsa protocol)", "paper")}
     assert compare.resolve_group_by(source.rows) == "profile"  # the paper rows get a panel of their own
     assert all(r.label == r.method for r in source.rows)  # the paper's numbers and the machine are not a variant
 
@@ -157,7 +158,7 @@ def test_every_committed_results_file_reads_and_timing_rows_are_skipped(tmp_path
     mixed = tmp_path / "mixed.json"
     mixed.write_text(json.dumps(result))
     comp = build([mixed])
-    assert len(comp.rows) == 16
+    assert len(comp.rows) == 18
     assert comp.notes == ["fashion_mnist: 2 rows without a metric and a mean skipped (timing rows, or rows that "
                           "did not run)"]
     assert "2 without a metric skipped" in comp.markdown()
