@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -56,27 +57,34 @@ def row_from(runs, name: str, method: str, ipc: int, extra_wall: float = 0.0, no
 
     ``runs``: one run, or the runs of one recipe under several distillation seeds
     (:func:`distill_repeated`). The distilled row pools them (``distill_runs`` N, and
-    ``per_distillation``: each distillation's seed and mean). A baseline row comes from the first run
-    only (it does not depend on the distillation seed); its ``distill_runs`` is the number of distinct
-    sets behind it: one per evaluation seed for a redrawn random subset, 1 for a coreset or the whole split."""
+    ``per_distillation``: each distillation's seed and mean). A baseline row pools the runs that
+    evaluated it: the first only for one that does not depend on the distillation (random, a coreset,
+    the whole split), every run for one derived from the distilled set (``repeat_baselines`` of
+    :func:`distill_repeated`, e.g. video's ``static_only``). Its ``distill_runs`` is the number of
+    distinct sets behind it: one per evaluation seed for a redrawn random subset, 1 for a coreset or
+    the whole split, one per distillation for a derived baseline."""
     runs = runs if isinstance(runs, (list, tuple)) else [runs]
-    pooled = runs if name == "distilled" else runs[:1]
+    pooled = runs if name == "distilled" else [r for r in runs if name in r.manifest["evaluation"]]
+    if not pooled:
+        raise KeyError(f"no run evaluated {name!r} (evaluations: {sorted(runs[0].manifest['evaluation'])})")
     m = pooled[0].manifest
     results = [r.manifest["evaluation"][name] for r in pooled]
     wall = sum(r["wall_s"] for r in results) + (
         sum(run.manifest["wall_clock_s"]["distillation"] for run in pooled) + extra_wall if name == "distilled" else 0.0)
     row = pooled_row(results, method, ipc, storage=m["storage_bytes"] if name != "full" else m["real_bytes"],
                      real_bytes=m["real_bytes"], wall_s=wall, note=note,
-                     distill_runs=len(pooled) if name == "distilled" else results[0].get("draws", 1))
-    if name == "distilled" and len(pooled) > 1:
+                     distill_runs=len(pooled) if name == "distilled" else sum(r.get("draws", 1) for r in results))
+    if len(pooled) > 1:
         row["per_distillation"] = [{"seed": run.manifest["seeds"]["distillation"][0], "mean": r["mean"], "std": r["std"]}
                                    for run, r in zip(pooled, results)]
     return row
 
 
-def distill_repeated(recipe, overrides: list[str], output_dir: Path, distill_seeds: int = 1, **kwargs) -> list:
+def distill_repeated(recipe, overrides: list[str], output_dir: Path, distill_seeds: int = 1,
+                     repeat_baselines: Sequence[str] = (), **kwargs) -> list:
     """``mmdd.distill`` of one recipe under ``distill_seeds`` distillation seeds (the recipe's seed, +1,
-    ...); the first run evaluates the recipe's baselines, the others the distilled set only. Run
+    ...); the first run evaluates the recipe's baselines, the others the distilled set and
+    ``repeat_baselines`` only (baselines derived from the distilled set, e.g. video's ``static_only``). Run
     directories: ``output_dir``, ``output_dir-seed1``, ...; with ``resume=True`` a directory that holds a
     checkpoint is resumed, and a finished, evaluated one is read back, instead of started over."""
     import mmdd
@@ -100,7 +108,7 @@ def distill_repeated(recipe, overrides: list[str], output_dir: Path, distill_see
     first = one(list(overrides), Path(output_dir))
     runs = [first]
     for i in range(1, distill_seeds):
-        more = [*overrides, f"seed={first.config.seed + i}", "evaluation.baselines=[]"]
+        more = [*overrides, f"seed={first.config.seed + i}", f"evaluation.baselines=[{', '.join(repeat_baselines)}]"]
         runs.append(one(more, Path(f"{output_dir}-seed{i}")))
     return runs
 

@@ -63,6 +63,31 @@ def test_repeated_distillation_pools_every_distillation_and_the_random_row_count
     assert again[0]["values"] == random["values"] and again[0]["distill_runs"] == 2
 
 
+def test_a_baseline_derived_from_the_distilled_set_is_pooled_over_every_distillation(tiny_recipe, tmp_path):
+    """repeat_baselines (video's static_only) are evaluated in every run and pooled like the distilled
+    row; a baseline evaluated in the first run only keeps coming from it."""
+    from common import distill_repeated, row_from
+
+    tiny_recipe["method"]["iterations"] = 2
+    tiny_recipe["evaluation"]["baselines"] = ["random", "herding"]
+    runs = distill_repeated(tiny_recipe, [], tmp_path / "run", distill_seeds=2, repeat_baselines=["herding"])
+    assert set(runs[0].manifest["evaluation"]) == {"distilled", "random", "herding"}
+    assert set(runs[1].manifest["evaluation"]) == {"distilled", "herding"}
+
+    herding = row_from(runs, "herding", "herding", 2)
+    per_run = [r.manifest["evaluation"]["herding"]["values"] for r in runs]
+    assert herding["values"] == per_run[0] + per_run[1] and herding["distill_runs"] == 2
+    assert [d["seed"] for d in herding["per_distillation"]] == [0, 1]
+    random = row_from(runs, "random", "random", 2)
+    assert random["values"] == runs[0].manifest["evaluation"]["random"]["values"] and "per_distillation" not in random
+    try:
+        row_from(runs, "kcenter", "kcenter", 2)
+    except KeyError as err:
+        assert "kcenter" in str(err) and "herding" in str(err)
+    else:
+        raise AssertionError("a baseline no run evaluated must be an error")
+
+
 def test_resumed_repeated_distillation_continues_a_stopped_run_and_reads_back_a_finished_one(tiny_recipe, tmp_path):
     """The long paper rows rely on it: an interrupted benchmark, run again with resume, continues each
     run from its checkpoint, and a run that finished is read back, not distilled again."""
