@@ -3,6 +3,7 @@
     python benchmarks/transfer_data.py --shared ../shared/data --out /tmp/transfer_data
     python benchmarks/transfer.py --data /tmp/transfer_data --runs /tmp/transfer_runs [--cases medical_ipc1 ...]
                                   [--tune-trials 4]
+    python benchmarks/transfer.py --data /tmp/transfer_data --runs RUNS --baselines-only   # random rows only
 
 Each case takes a shipped recipe with its ``cpu`` profile exactly as shipped (no per-set tuning)
 and points it at a set from ``transfer_data.py`` (same layout, other content):
@@ -20,7 +21,7 @@ Every case runs twice — validation tracking off, and on (``tracking.every`` = 
 proxy evaluation the recipe's own protocol with one seed, the best-scoring set kept) — and, with
 ``--tune-trials N``, a third time with the profile ``mmdd tune`` found in N trials (scored on
 validation only). Each run evaluates its distilled set and the random subset of the same size
-(drawn from the run's train split with the run seed) under the recipe's protocol, 3 seeds.
+(drawn anew for every evaluation seed from the run's train split) under the recipe's protocol, 3 seeds.
 
 Rows: ``dataset``, ``method`` (``random`` for the subset), ``budget``, ``val_tracking``, ``tuned``,
 ``mean``, ``std``, ``seeds``, ``distill_runs``. Writes ``benchmarks/results/transfer.{json,md}``.
@@ -38,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mmdd  # noqa: E402
-from common import RESULTS, figure, machine  # noqa: E402
+from common import RESULTS, baseline_rows, figure, machine  # noqa: E402
 from mmdd.core.matchers import MATCHERS  # noqa: E402
 from mmdd.run import load_config  # noqa: E402
 from mmdd.tune import tracking_overrides  # noqa: E402
@@ -114,7 +115,8 @@ def rows_of(run: mmdd.Run, dataset: str, val_tracking: bool, tuned: bool) -> lis
         res = m["evaluation"][set_name]
         row = {"dataset": dataset, "method": label, "budget": run.config.budget.ipc, "val_tracking": val_tracking,
                "tuned": tuned, "metric": res["metric"], "mean": res["mean"], "std": res["std"],
-               "seeds": len(res["values"]), "distill_runs": 1, "values": res["values"],
+               "seeds": len(res["values"]), "distill_runs": res.get("draws", 1) if set_name == "random" else 1,
+               "values": res["values"],
                "recipe": m["recipe"]["name"], "profile": m["profile"],
                "wall_s": round(res["wall_s"] + (m["wall_clock_s"]["distillation"] if set_name == "distilled" else 0), 1)}
         if res.get("val_values"):  # the same networks scored on validation (the split tracking picks on)
@@ -127,6 +129,34 @@ def rows_of(run: mmdd.Run, dataset: str, val_tracking: bool, tuned: bool) -> lis
                                "initial_score": t["initial_score"], "steps": m["steps_completed"]}
         rows.append(row)
     return rows
+
+
+def remeasured_random(rows: list[dict], case: dict, tracked: list[str]) -> list[dict]:
+    """``rows`` with this case's random rows measured again without distilling (a new draw per
+    evaluation seed): tracking off with the case's overrides, tracking on and tuned with the
+    tracking overrides (what decides the train split the subsets are drawn from; a tuned profile
+    changes method settings only)."""
+    fresh = {}
+    out = []
+    recipe = load_config(case["recipe"], case["overrides"]).name
+    for row in rows:
+        if row["method"] != "random" or (row["dataset"], row["recipe"]) != (case["dataset"], recipe):
+            out.append(row)
+            continue
+        key = bool(row["val_tracking"])
+        if key not in fresh:
+            overrides = case["overrides"] + (tracked if key else []) + ["evaluation.baselines=[random]"]
+            (fresh[key],) = baseline_rows(case["recipe"], overrides, ["random"], row["budget"])
+        new = fresh[key]
+        updated = {**row, "mean": new["mean"], "std": new["std"], "values": new["values"], "seeds": new["seeds"],
+                   "distill_runs": new["distill_runs"], "wall_s": new["wall_s"]}
+        updated.pop("others", None)
+        if new.get("others"):
+            updated["others"] = new["others"]
+        if new.get("val_values"):
+            updated["val_mean"] = sum(new["val_values"]) / len(new["val_values"])
+        out.append(updated)
+    return out
 
 
 def markdown(result: dict) -> str:
@@ -178,12 +208,23 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", nargs="+", default=["off", "on"], choices=["off", "on", "tuned"])
     parser.add_argument("--tune-trials", type=int, default=4)
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--baselines-only", action="store_true",
+                        help="re-measure only the random rows of the cases in the results file under --out "
+                             "(a new draw per evaluation seed), keeping every other row")
     args = parser.parse_args(argv)
     data, runs = Path(args.data), Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
     chosen = cases(data)
     names = args.cases or list(chosen)
     rows: list[dict] = []
+    if args.baselines_only:
+        previous = json.loads((Path(args.out) / "transfer.json").read_text())
+        rows = previous["rows"]
+        for name in names:
+            case = chosen[name]
+            rows = remeasured_random(rows, case, tracking(case["recipe"], case["overrides"]))
+            print(f"{name}: random rows re-measured", flush=True)
+        names = []
     for name in names:
         case = chosen[name]
         tracked = tracking(case["recipe"], case["overrides"])
@@ -212,13 +253,13 @@ def main(argv=None) -> int:
     out = Path(args.out)
     previous = out / "transfer.json"
     kept = []
-    if previous.exists():  # rows of cases this invocation did not run stay
+    if previous.exists() and not args.baselines_only:  # rows of cases this invocation did not run stay
         done = {(case_row["recipe"], case_row["val_tracking"], case_row["tuned"]) for case_row in rows}
         kept = [r for r in json.loads(previous.read_text())["rows"]
                 if (r["recipe"], r["val_tracking"], r["tuned"]) not in done]
     result = {"benchmark": "transfer", "machine": machine(),
               "protocol": "shipped recipe + its cpu profile unchanged, pointed at a set it was not tuned on; "
-                          "distilled vs the random subset of the same size (run seed 0), evaluation under the "
+                          "distilled vs random subsets of the same size (a new draw per evaluation seed), evaluation under the "
                           "recipe's protocol (3 seeds); tracking on: every iterations/8 steps a one-seed proxy "
                           "evaluation (the recipe's protocol) on the validation split keeps the best set (medical "
                           "recipes pick on AUC; where the data has no validation split, 10 % of train is carved, so "
