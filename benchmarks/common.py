@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -59,8 +58,8 @@ def row_from(runs, name: str, method: str, ipc: int, extra_wall: float = 0.0, no
     (:func:`distill_repeated`). The distilled row pools them (``distill_runs`` N, and
     ``per_distillation``: each distillation's seed and mean). A baseline row pools the runs that
     evaluated it: the first only for one that does not depend on the distillation (random, a coreset,
-    the whole split), every run for one derived from the distilled set (``repeat_baselines`` of
-    :func:`distill_repeated`, e.g. video's ``static_only``). Its ``distill_runs`` is the number of
+    the whole split), every run for one built from the distilled set (``core.evaluation.SYNTHETIC_BASELINES``,
+    e.g. video's ``static_only``). Its ``distill_runs`` is the number of
     distinct sets behind it: one per evaluation seed for a redrawn random subset, 1 for a coreset or
     the whole split, one per distillation for a derived baseline."""
     runs = runs if isinstance(runs, (list, tuple)) else [runs]
@@ -80,11 +79,10 @@ def row_from(runs, name: str, method: str, ipc: int, extra_wall: float = 0.0, no
     return row
 
 
-def distill_repeated(recipe, overrides: list[str], output_dir: Path, distill_seeds: int = 1,
-                     repeat_baselines: Sequence[str] = (), **kwargs) -> list:
+def distill_repeated(recipe, overrides: list[str], output_dir: Path, distill_seeds: int = 1, **kwargs) -> list:
     """``mmdd.distill`` of one recipe under ``distill_seeds`` distillation seeds (the recipe's seed, +1,
-    ...); the first run evaluates the recipe's baselines, the others the distilled set and
-    ``repeat_baselines`` only (baselines derived from the distilled set, e.g. video's ``static_only``). Run
+    ...); the first run evaluates the recipe's baselines, the others the distilled set and the
+    baselines built from it (``core.evaluation.SYNTHETIC_BASELINES``, e.g. video's ``static_only``). Run
     directories: ``output_dir``, ``output_dir-seed1``, ...; with ``resume=True`` a directory that holds a
     checkpoint is resumed, and a finished, evaluated one is read back, instead of started over."""
     import mmdd
@@ -105,10 +103,13 @@ def distill_repeated(recipe, overrides: list[str], output_dir: Path, distill_see
             return mmdd.distill(recipe, extra, output_dir=out, **{**kwargs, "overwrite": False, "resume": True})
         return mmdd.distill(recipe, extra, output_dir=out, **kwargs)
 
+    from mmdd.core.evaluation import SYNTHETIC_BASELINES
+
     first = one(list(overrides), Path(output_dir))
     runs = [first]
+    own = [b for b in first.config.evaluation.baselines if b in SYNTHETIC_BASELINES]
     for i in range(1, distill_seeds):
-        more = [*overrides, f"seed={first.config.seed + i}", f"evaluation.baselines=[{', '.join(repeat_baselines)}]"]
+        more = [*overrides, f"seed={first.config.seed + i}", f"evaluation.baselines=[{', '.join(own)}]"]
         runs.append(one(more, Path(f"{output_dir}-seed{i}")))
     return runs
 

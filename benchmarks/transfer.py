@@ -108,21 +108,28 @@ def tuned_profile(name: str, case: dict, runs: Path, trials: int, tracking: list
     return result.profile_file
 
 
+def scores(res: dict) -> dict:
+    """A row's score fields from one evaluation result (a manifest's ``evaluation`` entry, or a row
+    of ``common.baseline_rows``): the metric over the seeds, its validation mean, the other metrics."""
+    row = {"metric": res["metric"], "mean": res["mean"], "std": res["std"], "seeds": len(res["values"]),
+           "values": res["values"]}
+    if res.get("val_values"):  # the same networks scored on validation (the split tracking picks on)
+        row["val_mean"] = sum(res["val_values"]) / len(res["val_values"])
+    if res.get("others"):
+        row["others"] = {k: {"mean": v["mean"], "std": v["std"], "values": v["values"]} for k, v in res["others"].items()}
+    return row
+
+
 def rows_of(run: mmdd.Run, dataset: str, val_tracking: bool, tuned: bool) -> list[dict]:
     rows = []
     m = run.manifest
     for set_name, label in (("random", "random"), ("distilled", run.config.method.name)):
         res = m["evaluation"][set_name]
         row = {"dataset": dataset, "method": label, "budget": run.config.budget.ipc, "val_tracking": val_tracking,
-               "tuned": tuned, "metric": res["metric"], "mean": res["mean"], "std": res["std"],
-               "seeds": len(res["values"]), "distill_runs": res.get("draws", 1) if set_name == "random" else 1,
-               "values": res["values"],
+               "tuned": tuned, **scores(res),
+               "distill_runs": res.get("draws", 1) if set_name == "random" else 1,
                "recipe": m["recipe"]["name"], "profile": m["profile"],
                "wall_s": round(res["wall_s"] + (m["wall_clock_s"]["distillation"] if set_name == "distilled" else 0), 1)}
-        if res.get("val_values"):  # the same networks scored on validation (the split tracking picks on)
-            row["val_mean"] = sum(res["val_values"]) / len(res["val_values"])
-        if res.get("others"):
-            row["others"] = {k: {"mean": v["mean"], "std": v["std"], "values": v["values"]} for k, v in res["others"].items()}
         if set_name == "distilled" and m.get("tracking"):
             t = m["tracking"]
             row["tracking"] = {"metric": t["metric"], "best_step": t["best_step"], "best_score": t["best_score"],
@@ -148,14 +155,8 @@ def remeasured_random(rows: list[dict], case: dict, tracked: list[str]) -> list[
             overrides = case["overrides"] + (tracked if key else []) + ["evaluation.baselines=[random]"]
             (fresh[key],) = baseline_rows(case["recipe"], overrides, ["random"], row["budget"])
         new = fresh[key]
-        updated = {**row, "mean": new["mean"], "std": new["std"], "values": new["values"], "seeds": new["seeds"],
-                   "distill_runs": new["distill_runs"], "wall_s": new["wall_s"]}
-        updated.pop("others", None)
-        if new.get("others"):
-            updated["others"] = new["others"]
-        if new.get("val_values"):
-            updated["val_mean"] = sum(new["val_values"]) / len(new["val_values"])
-        out.append(updated)
+        kept = {k: v for k, v in row.items() if k not in ("val_mean", "others")}
+        out.append({**kept, **scores(new), "distill_runs": new["distill_runs"], "wall_s": new["wall_s"]})
     return out
 
 

@@ -263,10 +263,7 @@ def main(argv=None) -> int:
                 whole = ["full"] if vpc == max(args.vpc) else []
                 overrides += ["profile=full", f"evaluation.baselines=[{', '.join(whole)}]"]
             started = time.perf_counter()
-            # static-only is the run's own stills: re-evaluated in every distillation, not only the first
-            derived = ["static_only"] if config in ("dm", "published", "published_form") else []
-            done = distill_repeated(recipe, overrides + args.set, runs / f"{config}-vpc{vpc}", args.distill_seeds,
-                                    repeat_baselines=derived)
+            done = distill_repeated(recipe, overrides + args.set, runs / f"{config}-vpc{vpc}", args.distill_seeds)
             rows += rows_of(done, method, vpc, note, suffix)
             protocol = done[0].manifest["evaluation"]["distilled"]["protocol"]
             print(f"{config} vpc {vpc}: {time.perf_counter() - started:.0f} s", file=sys.stderr)

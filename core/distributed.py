@@ -129,14 +129,16 @@ class Processes:
             self.owned = False
 
 
-#: the collective backend of the processes for the type of the recipe's ``device``
+#: the collective backend of the processes for the type of the recipe's ``device`` (a policy table
+#: keyed by that type; the device itself always comes from the recipe)
 PROCESS_BACKENDS = {"cpu": "gloo", "cuda": "nccl"}
 
 
 def start_processes(device: str) -> Processes:
-    """Join torchrun's process group when ``WORLD_SIZE`` > 1 (gloo for ``cpu``, NCCL for ``cuda``); on
-    CUDA, a device without an index becomes ``cuda:LOCAL_RANK`` (one GPU per process). Without
-    torchrun (or with one process) nothing is started and the device is returned unchanged."""
+    """Join torchrun's process group when ``WORLD_SIZE`` > 1 (the backend :data:`PROCESS_BACKENDS`
+    names for the device's type); on an accelerator, a device without an index becomes
+    ``<type>:LOCAL_RANK`` (one accelerator per process). Without torchrun (or with one process)
+    nothing is started and the device is returned unchanged."""
     info = distributed_info()
     if info.world_size == 1:
         return Processes(info, device)
@@ -144,12 +146,13 @@ def start_processes(device: str) -> Processes:
     if wanted.type not in PROCESS_BACKENDS:
         expected = " or ".join(f"{t} ({b})" for t, b in PROCESS_BACKENDS.items())
         raise ConfigError(f"device: {device!r} under torchrun ({info.world_size} processes): expected {expected}")
-    if wanted.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device: {device!r} was asked for but CUDA is not available; use device=cpu")
+    if wanted.type != "cpu":  # an accelerator, through its own torch module (torch.cuda, ...)
+        accelerator = getattr(torch, wanted.type, None)
+        if accelerator is None or not accelerator.is_available():
+            raise ConfigError(f"device: {device!r} was asked for but {wanted.type} is not available; use device=cpu")
         if wanted.index is None:
-            device = f"cuda:{info.local_rank}"  # one accelerator per rank
-        torch.cuda.set_device(torch.device(device))
+            device = f"{wanted.type}:{info.local_rank}"  # one accelerator per rank
+        accelerator.set_device(torch.device(device))
     owned = False
     if not _active():
         dist.init_process_group(PROCESS_BACKENDS[wanted.type])

@@ -30,6 +30,10 @@ from .stacked import fit_stacked, network_unsupported_reason, unsupported_reason
 
 #: Names ``evaluation.baselines`` accepts; a domain may add its own (video: slide_window, static_only).
 BASELINES = {"random", "herding", "kcenter", "full"}
+#: The baselines among them that are built from the distilled set itself (video: static_only, the
+#: run's own stills), so each distillation has its own; a repeated distillation evaluates them in
+#: every run. The others depend on the real data only.
+SYNTHETIC_BASELINES: set[str] = set()
 
 
 @dataclass

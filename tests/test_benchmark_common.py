@@ -63,14 +63,19 @@ def test_repeated_distillation_pools_every_distillation_and_the_random_row_count
     assert again[0]["values"] == random["values"] and again[0]["distill_runs"] == 2
 
 
-def test_a_baseline_derived_from_the_distilled_set_is_pooled_over_every_distillation(tiny_recipe, tmp_path):
-    """repeat_baselines (video's static_only) are evaluated in every run and pooled like the distilled
-    row; a baseline evaluated in the first run only keeps coming from it."""
+def test_a_baseline_built_from_the_distilled_set_is_pooled_over_every_distillation(tiny_recipe, tmp_path,
+                                                                                     monkeypatch):
+    """A baseline in SYNTHETIC_BASELINES (video's static_only) is evaluated in every run and pooled like
+    the distilled row; one evaluated in the first run only keeps coming from it. (herding stands in for
+    a set-derived baseline here, on the image domain's tiny recipe.)"""
     from common import distill_repeated, row_from
 
+    from mmdd.core import evaluation
+
+    monkeypatch.setattr(evaluation, "SYNTHETIC_BASELINES", {"herding"})
     tiny_recipe["method"]["iterations"] = 2
     tiny_recipe["evaluation"]["baselines"] = ["random", "herding"]
-    runs = distill_repeated(tiny_recipe, [], tmp_path / "run", distill_seeds=2, repeat_baselines=["herding"])
+    runs = distill_repeated(tiny_recipe, [], tmp_path / "run", distill_seeds=2)
     assert set(runs[0].manifest["evaluation"]) == {"distilled", "random", "herding"}
     assert set(runs[1].manifest["evaluation"]) == {"distilled", "herding"}
 

@@ -276,6 +276,17 @@ def test_processes_holding_different_sets_are_refused(tmp_path):
         assert "do not hold the same synthetic set" in message and "rank 1 differs from rank 0 in ['b']" in message
 
 
+def test_torchrun_on_an_unavailable_accelerator_or_an_unknown_device_type_is_a_config_error(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="'cuda' was asked for but cuda is not available; use device=cpu"):
+        distributed.start_processes("cuda")
+    with pytest.raises(ConfigError, match="'meta' under torchrun .2 processes.: expected cpu .gloo. or cuda .nccl."):
+        distributed.start_processes("meta")
+
+
 def _different_sets(rank: int, port: int, out: str) -> None:
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1",
                        "MASTER_PORT": str(port)})

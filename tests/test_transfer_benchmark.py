@@ -16,7 +16,7 @@ def test_remeasured_random_replaces_only_that_cases_random_rows_per_train_pool(m
     def fake_baseline_rows(recipe, overrides, names, ipc):
         calls.append((recipe, tuple(overrides), ipc))
         tracked = "tracking.every=25" in overrides
-        return [{"method": "random", "mean": 0.6 if tracked else 0.5, "std": 0.01, "values": [0.5, 0.5, 0.5],
+        return [{"method": "random", "metric": "accuracy", "mean": 0.6 if tracked else 0.5, "std": 0.01, "values": [0.5, 0.5, 0.5],
                  "seeds": 3, "distill_runs": 3, "wall_s": 1.0, "val_values": [0.4, 0.6, 0.5],
                  "others": {"auc": {"mean": 0.55, "std": 0.0, "values": [0.55] * 3}}}]
 

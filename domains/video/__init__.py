@@ -27,7 +27,7 @@ from mmdd.core.data import DataSplits, Split, normalize
 from mmdd.core.errors import ConfigError
 from mmdd.core.lazy import LazyRows, is_lazy
 from mmdd.core.domain import Domain, decoded, labelled_view
-from mmdd.core.evaluation import BASELINES, EpochDraws, EvalSet, Samples, train_model
+from mmdd.core.evaluation import BASELINES, SYNTHETIC_BASELINES, EpochDraws, EvalSet, Samples, train_model
 from mmdd.core.networks import rank_network
 from mmdd.core.registry import dataset_entry, import_submodules
 from mmdd.core.seeding import child_seed, make_generator
@@ -41,6 +41,7 @@ from .render import first_channels, to_unit
 from .selection import gather_windows, lowest_loss, window_losses
 
 BASELINES.update({"slide_window", "static_only"})
+SYNTHETIC_BASELINES.add("static_only")
 MAX_SKIPPED_LISTED = 50
 
 
