@@ -2,7 +2,7 @@
 
     python benchmarks/transfer_data.py --shared ../shared/data --out /tmp/transfer_data
     python benchmarks/transfer.py --data /tmp/transfer_data --runs /tmp/transfer_runs [--cases medical_ipc1 ...]
-                                  [--tune-trials 4]
+                                  [--tune-trials 4] [--distill-seeds 2]
     python benchmarks/transfer.py --data /tmp/transfer_data --runs RUNS --baselines-only   # random rows only
 
 Each case takes a shipped recipe with its ``cpu`` profile exactly as shipped (no per-set tuning)
@@ -23,9 +23,15 @@ proxy evaluation the recipe's own protocol with one seed, the best-scoring set k
 validation only). Each run evaluates its distilled set and the random subset of the same size
 (drawn anew for every evaluation seed from the run's train split) under the recipe's protocol, 3 seeds.
 
+With ``--distill-seeds N`` every variant distils N times (the recipe's seed, +1, ...; directories
+``{case}-{variant}``, ``{case}-{variant}-seed1``, ...) and the distilled row pools N × 3 values
+(``per_distillation`` keeps each distillation's mean, ``tracking`` each one's kept step).
+
 Rows: ``dataset``, ``method`` (``random`` for the subset), ``budget``, ``val_tracking``, ``tuned``,
-``mean``, ``std``, ``seeds``, ``distill_runs``. Writes ``benchmarks/results/transfer.{json,md}``.
-Run directories under ``--runs`` are reused when complete, so an interrupted benchmark continues.
+``mean``, ``std``, ``seeds``, ``distill_runs`` (a tuned row also ``tuned_settings``, the profile it
+ran). Writes ``benchmarks/results/transfer.{json,md}``.
+Run directories under ``--runs`` are read back when finished and resumed from their checkpoint when
+interrupted, so an interrupted benchmark continues; a tuned profile under ``--runs`` is reused.
 """
 
 from __future__ import annotations
@@ -36,10 +42,12 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import mmdd  # noqa: E402
-from common import RESULTS, baseline_rows, figure, machine  # noqa: E402
+from common import RESULTS, baseline_rows, distill_repeated, figure, machine, row_from  # noqa: E402
 from mmdd.core.matchers import MATCHERS  # noqa: E402
 from mmdd.run import load_config  # noqa: E402
 from mmdd.tune import tracking_overrides  # noqa: E402
@@ -72,31 +80,18 @@ def tracking(recipe: str, overrides: list[str]) -> list[str]:
     return tracking_overrides(load_config(recipe, overrides), overrides, points=8)
 
 
-def finished(out: Path) -> bool:
-    """A complete run directory whose distilled set and random subset are evaluated."""
-    manifest = out / "manifest.json"
-    if not manifest.exists():
-        return False
-    m = json.loads(manifest.read_text())
-    return m.get("status") == "complete" and {"distilled", "random"} <= set(m.get("evaluation", {}))
-
-
-def run_case(name: str, case: dict, runs: Path, variant: str, extra: list[str]) -> mmdd.Run:
-    """One distillation + evaluation, reused when its run directory is complete and evaluated."""
-    out = runs / f"{name}-{variant}"
-    if finished(out):
-        from mmdd.run import open_run
-
-        return open_run(out)
-    overrides = case["overrides"] + extra + ["evaluation.baselines=[random]"]
-    cfg = load_config(case["recipe"], overrides)
-    if MATCHERS.get(cfg.method.name).needs_experts:
+def run_case(name: str, case: dict, runs: Path, variant: str, extra: list[str], distill_seeds: int = 1) -> list[mmdd.Run]:
+    """``distill_seeds`` distillations (the recipe's seed, +1, ...) with their evaluations; the first also
+    evaluates the random subsets. Run directories ``{name}-{variant}``, ``{name}-{variant}-seed1``, ...:
+    a finished, evaluated one is read back and one with a checkpoint resumed, so an interrupted
+    benchmark continues."""
+    overrides = case["overrides"] + extra + ["evaluation.baselines=[random]",
+                                             f"experts.dir={runs / 'experts' / '{dataset}-{key}'}"]
+    if MATCHERS.get(load_config(case["recipe"], overrides).method.name).needs_experts:
         from mmdd.experts import generate_experts
 
-        generate_experts(case["recipe"], overrides + [f"experts.dir={runs / 'experts' / '{dataset}-{key}'}"],
-                         progress=False)
-    overrides.append(f"experts.dir={runs / 'experts' / '{dataset}-{key}'}")
-    return mmdd.distill(case["recipe"], overrides, output_dir=out, overwrite=True, progress=False)
+        generate_experts(case["recipe"], overrides, progress=False)  # trains only the experts still missing
+    return distill_repeated(case["recipe"], overrides, runs / f"{name}-{variant}", distill_seeds, resume=True)
 
 
 def tuned_profile(name: str, case: dict, runs: Path, trials: int, tracking: list[str]) -> Path:
@@ -109,9 +104,11 @@ def tuned_profile(name: str, case: dict, runs: Path, trials: int, tracking: list
 
 
 def scores(res: dict) -> dict:
-    """A row's score fields from one evaluation result (a manifest's ``evaluation`` entry, or a row
-    of ``common.baseline_rows``): the metric over the seeds, its validation mean, the other metrics."""
-    row = {"metric": res["metric"], "mean": res["mean"], "std": res["std"], "seeds": len(res["values"]),
+    """A row's score fields from one evaluation result (a manifest's ``evaluation`` entry, or a pooled
+    row of ``common``: ``row_from`` / ``baseline_rows``): the metric over the values, its validation mean,
+    the other metrics, and ``seeds``, the evaluation seeds per set (a pooled row's count; an entry's list)."""
+    seeds = res["seeds"] if isinstance(res.get("seeds"), int) else len(res["values"])
+    row = {"metric": res["metric"], "mean": res["mean"], "std": res["std"], "seeds": seeds,
            "values": res["values"]}
     if res.get("val_values"):  # the same networks scored on validation (the split tracking picks on)
         row["val_mean"] = sum(res["val_values"]) / len(res["val_values"])
@@ -120,22 +117,31 @@ def scores(res: dict) -> dict:
     return row
 
 
-def rows_of(run: mmdd.Run, dataset: str, val_tracking: bool, tuned: bool) -> list[dict]:
+def rows_of(runs: list[mmdd.Run], dataset: str, val_tracking: bool, tuned: bool) -> list[dict]:
+    """The random row (the first run's subsets) and the distilled row pooled over ``runs`` (one per
+    distillation: ``distill_runs`` N, mean ± std over N × seeds, each distillation's mean and, with
+    tracking on, the step it kept in ``per_distillation`` / ``tracking``)."""
     rows = []
-    m = run.manifest
-    for set_name, label in (("random", "random"), ("distilled", run.config.method.name)):
-        res = m["evaluation"][set_name]
-        row = {"dataset": dataset, "method": label, "budget": run.config.budget.ipc, "val_tracking": val_tracking,
-               "tuned": tuned, **scores(res),
-               "distill_runs": res.get("draws", 1) if set_name == "random" else 1,
-               "recipe": m["recipe"]["name"], "profile": m["profile"],
-               "wall_s": round(res["wall_s"] + (m["wall_clock_s"]["distillation"] if set_name == "distilled" else 0), 1)}
-        if set_name == "distilled" and m.get("tracking"):
-            t = m["tracking"]
-            row["tracking"] = {"metric": t["metric"], "best_step": t["best_step"], "best_score": t["best_score"],
-                               "initial_score": t["initial_score"], "steps": m["steps_completed"]}
+    first = runs[0]
+    for set_name, label in (("random", "random"), ("distilled", first.config.method.name)):
+        pooled = row_from(runs, set_name, label, first.config.budget.ipc)
+        row = {"dataset": dataset, "method": label, "budget": first.config.budget.ipc, "val_tracking": val_tracking,
+               "tuned": tuned, **scores(pooled), "distill_runs": pooled["distill_runs"],
+               "recipe": first.manifest["recipe"]["name"], "profile": first.manifest["profile"],
+               "wall_s": pooled["wall_s"]}
+        if pooled.get("per_distillation"):
+            row["per_distillation"] = pooled["per_distillation"]
+        if set_name == "distilled" and first.manifest.get("tracking"):
+            row["tracking"] = [kept_step(run.manifest) for run in runs]
         rows.append(row)
     return rows
+
+
+def kept_step(manifest: dict) -> dict:
+    """What validation tracking kept in one run: the step, its proxy score and the initial set's."""
+    t = manifest["tracking"]
+    return {"metric": t["metric"], "best_step": t["best_step"], "best_score": t["best_score"],
+            "initial_score": t["initial_score"], "steps": manifest["steps_completed"]}
 
 
 def remeasured_random(rows: list[dict], case: dict, tracked: list[str]) -> list[dict]:
@@ -166,11 +172,10 @@ def markdown(result: dict) -> str:
              "other metrics (%) | seeds | distill runs | kept step (validation %) | wall s |",
              "|---|---|---|---:|---|---|---|---|---:|---|---:|---:|---|---:|"]
     for r in result["rows"]:
-        kept = ""
-        if r.get("tracking"):
-            t = r["tracking"]
-            kept = (f"{t['best_step']} of {t['steps']} ({t['metric']} {100 * t['best_score']:.1f}; "
-                    f"init {100 * t['initial_score']:.1f})")
+        tracked = r.get("tracking") or []
+        kept = "; ".join(f"{t['best_step']} of {t['steps']} ({t['metric']} {100 * t['best_score']:.1f}; "
+                         f"init {100 * t['initial_score']:.1f})"
+                         for t in (tracked if isinstance(tracked, list) else [tracked]))  # a dict: one distillation
         val = "" if r.get("val_mean") is None else f"{100 * r['val_mean']:.2f}"
         others = "; ".join(f"{k} {100 * v['mean']:.2f} ± {100 * v['std']:.2f}" for k, v in (r.get("others") or {}).items()
                            if k in ("auc", "mean_recall", "ir@10", "tr@10"))
@@ -208,6 +213,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", nargs="+", default=None, help="which cases (default: all)")
     parser.add_argument("--variants", nargs="+", default=["off", "on"], choices=["off", "on", "tuned"])
     parser.add_argument("--tune-trials", type=int, default=4)
+    parser.add_argument("--distill-seeds", type=int, default=1,
+                        help="distillations per row (seeds: the recipe's, +1, ...); a row pools N × evaluation seeds")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--baselines-only", action="store_true",
                         help="re-measure only the random rows of the cases in the results file under --out "
@@ -232,20 +239,22 @@ def main(argv=None) -> int:
         for variant in args.variants:
             started = time.perf_counter()
             if variant == "off":
-                run = run_case(name, case, runs, variant, [])
+                distilled = run_case(name, case, runs, variant, [], args.distill_seeds)
             elif variant == "on":
-                run = run_case(name, case, runs, variant, tracked)
+                distilled = run_case(name, case, runs, variant, tracked, args.distill_seeds)
             else:
-                tuned = case  # a finished tuned run is reused as it is
-                if not finished(runs / f"{name}-tuned"):
+                profile = runs / f"{name}-tune" / f"{load_config(case['recipe'], case['overrides']).name}.tuned.yaml"
+                if not profile.exists():  # an earlier invocation's profile is reused (tuning again adds trials)
                     profile = tuned_profile(name, case, runs, args.tune_trials, tracked)
-                    tuned = {**case, "overrides": [o for o in case["overrides"] if not o.startswith("profile=")]
-                             + [f"profile=cpu+{profile}"]}
-                run = run_case(name, tuned, runs, variant, [])
-            new_rows = rows_of(run, case["dataset"], variant != "off", variant == "tuned")
+                tuned = {**case, "overrides": [o for o in case["overrides"] if not o.startswith("profile=")]
+                         + [f"profile=cpu+{profile}"]}
+                distilled = run_case(name, tuned, runs, variant, [], args.distill_seeds)
+            new_rows = rows_of(distilled, case["dataset"], variant != "off", variant == "tuned")
             if variant == "tuned":  # how many trials the profile came from (a re-invocation may reuse another's)
                 trials = json.loads((runs / f"{name}-tune" / "trials.json").read_text())["trials"]
+                settings = yaml.safe_load(profile.read_text())  # the row stays reproducible once --runs is gone
                 for row in new_rows:
+                    row["tuned_settings"] = settings
                     row["tune_trials"] = len(trials)
                     row["tune_completed"] = sum(t["state"] == "complete" for t in trials)
             rows += new_rows

@@ -39,3 +39,64 @@ def test_remeasured_random_replaces_only_that_cases_random_rows_per_train_pool(m
     assert [r["distill_runs"] for r in out] == [3, 1, 3, 3, 1]
     assert out[0]["others"]["auc"]["mean"] == 0.55 and out[0]["val_mean"] == 0.5
     assert out[1] is rows[1] and out[4] is rows[4]  # the distilled row and the other case's row untouched
+
+
+class FakeRun:
+    """What rows_of reads of a finished run: its manifest and the recipe's method and budget."""
+
+    def __init__(self, seed: int, values: list[float], best_step: int | None = None):
+        method = type("M", (), {"name": "ptm"})
+        budget = type("B", (), {"ipc": 1})
+        self.config = type("C", (), {"method": method, "budget": budget})
+        ev = {"metric": "accuracy", "protocol": "p", "mean": sum(values) / len(values), "std": 0.0, "values": values,
+              "wall_s": 2.0, "val_values": [v - 0.1 for v in values]}
+        self.manifest = {"recipe": {"name": "breastmnist-ptm-ipc1"}, "profile": "cpu", "seeds": {"distillation": [seed]},
+                         "wall_clock_s": {"distillation": 10.0}, "storage_bytes": 100, "real_bytes": 1000,
+                         "steps_completed": 40, "evaluation": {"distilled": ev}}
+        if seed == 0:
+            self.manifest["evaluation"]["random"] = {**ev, "values": [0.5, 0.5, 0.5], "mean": 0.5, "draws": 3,
+                                                     "val_values": None}
+        if best_step is not None:
+            self.manifest["tracking"] = {"metric": "auc", "best_step": best_step, "best_score": 0.7, "initial_score": 0.6}
+
+
+def test_rows_of_pools_the_distilled_row_over_distillations_and_keeps_the_first_runs_random_subsets():
+    import transfer
+
+    runs = [FakeRun(0, [0.6, 0.7, 0.8], best_step=10), FakeRun(1, [0.9, 0.9, 0.9], best_step=30)]
+    random, distilled = transfer.rows_of(runs, "adrenal2d", True, False)
+
+    assert random["distill_runs"] == 3 and random["values"] == [0.5, 0.5, 0.5] and random["wall_s"] == 2.0
+    assert distilled["distill_runs"] == 2 and distilled["seeds"] == 3
+    assert distilled["values"] == [0.6, 0.7, 0.8, 0.9, 0.9, 0.9]
+    assert abs(distilled["mean"] - 4.8 / 6) < 1e-12
+    assert abs(distilled["val_mean"] - (4.8 - 0.6) / 6) < 1e-12
+    assert [d["seed"] for d in distilled["per_distillation"]] == [0, 1]
+    assert [t["best_step"] for t in distilled["tracking"]] == [10, 30]
+    assert distilled["wall_s"] == 2 * (2.0 + 10.0)  # both evaluations and both distillations
+
+    text = transfer.markdown({"benchmark": "transfer", "machine": "m", "protocol": "p",
+                              "rows": [random, distilled, {**distilled, "tracking": distilled["tracking"][0]}]})
+    assert "10 of 40 (auc 70.0; init 60.0); 30 of 40" in text  # each distillation's kept step
+    assert text.count("10 of 40") == 2  # an older one-distillation row (a dict) still reads
+
+
+def test_run_case_distils_every_seed_into_its_own_directory_and_trains_missing_experts(monkeypatch, tmp_path):
+    import transfer
+
+    calls = {}
+    monkeypatch.setattr(transfer, "load_config", lambda recipe, overrides: type("C", (), {
+        "method": type("M", (), {"name": "mtt"})}))
+    monkeypatch.setattr("mmdd.experts.generate_experts", lambda recipe, overrides, progress: calls.setdefault("experts", overrides))
+
+    def fake_repeated(recipe, overrides, output_dir, distill_seeds, resume):
+        calls["repeated"] = (output_dir, distill_seeds, resume, overrides)
+        return ["run"] * distill_seeds
+
+    monkeypatch.setattr(transfer, "distill_repeated", fake_repeated)
+    case = {"recipe": "audio/fsdd-mtt-ipc1", "overrides": ["profile=cpu"]}
+    assert transfer.run_case("audio_ipc1", case, tmp_path, "on", ["tracking.every=25"], 2) == ["run", "run"]
+    out, n, resume, overrides = calls["repeated"]
+    assert (out, n, resume) == (tmp_path / "audio_ipc1-on", 2, True)
+    assert overrides[:3] == ["profile=cpu", "tracking.every=25", "evaluation.baselines=[random]"]
+    assert calls["experts"] == overrides  # the experts the distillations read
