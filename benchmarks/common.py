@@ -56,8 +56,8 @@ def row_from(runs, name: str, method: str, ipc: int, extra_wall: float = 0.0, no
 
     ``runs``: one run, or the runs of one recipe under several distillation seeds
     (:func:`distill_repeated`). The distilled row pools them (``distill_runs`` N, and
-    ``per_distillation``: each distillation's seed and mean). A baseline row pools the runs that
-    evaluated it: the first only for one that does not depend on the distillation (random, a coreset,
+    ``per_distillation``: each distillation's seed, mean and other metrics' means). A baseline row
+    pools the runs that evaluated it: the first only for one that does not depend on the distillation (random, a coreset,
     the whole split), every run for one built from the distilled set (``core.evaluation.SYNTHETIC_BASELINES``,
     e.g. video's ``static_only``). Its ``distill_runs`` is the number of
     distinct sets behind it: one per evaluation seed for a redrawn random subset, 1 for a coreset or
@@ -74,7 +74,8 @@ def row_from(runs, name: str, method: str, ipc: int, extra_wall: float = 0.0, no
                      real_bytes=m["real_bytes"], wall_s=wall, note=note,
                      distill_runs=len(pooled) if name == "distilled" else sum(r.get("draws", 1) for r in results))
     if len(pooled) > 1:
-        row["per_distillation"] = [{"seed": run.manifest["seeds"]["distillation"][0], "mean": r["mean"], "std": r["std"]}
+        row["per_distillation"] = [{"seed": run.manifest["seeds"]["distillation"][0], "mean": r["mean"], "std": r["std"],
+                                    **({"others": {k: v["mean"] for k, v in r["others"].items()}} if r.get("others") else {})}
                                    for run, r in zip(pooled, results)]
     return row
 

@@ -49,7 +49,8 @@ class FakeRun:
         budget = type("B", (), {"ipc": 1})
         self.config = type("C", (), {"method": method, "budget": budget})
         ev = {"metric": "accuracy", "protocol": "p", "mean": sum(values) / len(values), "std": 0.0, "values": values,
-              "wall_s": 2.0, "val_values": [v - 0.1 for v in values]}
+              "wall_s": 2.0, "val_values": [v - 0.1 for v in values],
+              "others": {"auc": {"mean": values[0], "std": 0.0, "values": values}}}
         self.manifest = {"recipe": {"name": "breastmnist-ptm-ipc1"}, "profile": "cpu", "seeds": {"distillation": [seed]},
                          "wall_clock_s": {"distillation": 10.0}, "storage_bytes": 100, "real_bytes": 1000,
                          "steps_completed": 40, "evaluation": {"distilled": ev}}
@@ -72,6 +73,7 @@ def test_rows_of_pools_the_distilled_row_over_distillations_and_keeps_the_first_
     assert abs(distilled["mean"] - 4.8 / 6) < 1e-12
     assert abs(distilled["val_mean"] - (4.8 - 0.6) / 6) < 1e-12
     assert [d["seed"] for d in distilled["per_distillation"]] == [0, 1]
+    assert [d["others"]["auc"] for d in distilled["per_distillation"]] == [0.6, 0.9]  # each distillation's AUC
     assert [t["best_step"] for t in distilled["tracking"]] == [10, 30]
     assert distilled["wall_s"] == 2 * (2.0 + 10.0)  # both evaluations and both distillations
 
