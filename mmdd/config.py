@@ -241,8 +241,11 @@ def build(cls, data, path: str = ""):
 
 
 def to_dict(obj) -> Any:
+    """A config as plain data; a section's ``IGNORED_KEYS`` (options it inherits but never reads) are left
+    out, so a resolved recipe (a manifest's, or a config loaded again) does not warn about them."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        ignored = getattr(obj, "IGNORED_KEYS", ())
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name not in ignored}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):

@@ -381,8 +381,12 @@ CK_DISTRIBUTED = "distributed"
 
 
 def comparable(recipe: dict) -> dict:
-    """:func:`rundir.comparable_recipe`, reading a recipe from before the ``distributed`` section as its default."""
-    return rundir.comparable_recipe({"distributed": to_dict(DistributedConfig()), **recipe})
+    """:func:`rundir.comparable_recipe`, reading a recipe from before the ``distributed`` section as its
+    default, and without the method options its matcher never reads (``IGNORED_KEYS``; a recipe saved
+    before :func:`to_dict` left them out still carries them)."""
+    ignored = getattr(MATCHERS.get(recipe["method"]["name"]).config, "IGNORED_KEYS", ())
+    method = {k: v for k, v in recipe["method"].items() if k not in ignored}
+    return rundir.comparable_recipe({"distributed": to_dict(DistributedConfig()), **recipe, "method": method})
 
 
 def start(ws: Workspace, run_dir: Path, resume: bool, overwrite: bool, on_validation=None) -> RunState:

@@ -178,3 +178,24 @@ def test_a_key_the_method_does_not_read_is_warned_about_by_name(tmp_path):
     with pytest.warns(UserWarning, match=r"method.max_start_epoch, method.expert_epochs: not read by 'ptm'"):
         load_config("medical/breastmnist-ptm-ipc1", [f"dataset.path={data}", "method.max_start_epoch=3",
                                                      "method.expert_epochs=2"])
+
+
+def test_a_resolved_ptm_recipe_loads_again_without_warning_about_keys_ptm_inherits(tmp_path):
+    from mmdd.config import to_dict
+
+    data = tmp_path / "data.npz"
+    data.touch()
+    cfg = load_config("medical/breastmnist-ptm-ipc1", [f"dataset.path={data}", "profile=cpu"])
+    resolved = to_dict(cfg)
+    assert not {"max_start_epoch", "min_start_epoch", "expert_epochs"} & set(resolved["method"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = load_config(cfg)  # a config passed back in (mmdd.distill(cfg))
+        reread = load_config(resolved, resolved=True)  # a manifest's recipe (open_run)
+    assert not [str(w.message) for w in caught if "not read by" in str(w.message)]
+    assert again.method == cfg.method == reread.method
+
+    from mmdd.run import comparable
+
+    older = {**resolved, "method": {**resolved["method"], "max_start_epoch": 20, "min_start_epoch": 0, "expert_epochs": 2}}
+    assert comparable(older) == comparable(resolved)  # a checkpoint saved with them still resumes
