@@ -38,7 +38,7 @@ _RESULT_KEYS = {"method", "budget", "budget_unit", "metric", "mean", "std", "val
                 "others", "protocol", "note", "wall_s", "storage_bytes", "compression", "dataset", "val_mean",
                 "val_values", "val_tracking", "learned_lrs", "stored_pairs", "train_pairs", "full_video_bytes",
                 "tune_trials", "tune_completed", "recipe", "profile", "machine", "per_distillation", "paper_mean",
-                "paper_std"}
+                "paper_std", "tuned_settings"}
 GROUP_BY = ("auto", "dataset", "input", "profile", "none")
 
 
@@ -160,8 +160,8 @@ def _name_variants(rows: list[Row], raw: list[dict]) -> None:
     """Rows of one method, budget and metric in one input are told apart by the keys that differ between them.
 
     A ``True`` flag names itself (``tuned``), a section only some of them have names itself
-    (``tracking``), a short text differing between them reads ``key=value``. Rows still alike are
-    numbered in the figure (``random #2``, :func:`series`).
+    (``tracking``, a mapping or a list of them), a short text differing between them reads
+    ``key=value``. Rows still alike are numbered in the figure (``random #2``, :func:`series`).
     """
     clusters: dict[tuple, list[int]] = {}
     for i, row in enumerate(rows):
@@ -178,7 +178,7 @@ def _name_variants(rows: list[Row], raw: list[dict]) -> None:
                        for s in seen):
                     continue
                 v = raw[i].get(k)
-                if v is True or (isinstance(v, dict) and v):
+                if v is True or (isinstance(v, (dict, list)) and v):  # a flag, or a section (one per distillation)
                     parts.append(k)
                 elif isinstance(v, (str, int, float)) and not isinstance(v, bool) and len(str(v)) <= 20 \
                         and all(isinstance(s, (str, int, float, type(None))) for s in seen):
