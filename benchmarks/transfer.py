@@ -104,11 +104,9 @@ def tuned_profile(name: str, case: dict, runs: Path, trials: int, tracking: list
 
 
 def scores(res: dict) -> dict:
-    """A row's score fields from one evaluation result (a manifest's ``evaluation`` entry, or a pooled
-    row of ``common``: ``row_from`` / ``baseline_rows``): the metric over the values, its validation mean,
-    the other metrics, and ``seeds``, the evaluation seeds per set (a pooled row's count; an entry's list)."""
-    seeds = res["seeds"] if isinstance(res.get("seeds"), int) else len(res["values"])
-    row = {"metric": res["metric"], "mean": res["mean"], "std": res["std"], "seeds": seeds,
+    """A row's score fields from a pooled row of ``common`` (``row_from`` / ``baseline_rows``): the metric
+    over its values, its validation mean, the other metrics, and ``seeds``, the evaluation seeds per set."""
+    row = {"metric": res["metric"], "mean": res["mean"], "std": res["std"], "seeds": res["seeds"],
            "values": res["values"]}
     if res.get("val_values"):  # the same networks scored on validation (the split tracking picks on)
         row["val_mean"] = sum(res["val_values"]) / len(res["val_values"])
@@ -172,10 +170,8 @@ def markdown(result: dict) -> str:
              "other metrics (%) | seeds | distill runs | kept step (validation %) | wall s |",
              "|---|---|---|---:|---|---|---|---|---:|---|---:|---:|---|---:|"]
     for r in result["rows"]:
-        tracked = r.get("tracking") or []
         kept = "; ".join(f"{t['best_step']} of {t['steps']} ({t['metric']} {100 * t['best_score']:.1f}; "
-                         f"init {100 * t['initial_score']:.1f})"
-                         for t in (tracked if isinstance(tracked, list) else [tracked]))  # a dict: one distillation
+                         f"init {100 * t['initial_score']:.1f})" for t in r.get("tracking") or [])
         val = "" if r.get("val_mean") is None else f"{100 * r['val_mean']:.2f}"
         others = "; ".join(f"{k} {100 * v['mean']:.2f} ± {100 * v['std']:.2f}" for k, v in (r.get("others") or {}).items()
                            if k in ("auc", "mean_recall", "ir@10", "tr@10"))
