@@ -80,12 +80,16 @@ def row_from(runs, name: str, method: str, ipc: int, extra_wall: float = 0.0, no
     return row
 
 
-def distill_repeated(recipe, overrides: list[str], output_dir: Path, distill_seeds: int = 1, **kwargs) -> list:
+def distill_repeated(recipe, overrides: list[str], output_dir: Path, distill_seeds: int = 1, start: int = 0,
+                     **kwargs) -> list:
     """``mmdd.distill`` of one recipe under ``distill_seeds`` distillation seeds (the recipe's seed, +1,
     ...); the first run evaluates the recipe's baselines, the others the distilled set and the
     baselines built from it (``core.evaluation.SYNTHETIC_BASELINES``, e.g. video's ``static_only``). Run
     directories: ``output_dir``, ``output_dir-seed1``, ...; with ``resume=True`` a directory that holds a
-    checkpoint is resumed, and a finished, evaluated one is read back, instead of started over."""
+    checkpoint is resumed, and a finished, evaluated one is read back, instead of started over.
+
+    ``start`` K > 0 runs only distillations K .. ``distill_seeds`` - 1 (seeds offset from the recipe's
+    own), to add distillations to a committed row whose first K runs are gone (:func:`extend_row`)."""
     import mmdd
 
     from mmdd.core import rundir
@@ -106,13 +110,51 @@ def distill_repeated(recipe, overrides: list[str], output_dir: Path, distill_see
 
     from mmdd.core.evaluation import SYNTHETIC_BASELINES
 
-    first = one(list(overrides), Path(output_dir))
-    runs = [first]
-    own = [b for b in first.config.evaluation.baselines if b in SYNTHETIC_BASELINES]
-    for i in range(1, distill_seeds):
-        more = [*overrides, f"seed={first.config.seed + i}", f"evaluation.baselines=[{', '.join(own)}]"]
+    if not 0 <= start < distill_seeds:
+        raise ValueError(f"start {start} must lie in [0, distill_seeds={distill_seeds})")
+    if start == 0:
+        first = one(list(overrides), Path(output_dir))
+        runs, config = [first], first.config
+    else:
+        from mmdd.run import load_config
+
+        runs, config = [], load_config(recipe, list(overrides))
+    own = [b for b in config.evaluation.baselines if b in SYNTHETIC_BASELINES]
+    for i in range(max(start, 1), distill_seeds):
+        more = [*overrides, f"seed={config.seed + i}", f"evaluation.baselines=[{', '.join(own)}]"]
         runs.append(one(more, Path(f"{output_dir}-seed{i}")))
     return runs
+
+
+def extend_row(old: dict, new: dict, first_seed: int) -> dict:
+    """A committed distilled row ``old`` (its runs gone) pooled with ``new`` (:func:`row_from` of the
+    distillations :func:`distill_repeated` added with ``start``): values, ``distill_runs``, wall-clock,
+    validation values and other metrics add up, and ``per_distillation`` lists both; an ``old`` row of one
+    distillation becomes one entry whose seed is ``first_seed`` (the recipe's). The protocols must agree."""
+    if old["protocol"] != new["protocol"] or old["seeds"] != new["seeds"] or old["metric"] != new["metric"]:
+        raise ValueError(f"cannot pool {old['method']!r} rows of different protocols: "
+                         f"{old['protocol']!r} × {old['seeds']} vs {new['protocol']!r} × {new['seeds']}")
+
+    def entries(row: dict, seed: int) -> list[dict]:
+        if row.get("per_distillation"):
+            return list(row["per_distillation"])
+        return [{"seed": seed, "mean": row["mean"], "std": row["std"],
+                 **({"others": {k: v["mean"] for k, v in row["others"].items()}} if row.get("others") else {})}]
+
+    values = old["values"] + new["values"]
+    mean, std = mean_std(values)
+    row = {**old, "mean": mean, "std": std, "values": values, "distill_runs": old["distill_runs"] + new["distill_runs"],
+           "wall_s": round(old["wall_s"] + new["wall_s"], 1),
+           "per_distillation": entries(old, first_seed) + entries(new, first_seed + old["distill_runs"])}
+    if old.get("val_values") or new.get("val_values"):
+        row["val_values"] = (old.get("val_values") or []) + (new.get("val_values") or [])
+    if old.get("others"):
+        row["others"] = {}
+        for k, v in old["others"].items():
+            vals = v["values"] + new["others"][k]["values"]
+            mu, sd = mean_std(vals)
+            row["others"][k] = {"mean": mu, "std": sd, "values": vals}
+    return row
 
 
 def stored_bytes(x) -> int:

@@ -1,7 +1,7 @@
 """Fashion-MNIST: coreset baselines and every matcher at IPC 1 and 10.
 
     python benchmarks/fashion_mnist.py --root /usr/share/datasets/fashion-mnist [--profile cpu]
-           [--methods dm dc dsa mtt] [--ipc 1 10] [--distill-seeds N] [--baselines-only]
+           [--methods dm dc dsa mtt] [--ipc 1 10] [--distill-seeds N [--extend]] [--baselines-only]
 
 Each (method, budget) is `--distill-seeds` (default 1) `mmdd.distill` runs of the shipped recipe
 `image/fashion_mnist-<method>-ipc<N>` with the chosen profile. The DM run also evaluates the
@@ -19,6 +19,11 @@ protocol. Those rows are added to the results file beside the cpu rows, each mar
 numbers). They take hours on a 2-core CPU, so keep `--runs DIR` and pass `--resume`: an interrupted
 invocation, run again, continues each run from its checkpoint and reads back finished ones.
 
+`--extend` adds distillations to committed rows instead of measuring them again: a distilled row of
+K distillations gets distillations K .. N-1 (`--distill-seeds N`, seeds offset from the recipe's),
+pooled with its committed values; its baseline rows are kept as they are. This is how a row whose run
+directories are gone (hours of work) grows from one distillation to two.
+
     python benchmarks/fashion_mnist.py --root /usr/share/datasets/fashion-mnist --profile paper \
            --methods dc --ipc 1 --runs /work/runs/fmnist-paper --resume
 """
@@ -34,8 +39,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (RESULTS, baseline_rows, distill_repeated, fill_compression, kept_rows, machine,  # noqa: E402
-                    row_from, write)
+from common import (RESULTS, baseline_rows, distill_repeated, extend_row, fill_compression, kept_rows,  # noqa: E402
+                    machine, row_from, write)
 
 METHODS = ("dm", "dc", "dsa", "mtt")
 #: the DC (Zhao et al., ICLR 2021) and DSA (Zhao & Bilen, ICML 2021) papers' Fashion-MNIST accuracy, mean and std
@@ -55,6 +60,9 @@ def main(argv=None) -> int:
     parser.add_argument("--distill-seeds", type=int, default=1,
                         help="distillations per row (the recipe's seed, +1, ...); its mean ± std is over all of them "
                              "× the evaluation seeds")
+    parser.add_argument("--extend", action="store_true",
+                        help="add distillations to the committed rows of --methods (up to --distill-seeds) instead "
+                             "of measuring them again; their baseline rows are kept")
     parser.add_argument("--baselines-only", action="store_true",
                         help="re-measure only the random / herding / kcenter rows (no distillation)")
     parser.add_argument("--resume", action="store_true",
@@ -68,12 +76,21 @@ def main(argv=None) -> int:
 
     real_bytes = None  # of the training split, from any run of this invocation
     coresets = {"random", "herding", "kcenter"}
-    rerun = coresets if args.baselines_only else set(args.methods) | (coresets if "dm" in args.methods else set())
+    rerun = coresets if args.baselines_only else set(args.methods) | (
+        coresets if "dm" in args.methods and not args.extend else set())
+    if args.extend and args.baselines_only:
+        parser.error("--extend adds distillations; --baselines-only distils nothing")
     paper = args.profile == "paper"
     if paper:
         if args.baselines_only or set(args.methods) - {"dc", "dsa"}:
             parser.error("--profile paper measures DC and DSA (--methods dc dsa), each with its random baseline")
         kept_paper_rows(out_dir, set(args.methods), args.ipc)  # refuses a missing results file before hours of work
+    committed = {(r["method"], r["budget"]): r for r in committed_rows(out_dir, args.profile)} if args.extend else {}
+    if args.extend:  # refuse a missing row before hours of work
+        missing = [f"{m} IPC {i}" for m in args.methods for i in args.ipc if (m, i) not in committed]
+        if missing:
+            raise SystemExit(f"--extend: {out_dir / 'fashion_mnist.json'} has no {args.profile}-profile row of "
+                             f"{', '.join(missing)} to add distillations to")
         rows = []  # the file's other rows are read again when this invocation writes (runs take hours)
     else:
         rows = kept_rows(out_dir, "fashion_mnist", args.profile, rerun, args.ipc)
@@ -97,6 +114,11 @@ def main(argv=None) -> int:
                 note = (f"experts: {len(buffer.experts)} × {buffer.num_epochs} epochs "
                         f"({expert_s:.0f} s this run, shared across budgets; not in wall_s)")
             started = time.perf_counter()
+            if args.extend:
+                rows.append(extended(committed[method, ipc], recipe, overrides, runs / f"{method}-ipc{ipc}",
+                                     args.distill_seeds, args.resume, note, paper))
+                print(f"{method} ipc {ipc}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+                continue
             done = distill_repeated(recipe, overrides, runs / f"{method}-ipc{ipc}", args.distill_seeds,
                                     resume=args.resume)
             real_bytes = done[0].manifest["real_bytes"]
@@ -115,7 +137,7 @@ def main(argv=None) -> int:
                     next((r["protocol"] for r in rows if "protocol" in r), ""))
     if paper:  # the file stays the cpu profile's, with the paper rows added
         result = json.loads((out_dir / "fashion_mnist.json").read_text())
-        result["rows"] = kept_paper_rows(out_dir, set(args.methods), args.ipc) + rows
+        result["rows"] = kept_paper_rows(out_dir, set(args.methods), args.ipc, keep_baselines=args.extend) + rows
         print(write(result, out_dir))
         return 0
     result = {
@@ -145,15 +167,44 @@ def paper_row(row: dict, method: str, ipc: int, distilled: bool) -> dict:
     return row
 
 
-def kept_paper_rows(out_dir: Path, methods: set[str], budgets: list[int]) -> list[dict]:
-    """Every row of the results file except the paper rows this invocation measures again."""
+def extended(old: dict, recipe: str, overrides: list[str], output_dir: Path, distill_seeds: int, resume: bool,
+             note: str, paper: bool) -> dict:
+    """The committed distilled row ``old`` with distillations ``old["distill_runs"]`` .. ``distill_seeds`` - 1
+    added (``--extend``); ``old`` itself when it already has that many."""
+    start = old["distill_runs"]
+    if start >= distill_seeds:
+        print(f"{old['method']} IPC {old['budget']}: already {start} distillations", file=sys.stderr)
+        return old
+    done = distill_repeated(recipe, overrides, output_dir, distill_seeds, start=start, resume=resume)
+    new = row_from(done, "distilled", old["method"], old["budget"], note=note)
+    if paper:
+        new = paper_row(new, old["method"], old["budget"], True)
+    return extend_row(old, new, first_seed=done[0].config.seed - start)
+
+
+def committed_rows(out_dir: Path, profile: str) -> list[dict]:
+    """The distilled rows of ``profile`` in the results file (``--extend`` adds distillations to them)."""
+    path = out_dir / "fashion_mnist.json"
+    if not path.exists():
+        return []
+    result = json.loads(path.read_text())
+    return [r for r in result["rows"] if r["method"] in METHODS
+            and (r.get("profile") == "paper" if profile == "paper" else result["profile"] == profile and "profile" not in r)]
+
+
+def kept_paper_rows(out_dir: Path, methods: set[str], budgets: list[int], keep_baselines: bool = False) -> list[dict]:
+    """Every row of the results file except the paper rows this invocation measures again (with
+    ``keep_baselines``, their random baselines are kept: ``--extend`` distils again, it evaluates no baseline)."""
     path = out_dir / "fashion_mnist.json"
     if not path.exists():
         raise SystemExit(f"{path} is missing: the paper rows are added to the cpu profile's results file")
     old = json.loads(path.read_text())["rows"]
 
     def remeasured(r: dict) -> bool:
-        method = r["method"].split(" (")[-1].split(" protocol")[0] if " protocol)" in r["method"] else r["method"]
+        baseline = " protocol)" in r["method"]
+        if baseline and keep_baselines:
+            return False
+        method = r["method"].split(" (")[-1].split(" protocol")[0] if baseline else r["method"]
         return r.get("profile") == "paper" and method in methods and r["budget"] in budgets
 
     return [r for r in old if not remeasured(r)]

@@ -155,3 +155,67 @@ def test_video_combine_lets_a_later_file_replace_rows_of_the_same_method_and_bud
     notes = [r.get("note") for r in merged["rows"]]
     assert notes == [None, None, "rerun", "rerun"]  # a replacing row says how its run was made
     assert merged["note"] == "committed"
+
+
+def test_extending_a_committed_row_adds_only_the_missing_distillations_and_pools_as_a_fresh_pair(tiny_recipe,
+                                                                                               tmp_path):
+    """A row whose runs are gone grows by distilling seeds K.. only; pooled with its committed values it
+    is the row two fresh distillations give."""
+    import pytest
+    from common import distill_repeated, extend_row, row_from
+
+    tiny_recipe["method"]["iterations"] = 2
+    both = distill_repeated(tiny_recipe, [], tmp_path / "both", distill_seeds=2)
+    committed = row_from(both[:1], "distilled", "dm", 2)
+    assert committed["distill_runs"] == 1 and "per_distillation" not in committed
+
+    (added,) = distill_repeated(tiny_recipe, [], tmp_path / "added", distill_seeds=2, start=1)
+    assert not (tmp_path / "added").exists() and (tmp_path / "added-seed1").is_dir()
+    assert added.manifest["seeds"]["distillation"] == [1] and set(added.manifest["evaluation"]) == {"distilled"}
+    assert torch.equal(added.synthetic.inputs, both[1].synthetic.inputs)
+
+    grown = extend_row(committed, row_from([added], "distilled", "dm", 2), first_seed=0)
+    fresh = row_from(both, "distilled", "dm", 2)
+    for key in ("values", "mean", "std", "distill_runs", "seeds", "protocol"):
+        assert grown[key] == fresh[key], key
+    assert [(d["seed"], d["mean"]) for d in grown["per_distillation"]] == [
+        (d["seed"], d["mean"]) for d in fresh["per_distillation"]]
+    with pytest.raises(ValueError, match="start 2"):
+        distill_repeated(tiny_recipe, [], tmp_path / "none", distill_seeds=2, start=2)
+    with pytest.raises(ValueError, match="different protocols"):
+        extend_row(committed, {**fresh, "protocol": "another"}, first_seed=0)
+
+
+def test_extend_row_pools_other_metrics_and_validation_values():
+    from common import extend_row
+
+    def scored(values, auc, val):
+        return {"method": "ptm", "budget": 1, "metric": "accuracy", "protocol": "p", "seeds": 2, "values": values,
+                "mean": sum(values) / 2, "std": 0.0, "distill_runs": 1, "wall_s": 10.0, "val_values": val,
+                "others": {"auc": {"values": auc, "mean": sum(auc) / 2, "std": 0.0}}}
+
+    grown = extend_row(scored([0.5, 0.7], [0.6, 0.6], [0.4]), scored([0.9, 0.9], [0.8, 1.0], [0.5]), first_seed=3)
+    assert grown["values"] == [0.5, 0.7, 0.9, 0.9] and abs(grown["mean"] - 0.75) < 1e-12
+    assert grown["others"]["auc"]["values"] == [0.6, 0.6, 0.8, 1.0] and abs(grown["others"]["auc"]["mean"] - 0.75) < 1e-12
+    assert grown["val_values"] == [0.4, 0.5] and grown["wall_s"] == 20.0 and grown["distill_runs"] == 2
+    assert [(d["seed"], d["others"]["auc"]) for d in grown["per_distillation"]] == [(3, 0.6), (4, 0.9)]
+
+
+def test_fashion_mnist_extend_keeps_the_baselines_and_refuses_a_row_it_does_not_have(tmp_path):
+    import pytest
+    import fashion_mnist
+
+    rows = [row("dsa", 1, profile="paper", distill_runs=1), row("random (dsa protocol)", 1, profile="paper"),
+            row("dsa", 1, distill_runs=2), row("random", 1)]
+    (tmp_path / "fashion_mnist.json").write_text(json.dumps({"profile": "cpu", "rows": rows}))
+    kept = fashion_mnist.kept_paper_rows(tmp_path, {"dsa"}, [1], keep_baselines=True)
+    assert [(r["method"], r.get("profile")) for r in kept] == [("random (dsa protocol)", "paper"), ("dsa", None),
+                                                               ("random", None)]
+    assert [r.get("profile") for r in fashion_mnist.committed_rows(tmp_path, "paper")] == ["paper"]
+    assert [r.get("profile") for r in fashion_mnist.committed_rows(tmp_path, "cpu")] == [None]
+    cpu_row = fashion_mnist.committed_rows(tmp_path, "cpu")[0]
+    assert fashion_mnist.extended(cpu_row, "unused", [], tmp_path / "runs", 2, False, "", False) is cpu_row  # has 2
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(SystemExit, match="no paper-profile row of dc IPC 1"):
+        fashion_mnist.main(["--root", str(tmp_path), "--profile", "paper", "--methods", "dc", "--ipc", "1",
+                            "--distill-seeds", "2", "--extend", "--out", str(tmp_path), "--runs", str(tmp_path / "r")])
