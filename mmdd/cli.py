@@ -109,7 +109,8 @@ def _cmd_tune(args) -> int:
 
     params = [k for k in args.params.split(",") if k] if args.params else None
     result = tune(args.recipe, args.overrides, trials=args.trials, out=args.out, storage=args.storage,
-                  study_name=args.study, params=params, seed=args.seed, timeout_s=args.timeout,
+                  study_name=args.study, params=params, seed=args.seed, startup_trials=args.startup_trials,
+                  timeout_s=args.timeout,
                   progress=not args.quiet)
     print(f"\nbest validation score {100 * result.best_score:.2f} %: " +
           ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(result.best_params.items())))
@@ -224,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--study", default=None, help="study name in the storage (default: the recipe name)")
     tu.add_argument("--params", default=None, help="comma list of the keys to search (default: the method's)")
     tu.add_argument("--seed", type=int, default=0, help="the sampler's seed (give each process its own)")
+    tu.add_argument("--startup-trials", type=int, default=10,
+                    help="trials drawn at random before TPE models the scores (default 10, Optuna's); a study of "
+                         "no more trials than this is a random search")
     tu.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
     tu.add_argument("--quiet", action="store_true")
     tu.set_defaults(func=_cmd_tune)

@@ -120,9 +120,12 @@ class TuneResult:
 
 def tune(recipe: str | Path, overrides: Sequence[str] = (), *, trials: int = 20, out: str | Path | None = None,
          storage: str | None = None, study_name: str | None = None, params: Sequence[str] | None = None,
-         seed: int = 0, timeout_s: float | None = None, progress: bool = True,
+         seed: int = 0, startup_trials: int = 10, timeout_s: float | None = None, progress: bool = True,
          log: Callable[[str], None] = print) -> TuneResult:
-    """Run ``trials`` trials of the search (in this process) and write the profile and the trial table."""
+    """Run ``trials`` trials of the search (in this process) and write the profile and the trial table.
+
+    The TPE sampler draws the study's first ``startup_trials`` at random (Optuna's default 10) and
+    models the scores after that: a study of no more trials is a seeded random search, which the log says."""
     import optuna
 
     from mmdd.run import distill, load_config
@@ -139,6 +142,8 @@ def tune(recipe: str | Path, overrides: Sequence[str] = (), *, trials: int = 20,
         space = [p for p in space if p.key in params]
     if not space:
         raise ConfigError("tune: nothing to search")
+    if startup_trials < 1:
+        raise ConfigError(f"tune: startup_trials must be at least 1 (random draws before TPE), got {startup_trials}")
     out = Path(out) if out is not None else Path("tune") / cfg.name
     out.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(out / 'study.db').resolve()}"
@@ -150,9 +155,13 @@ def tune(recipe: str | Path, overrides: Sequence[str] = (), *, trials: int = 20,
     if not progress:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=study_name or cfg.name, storage=storage, direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=seed),
+                                sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials),
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
                                 load_if_exists=True)
+
+    note = random_search_note(len(study.trials), trials, startup_trials)
+    if note:
+        log(note)
 
     def objective(trial) -> float:
         chosen = {p.key: p.suggest(trial) for p in space}
@@ -179,6 +188,15 @@ def tune(recipe: str | Path, overrides: Sequence[str] = (), *, trials: int = 20,
     # a trial whose loss turned non-finite (a learning rate too large) fails alone; the search goes on
     study.optimize(objective, n_trials=trials, timeout=timeout_s, catch=(RunError,))
     return write_outputs(study, cfg, recipe, overrides, fixed, out, space)
+
+
+def random_search_note(earlier: int, trials: int, startup_trials: int) -> str:
+    """What to say when none of a study's trials (``earlier`` stored + ``trials`` now) reaches the
+    TPE model: each one is a random draw."""
+    if earlier + trials > startup_trials:
+        return ""
+    return (f"  note: all {earlier + trials} trial(s) of this study are random draws: TPE models the scores only after "
+            f"{startup_trials} (--startup-trials)")
 
 
 def _profile_part(overrides: Sequence[str]) -> str:

@@ -32,7 +32,9 @@ def test_trajectory_matching_searches_its_steps_start_epoch_and_lr_step(tmp_path
 
 def test_three_trials_write_a_profile_that_mmdd_run_accepts(tmp_path, capsys):
     out = tmp_path / "tune"
-    result = tune("quickstart", SMALL, trials=3, out=out, progress=False, log=lambda _: None)
+    said = []
+    result = tune("quickstart", SMALL, trials=3, out=out, progress=False, log=said.append)
+    assert any("all 3 trial(s) of this study are random draws" in line for line in said)  # TPE starts after 10
     profile = yaml.safe_load(result.profile_file.read_text())
     assert set(profile) == {"method.iterations", "method.lr_inputs", "tracking.every"}
     assert profile["method.iterations"] == result.best_params["method.iterations"]
@@ -99,3 +101,13 @@ def test_the_profile_of_your_own_recipe_file_lands_beside_it(tmp_path):
     assert result.profile_file == tmp_path / "recipes" / "mine.tuned.yaml"
     assert (tmp_path / "tune" / "trials.md").exists()
     assert load_config(str(mine), [f"profile={result.profile_file}"]).tracking.every == 4
+
+
+def test_a_study_says_when_it_never_reaches_the_tpe_model():
+    from mmdd.tune import random_search_note
+
+    assert "all 4 trial(s)" in random_search_note(0, 4, 10)
+    assert "all 10 trial(s)" in random_search_note(6, 4, 10)  # trials stored by an earlier process count
+    assert random_search_note(0, 4, 3) == "" and random_search_note(8, 4, 10) == ""
+    with pytest.raises(ConfigError, match="startup_trials must be at least 1"):
+        tune("quickstart", SMALL, trials=1, startup_trials=0, progress=False, log=lambda _: None)
