@@ -64,7 +64,6 @@ def flat_vector_loss(net, buffers, start, target, inputs, targets, lr, batches, 
 def worker(args) -> dict:
     import torch
 
-    import mmdd
     from mmdd.core.augment import ImageAugment
     from mmdd.core.matchers.base import MatchingContext
     from mmdd.core.matchers.trajectory import TMConfig, TrajectoryMatcher

@@ -12,7 +12,6 @@ are resolved through the registries, so a plug-in brings its own typed options.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import types
 import typing
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import yaml
 
 from mmdd.catalog import read_recipe
 from mmdd.raw_recipe import apply_overrides, apply_profile, parse_override, refuse_unknown_keys  # noqa: F401

@@ -18,7 +18,6 @@ from mmdd.core.evaluation import (
     describe_protocol,
     evaluate_set,
     mean_std,
-    predict,
     train_model,
 )
 from mmdd.core.metrics import accuracy

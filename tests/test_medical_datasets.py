@@ -7,7 +7,6 @@ tests read the real official files under ../shared/data/medical (MMDD_SHARED_DAT
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -325,7 +325,7 @@ def test_soft_labels_start_from_expert_logits(tmp_path):
     recipe["method"].update({"iterations": 1, "lr_labels": 1.0})
     from mmdd.experts import generate_experts
 
-    buffer = generate_experts(recipe, progress=False)
+    generate_experts(recipe, progress=False)
     run = mmdd.distill(recipe, output_dir=tmp_path / "soft", evaluate=False, progress=False)
     logits = run.synthetic.label_logits.detach()
     assert not torch.allclose(logits, torch.nn.functional.one_hot(run.synthetic.labels, 10).float() * 5.0)

@@ -156,7 +156,7 @@ def test_a_tracked_two_stage_run_scores_the_last_stage_from_its_start(ucf, tmp_p
 @pytest.mark.parametrize("first", [2, 4])  # stop inside the static stage, and inside the main stage
 def test_resumed_two_stage_run_matches_an_uninterrupted_one(ucf, tmp_path, first):
     r = recipe(ucf, tmp_path, evaluation={"epochs": 1, "seeds": 1, "baselines": []})
-    whole = mmdd.distill(r, output_dir=tmp_path / "whole", evaluate=False, progress=False)
+    mmdd.distill(r, output_dir=tmp_path / "whole", evaluate=False, progress=False)
     part = mmdd.distill(r, output_dir=tmp_path / "part", evaluate=False, stop_after=first, progress=False)
     assert part.manifest["status"] == "interrupted"
     resumed = mmdd.distill(r, output_dir=tmp_path / "part", resume=True, evaluate=False, progress=False)
