@@ -219,3 +219,14 @@ def test_fashion_mnist_extend_keeps_the_baselines_and_refuses_a_row_it_does_not_
     with pytest.raises(SystemExit, match="no paper-profile row of dc IPC 1"):
         fashion_mnist.main(["--root", str(tmp_path), "--profile", "paper", "--methods", "dc", "--ipc", "1",
                             "--distill-seeds", "2", "--extend", "--out", str(tmp_path), "--runs", str(tmp_path / "r")])
+
+
+def test_fashion_mnist_rows_sort_by_budget_then_method_with_a_paper_row_after_its_cpu_row():
+    import fashion_mnist
+
+    kept = [row("random (dsa protocol)", 1, profile="paper"), row("mtt", 10), row("dsa", 1), row("random", 1),
+            row("mtt", 1)]
+    ordered = sorted(kept + [row("dsa", 1, profile="paper")], key=fashion_mnist.row_order)  # as the script adds it
+    assert [(r["method"], r["budget"], r.get("profile")) for r in ordered] == [
+        ("random", 1, None), ("dsa", 1, None), ("dsa", 1, "paper"), ("mtt", 1, None),
+        ("random (dsa protocol)", 1, "paper"), ("mtt", 10, None)]
