@@ -29,26 +29,42 @@ def pooled_row(results: list[dict], method: str, budget, *, storage: int | None,
     entries) of the same set under one or more distillations: ``values`` are all of them (N × M), the
     mean ± std is over all of them (population std, as the evaluation reports), ``seeds`` is M."""
     res = results[0]
-    values = [v for r in results for v in r["values"]]
-    mean, std = mean_std(values)
-    row = {"method": method, "budget": budget, "budget_unit": "ipc", "metric": res["metric"], "mean": mean, "std": std,
-           "seeds": len(res["values"]), "distill_runs": distill_runs, "values": values, "wall_s": round(wall_s, 1),
-           "protocol": res["protocol"]}
+    pooled = pooled_scores(results)
+    row = {"method": method, "budget": budget, "budget_unit": "ipc", "metric": res["metric"], "mean": pooled["mean"],
+           "std": pooled["std"], "seeds": len(res["values"]), "distill_runs": distill_runs, "values": pooled["values"],
+           "wall_s": round(wall_s, 1), "protocol": res["protocol"]}
     if storage:
         row["storage_bytes"] = storage
         if real_bytes:
             row["compression"] = round(real_bytes / storage, 1)
-    if res.get("val_values"):
-        row["val_values"] = [v for r in results for v in r.get("val_values") or []]
-    if res.get("others"):
-        row["others"] = {}
-        for k in res["others"]:
-            vals = [v for r in results for v in r["others"][k]["values"]]
-            mu, sd = mean_std(vals)
-            row["others"][k] = {"mean": mu, "std": sd, "values": vals}
+    row.update({k: pooled[k] for k in ("val_values", "others") if k in pooled})
     if note:
         row["note"] = note
     return row
+
+
+def pooled_scores(results: list[dict]) -> dict:
+    """``values`` of every result in turn, their mean and (population) std, and where the results have
+    them, the pooled ``val_values`` and ``others`` (each other metric's values, mean and std)."""
+    values = [v for r in results for v in r["values"]]
+    mean, std = mean_std(values)
+    pooled = {"values": values, "mean": mean, "std": std}
+    val = [v for r in results for v in r.get("val_values") or []]
+    if val:
+        pooled["val_values"] = val
+    if results[0].get("others"):
+        pooled["others"] = {}
+        for k in results[0]["others"]:
+            vals = [v for r in results for v in r["others"][k]["values"]]
+            mu, sd = mean_std(vals)
+            pooled["others"][k] = {"mean": mu, "std": sd, "values": vals}
+    return pooled
+
+
+def distillation_entry(seed: int, result: dict) -> dict:
+    """One distillation in a row's ``per_distillation``: its seed, mean, std and other metrics' means."""
+    return {"seed": seed, "mean": result["mean"], "std": result["std"],
+            **({"others": {k: v["mean"] for k, v in result["others"].items()}} if result.get("others") else {})}
 
 
 def row_from(runs, name: str, method: str, ipc: int, extra_wall: float = 0.0, note: str = "") -> dict:
@@ -74,8 +90,7 @@ def row_from(runs, name: str, method: str, ipc: int, extra_wall: float = 0.0, no
                      real_bytes=m["real_bytes"], wall_s=wall, note=note,
                      distill_runs=len(pooled) if name == "distilled" else sum(r.get("draws", 1) for r in results))
     if len(pooled) > 1:
-        row["per_distillation"] = [{"seed": run.manifest["seeds"]["distillation"][0], "mean": r["mean"], "std": r["std"],
-                                    **({"others": {k: v["mean"] for k, v in r["others"].items()}} if r.get("others") else {})}
+        row["per_distillation"] = [distillation_entry(run.manifest["seeds"]["distillation"][0], r)
                                    for run, r in zip(pooled, results)]
     return row
 
@@ -136,25 +151,11 @@ def extend_row(old: dict, new: dict, first_seed: int) -> dict:
                          f"{old['protocol']!r} × {old['seeds']} vs {new['protocol']!r} × {new['seeds']}")
 
     def entries(row: dict, seed: int) -> list[dict]:
-        if row.get("per_distillation"):
-            return list(row["per_distillation"])
-        return [{"seed": seed, "mean": row["mean"], "std": row["std"],
-                 **({"others": {k: v["mean"] for k, v in row["others"].items()}} if row.get("others") else {})}]
+        return list(row.get("per_distillation") or [distillation_entry(seed, row)])
 
-    values = old["values"] + new["values"]
-    mean, std = mean_std(values)
-    row = {**old, "mean": mean, "std": std, "values": values, "distill_runs": old["distill_runs"] + new["distill_runs"],
-           "wall_s": round(old["wall_s"] + new["wall_s"], 1),
-           "per_distillation": entries(old, first_seed) + entries(new, first_seed + old["distill_runs"])}
-    if old.get("val_values") or new.get("val_values"):
-        row["val_values"] = (old.get("val_values") or []) + (new.get("val_values") or [])
-    if old.get("others"):
-        row["others"] = {}
-        for k, v in old["others"].items():
-            vals = v["values"] + new["others"][k]["values"]
-            mu, sd = mean_std(vals)
-            row["others"][k] = {"mean": mu, "std": sd, "values": vals}
-    return row
+    return {**old, **pooled_scores([old, new]), "distill_runs": old["distill_runs"] + new["distill_runs"],
+            "wall_s": round(old["wall_s"] + new["wall_s"], 1),
+            "per_distillation": entries(old, first_seed) + entries(new, first_seed + old["distill_runs"])}
 
 
 def stored_bytes(x) -> int:
@@ -185,6 +186,7 @@ def kept_rows(out_dir: Path, benchmark: str, profile: str, rerun: set[str], budg
 
     A row is dropped when its method is in ``rerun`` and its budget is one of ``budgets`` (or is a
     whole-data row, budget "all", whose method is in ``rerun``), so methods can be re-measured one at a time.
+    A row marked with a profile of its own (Fashion-MNIST's paper rows) is another invocation's: always kept.
     """
     previous = Path(out_dir) / f"{benchmark}.json"
     if not previous.exists():
@@ -192,7 +194,8 @@ def kept_rows(out_dir: Path, benchmark: str, profile: str, rerun: set[str], budg
     old = json.loads(previous.read_text())
     if old.get("profile") != profile:
         return []
-    return [r for r in old["rows"] if not (r["method"] in rerun and (r["budget"] in budgets or r["budget"] == "all"))]
+    return [r for r in old["rows"] if r.get("profile", profile) != profile
+            or not (r["method"] in rerun and (r["budget"] in budgets or r["budget"] == "all"))]
 
 
 def fill_compression(rows: list[dict], real_bytes: int) -> None:

@@ -85,15 +85,15 @@ def main(argv=None) -> int:
         if args.baselines_only or set(args.methods) - {"dc", "dsa"}:
             parser.error("--profile paper measures DC and DSA (--methods dc dsa), each with its random baseline")
         kept_paper_rows(out_dir, set(args.methods), args.ipc)  # refuses a missing results file before hours of work
+        rows = []  # the file's other rows are read again when this invocation writes (runs take hours)
+    else:
+        rows = kept_rows(out_dir, "fashion_mnist", args.profile, rerun, args.ipc)
     committed = {(r["method"], r["budget"]): r for r in committed_rows(out_dir, args.profile)} if args.extend else {}
     if args.extend:  # refuse a missing row before hours of work
         missing = [f"{m} IPC {i}" for m in args.methods for i in args.ipc if (m, i) not in committed]
         if missing:
             raise SystemExit(f"--extend: {out_dir / 'fashion_mnist.json'} has no {args.profile}-profile row of "
                              f"{', '.join(missing)} to add distillations to")
-        rows = []  # the file's other rows are read again when this invocation writes (runs take hours)
-    else:
-        rows = kept_rows(out_dir, "fashion_mnist", args.profile, rerun, args.ipc)
     if args.baselines_only:
         for ipc in args.ipc:
             rows += baseline_rows(f"image/fashion_mnist-dm-ipc{ipc}", base, sorted(coresets), ipc)
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     if paper:  # the file stays the cpu profile's, with the paper rows added
         result = json.loads((out_dir / "fashion_mnist.json").read_text())
         result["rows"] = sorted(kept_paper_rows(out_dir, set(args.methods), args.ipc, keep_baselines=args.extend) + rows,
-                                key=row_order)  # stable: a paper row follows the cpu row of its method and budget
+                                key=row_order)
         print(write(result, out_dir))
         return 0
     result = {
@@ -155,8 +155,9 @@ def main(argv=None) -> int:
 
 
 def row_order(row: dict) -> tuple:
-    """Rows by budget, then method (coresets, then matchers; a baseline of another protocol last)."""
-    return row["budget"], ORDER.index(row["method"]) if row["method"] in ORDER else 99
+    """Rows by budget, then method (coresets, then matchers; a baseline of another protocol last), a paper
+    row after the cpu row of its method."""
+    return row["budget"], ORDER.index(row["method"]) if row["method"] in ORDER else 99, row.get("profile") == "paper"
 
 
 def paper_row(row: dict, method: str, ipc: int, distilled: bool) -> dict:

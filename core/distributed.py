@@ -129,13 +129,14 @@ class Processes:
             self.owned = False
 
 
-#: the collective backend of the processes for the type of the recipe's ``device`` (a policy table
-#: keyed by that type; the device itself always comes from the recipe)
-PROCESS_BACKENDS = {"cpu": "gloo", "cuda": "nccl"}
+def process_backends() -> dict[str, str]:
+    """The collective backend for each device type, as torch.distributed pairs them (gloo for the CPU,
+    NCCL for CUDA, ...): the processes use the one of the recipe's ``device``."""
+    return dict(getattr(dist.Backend, "default_device_backend_map", None) or {"cpu": "gloo"})
 
 
 def start_processes(device: str) -> Processes:
-    """Join torchrun's process group when ``WORLD_SIZE`` > 1 (the backend :data:`PROCESS_BACKENDS`
+    """Join torchrun's process group when ``WORLD_SIZE`` > 1 (the backend :func:`process_backends`
     names for the device's type); on an accelerator, a device without an index becomes
     ``<type>:LOCAL_RANK`` (one accelerator per process). Without torchrun (or with one process)
     nothing is started and the device is returned unchanged."""
@@ -143,19 +144,23 @@ def start_processes(device: str) -> Processes:
     if info.world_size == 1:
         return Processes(info, device)
     wanted = torch.device(device)
-    if wanted.type not in PROCESS_BACKENDS:
-        expected = " or ".join(f"{t} ({b})" for t, b in PROCESS_BACKENDS.items())
+    backends = process_backends()
+    if wanted.type not in backends:
+        expected = " or ".join(f"{t} ({b})" for t, b in backends.items())
         raise ConfigError(f"device: {device!r} under torchrun ({info.world_size} processes): expected {expected}")
     if wanted.type != "cpu":  # an accelerator, through its own torch module (torch.cuda, ...)
         accelerator = getattr(torch, wanted.type, None)
         if accelerator is None or not accelerator.is_available():
             raise ConfigError(f"device: {device!r} was asked for but {wanted.type} is not available; use device=cpu")
+        if not hasattr(accelerator, "set_device"):
+            raise ConfigError(f"device: {device!r} under torchrun: torch.{wanted.type} cannot place one process per "
+                              f"device; use device=cpu")
         if wanted.index is None:
             device = f"{wanted.type}:{info.local_rank}"  # one accelerator per rank
         accelerator.set_device(torch.device(device))
     owned = False
     if not _active():
-        dist.init_process_group(PROCESS_BACKENDS[wanted.type])
+        dist.init_process_group(backends[wanted.type])
         owned = True
     if dist.get_world_size() != info.world_size or dist.get_rank() != info.rank:
         raise RunError(f"the process group has rank {dist.get_rank()} of {dist.get_world_size()}, but the "
@@ -167,10 +172,11 @@ def start_processes(device: str) -> Processes:
 
 
 def _collective_device() -> torch.device:
-    """Where a collective's tensors live: the current GPU under NCCL, else the CPU."""
-    if dist.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
+    """Where a collective's tensors live: on the CPU under gloo, else on the accelerator device this
+    process was given (:func:`start_processes` set it from the recipe's ``device``)."""
+    if dist.get_backend() == "gloo":
+        return torch.device("cpu")
+    return torch.device(torch.accelerator.current_accelerator().type, torch.accelerator.current_device_index())
 
 
 def barrier() -> None:

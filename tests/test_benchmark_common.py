@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -226,7 +227,33 @@ def test_fashion_mnist_rows_sort_by_budget_then_method_with_a_paper_row_after_it
 
     kept = [row("random (dsa protocol)", 1, profile="paper"), row("mtt", 10), row("dsa", 1), row("random", 1),
             row("mtt", 1)]
-    ordered = sorted(kept + [row("dsa", 1, profile="paper")], key=fashion_mnist.row_order)  # as the script adds it
+    ordered = sorted([row("dsa", 1, profile="paper")] + kept, key=fashion_mnist.row_order)
     assert [(r["method"], r["budget"], r.get("profile")) for r in ordered] == [
         ("random", 1, None), ("dsa", 1, None), ("dsa", 1, "paper"), ("mtt", 1, None),
         ("random (dsa protocol)", 1, "paper"), ("mtt", 10, None)]
+
+
+@pytest.mark.parametrize("profile", ["cpu", "paper"])
+def test_fashion_mnist_extend_replaces_only_the_grown_row_and_keeps_every_other(tmp_path, monkeypatch, profile):
+    import fashion_mnist
+
+    def scored(method, budget, **extra):
+        return row(method, budget, metric="accuracy", mean=0.5, std=0.0, seeds=2, distill_runs=1, values=[0.5, 0.5],
+                   wall_s=1.0, protocol="p", **extra)
+
+    paper = {"profile": "paper"}
+    rows = [scored("random", 1), scored("dc", 1), scored("dc", 1, **paper), scored("dsa", 1),
+            scored("dsa", 1, **paper), scored("random (dsa protocol)", 1, **paper), scored("dsa", 10)]
+    (tmp_path / "fashion_mnist.json").write_text(json.dumps(
+        {"benchmark": "fashion_mnist", "profile": "cpu", "machine": "m", "data": "d", "protocol": "p", "rows": rows}))
+    grown = []
+    monkeypatch.setattr(fashion_mnist, "extended", lambda old, *a: grown.append(old) or {**old, "distill_runs": 2})
+    monkeypatch.setattr(fashion_mnist, "figure", lambda *a, **k: None, raising=False)
+    assert fashion_mnist.main(["--root", str(tmp_path), "--profile", profile, "--methods", "dsa", "--ipc", "1",
+                               "--distill-seeds", "2", "--extend", "--out", str(tmp_path),
+                               "--runs", str(tmp_path / "runs")]) == 0
+    assert [r.get("profile") for r in grown] == [paper.get("profile") if profile == "paper" else None]
+    after = json.loads((tmp_path / "fashion_mnist.json").read_text())["rows"]
+    assert [(r["method"], r["budget"], r.get("profile")) for r in after] == [
+        (r["method"], r["budget"], r.get("profile")) for r in rows]  # nothing lost, nothing added, same order
+    assert [r["distill_runs"] for r in after] == [1, 1, 1] + ([1, 2] if profile == "paper" else [2, 1]) + [1, 1]
